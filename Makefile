@@ -1,0 +1,34 @@
+# One-command entry points. Everything installs into .venv; nothing is needed beforehand but python3.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU build of torch; see README "GPU install" for a CUDA build.
+TORCH_PIN ?= torch==2.13.0
+DEMO_DIR ?= work_dirs/demo
+
+.PHONY: install test demo lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[dev,extract]" "$(TORCH_PIN)"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest
+
+demo: install
+	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
+
+lint: install
+	$(PY) -m ruff check grounding tools tests
+
+bench: install
+	$(PY) tools/benchmark.py --device cpu
+
+clean:
+	rm -rf $(VENV) work_dirs .pytest_cache

@@ -1,0 +1,3 @@
+"""grounding: video temporal grounding (natural-language moment localisation) in PyTorch."""
+
+__version__ = "0.1.0"

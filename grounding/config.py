@@ -1,0 +1,70 @@
+"""Experiment configs: YAML files composed from parts, plus dotted ``key=value`` overrides.
+
+A config file may list parts to start from under ``_base_`` (paths relative to the file); parts are
+merged in order, then the file itself, then the command-line overrides. The resolved result is what
+a run saves as ``config.yaml``, so any number can be reproduced from it alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from grounding.errors import GroundingError
+
+BASE_KEY = "_base_"
+
+
+def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
+    path = path.resolve()
+    if path in seen:
+        raise GroundingError(f"config {path} includes itself through {BASE_KEY}")
+    if not path.is_file():
+        raise GroundingError(f"config file {path} does not exist; pass an existing YAML file to --config")
+    try:
+        cfg = OmegaConf.load(path)
+    except (OmegaConfBaseException, ValueError) as err:  # YAML syntax errors arrive as ValueError/ScannerError
+        raise GroundingError(f"config file {path} is not valid YAML: {err}") from err
+    except Exception as err:  # yaml.YAMLError does not share a base with the above
+        raise GroundingError(f"config file {path} is not valid YAML: {err}") from err
+    bases = cfg.pop(BASE_KEY, None) or []
+    if isinstance(bases, str):
+        bases = [bases]
+    merged = OmegaConf.create()
+    for base in bases:
+        merged = OmegaConf.merge(merged, _load_tree(path.parent / base, seen + (path,)))
+    return OmegaConf.merge(merged, cfg)  # type: ignore[return-value]
+
+
+def parse_overrides(overrides: Sequence[str]) -> DictConfig:
+    """``["train.epochs=5", "data.root=/x"]`` -> a config holding just those keys."""
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise GroundingError(f"override '{item}' is not of the form dotted.key=value (e.g. train.epochs=5)")
+    return OmegaConf.from_dotlist(list(overrides))
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """Load ``path`` with its ``_base_`` parts, apply overrides, and resolve interpolations."""
+    cfg = _load_tree(Path(path))
+    cfg = OmegaConf.merge(cfg, parse_overrides(overrides))
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:
+        raise GroundingError(f"config {path} does not resolve: {err}") from err
+    return cfg  # type: ignore[return-value]
+
+
+def save_config(cfg: DictConfig, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, path, resolve=True)
+
+
+def to_plain(cfg: DictConfig | dict) -> dict:
+    """A plain dict (for checkpoints and JSON), whatever was passed in."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)

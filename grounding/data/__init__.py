@@ -1,0 +1,1 @@
+"""The data layer: annotations + feature stores + text inputs -> padded, masked batches."""

@@ -1,0 +1,1 @@
+"""Training and evaluation loops, checkpoints, schedules, distributed setup, TensorBoard figures."""

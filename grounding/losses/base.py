@@ -1,0 +1,68 @@
+"""The loss interface, registry and the criterion that sums weighted terms.
+
+Every term is a class registered by name; ``loss.<name>.weight`` in the config sets its weight and
+0 switches it off (it is then not even computed). Each term's value is returned separately so that
+it gets its own TensorBoard scalar.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from grounding.registry import Registry
+
+
+class Loss(nn.Module):
+    """One weighted term. ``per_stage`` terms are applied to every stage with the stage's weight."""
+
+    per_stage = False
+
+    def __init__(self, weight: float = 1.0, **_: Any) -> None:
+        super().__init__()
+        self.weight = float(weight)
+
+    def forward(self, outputs: dict[str, Any], batch: dict[str, Any], model: nn.Module) -> torch.Tensor:
+        raise NotImplementedError
+
+    def stage(self, stage: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+LOSSES: Registry[Loss] = Registry("loss")
+
+
+class Criterion(nn.Module):
+    def __init__(self, terms: dict[str, Loss], stage_weights: dict[str, float]) -> None:
+        super().__init__()
+        self.terms = nn.ModuleDict(terms)
+        self.stage_weights = dict(stage_weights)
+
+    def forward(self, outputs: dict[str, Any], batch: dict[str, Any], model: nn.Module
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss and each term's unweighted value (detached), keyed ``name`` or ``stage/name``."""
+        logs: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=batch["video"].device)
+        for name, term in self.terms.items():
+            if term.weight == 0:
+                continue
+            if term.per_stage:
+                for stage_name, stage in outputs["stages"].items():
+                    value = term.stage(stage, batch)
+                    total = total + term.weight * self.stage_weights.get(stage_name, 1.0) * value
+                    logs[f"{stage_name}/{name}"] = value.detach()
+            else:
+                value = term(outputs, batch, model)
+                total = total + term.weight * value
+                logs[name] = value.detach()
+        logs["total"] = total.detach()
+        return total, logs
+
+
+def build_criterion(loss_cfg: Any) -> Criterion:
+    loss_cfg = dict(loss_cfg or {})
+    stage_weights = dict(loss_cfg.pop("stage_weights", {}) or {})
+    terms = {name: LOSSES.get(name)(**dict(opts or {})) for name, opts in loss_cfg.items()}
+    return Criterion(terms, stage_weights)

@@ -1,0 +1,102 @@
+"""From per-clip scores to ranked windows in seconds, fully batched.
+
+A window ``(i, j)`` (clips, end inclusive, ``j >= i``, at most ``max_len`` of the video long) scores
+``p_start(i) * p_end(j)``, times the mean inside-moment probability over ``[i, j]`` raised to
+``inside_weight`` (0 ignores it). The best ``candidates`` windows go through greedy temporal NMS
+(a window is dropped when its IoU with a better kept one exceeds ``nms_threshold``; 1.0 = no NMS),
+and the first ``topk`` survivors are returned as ``[start_s, end_s, score]``. Clip ``i`` of ``T``
+spans ``[i, i + 1) * duration / T``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from grounding.models.layers import masked_softmax
+
+
+@dataclass
+class DecodeConfig:
+    topk: int = 5
+    max_len: float = 1.0  # longest window as a fraction of the video
+    nms_threshold: float = 0.5
+    inside_weight: float = 0.0
+    candidates: int = 50
+
+
+def pairwise_window_iou(w: torch.Tensor) -> torch.Tensor:
+    """IoU between all windows of each row: (B, C, 2) -> (B, C, C)."""
+    start, end = w[..., 0], w[..., 1]
+    inter = (torch.minimum(end[:, :, None], end[:, None]) - torch.maximum(start[:, :, None], start[:, None])).clamp_min(0)
+    union = torch.maximum(end[:, :, None], end[:, None]) - torch.minimum(start[:, :, None], start[:, None])
+    return inter / union.clamp_min(1e-9)
+
+
+def batched_nms(windows: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy NMS on windows sorted by descending score (B, C, 2); returns a keep mask (B, C)."""
+    valid = torch.isfinite(scores) & (scores > 0)
+    if threshold >= 1.0:
+        return valid
+    iou = pairwise_window_iou(windows)
+    keep = torch.zeros_like(valid)
+    suppressed = ~valid
+    later = torch.ones(windows.shape[1], windows.shape[1], dtype=torch.bool, device=windows.device).triu(1)
+    for c in range(windows.shape[1]):
+        keep[:, c] = ~suppressed[:, c]
+        suppressed |= keep[:, c : c + 1] & (iou[:, c] > threshold) & later[c]
+    return keep
+
+
+def window_scores(start_logits, end_logits, inside_logits, mask, max_len: float, inside_weight: float) -> torch.Tensor:
+    """Joint scores (B, T, T) of every window (start i, end j); invalid windows score 0."""
+    p_start, p_end = masked_softmax(start_logits.float(), mask), masked_softmax(end_logits.float(), mask)
+    scores = p_start[:, :, None] * p_end[:, None, :]
+    t = mask.shape[1]
+    idx = torch.arange(t, device=mask.device)
+    length = idx[None, :] - idx[:, None] + 1  # (T, T), clips in window (i, j)
+    num = mask.sum(1).view(-1, 1, 1)
+    valid = (length[None] >= 1) & (length[None] <= (max_len * num).clamp_min(1)) & mask[:, :, None] & mask[:, None, :]
+    if inside_weight > 0:
+        p_in = torch.sigmoid(inside_logits.float()) * mask
+        csum = torch.cat([torch.zeros_like(p_in[:, :1]), p_in.cumsum(1)], dim=1)  # (B, T + 1)
+        mean_in = (csum[:, None, 1:] - csum[:, :-1, None]) / length.clamp_min(1)[None]
+        scores = scores * mean_in.clamp_min(1e-9) ** inside_weight
+    return scores * valid
+
+
+def decode(outputs_stage: dict[str, torch.Tensor], mask: torch.Tensor, duration: torch.Tensor,
+           cfg: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ranked windows (B, K, 3) as ``[start_s, end_s, score]`` (rows past the valid ones are NaN) and
+    per-clip saliency (B, T) = sigmoid(inside logits), 0 on padding."""
+    scores = window_scores(outputs_stage["start_logits"], outputs_stage["end_logits"], outputs_stage["inside_logits"],
+                           mask, cfg.max_len, cfg.inside_weight)
+    b, t, _ = scores.shape
+    top = scores.view(b, -1).topk(min(cfg.candidates, t * t), dim=1)
+    starts, ends = top.indices // t, top.indices % t
+    step = (duration / mask.sum(1).clamp_min(1)).unsqueeze(1)
+    windows = torch.stack([starts * step, (ends + 1) * step], dim=-1)  # (B, C, 2)
+    keep = batched_nms(windows, top.values, cfg.nms_threshold)
+    # stable order: kept windows first (by score), then drop the rest
+    rank = torch.where(keep, torch.arange(keep.shape[1], device=keep.device)[None].float(), float("inf"))
+    order = rank.argsort(dim=1)[:, : cfg.topk]
+    picked = torch.cat([windows.gather(1, order[..., None].expand(-1, -1, 2)), top.values.gather(1, order)[..., None]], -1)
+    picked[~keep.gather(1, order)] = float("nan")
+    saliency = torch.sigmoid(outputs_stage["inside_logits"].float()) * mask
+    return picked, saliency
+
+
+def to_prediction_records(batch: dict, windows: torch.Tensor, saliency: torch.Tensor) -> list[dict]:
+    """JSON-ready prediction lines (DESIGN.md section 4) for one batch."""
+    windows, saliency = windows.cpu().numpy(), saliency.cpu().numpy()
+    num = batch["num_clips"].cpu().numpy()
+    out = []
+    for i, qid in enumerate(batch["qid"]):
+        rows = [[round(float(s), 4), round(float(e), 4), round(float(c), 6)] for s, e, c in windows[i] if s == s]
+        out.append({
+            "qid": qid, "vid": batch["vid"][i], "query": batch["query"][i],
+            "pred_relevant_windows": rows,
+            "pred_saliency_scores": [round(float(x), 4) for x in saliency[i, : num[i]]],
+        })
+    return out

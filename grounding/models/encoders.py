@@ -1,0 +1,85 @@
+"""Unimodal encoders: clip features -> contextual clip tokens; query tokens -> word tokens + sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from grounding.models.layers import AttentionBlock, AttentivePooling, sinusoidal_positions
+
+
+class VideoEncoder(nn.Module):
+    """Projection, LayerNorm, dropout, sinusoidal positions, then a few masked self-attention layers."""
+
+    def __init__(self, in_dim: int, dim: int, layers: int = 2, heads: int = 4, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.Linear(in_dim, dim), nn.LayerNorm(dim), nn.Dropout(dropout))
+        self.layers = nn.ModuleList(AttentionBlock(dim, heads, dropout) for _ in range(layers))
+
+    def forward(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, T, Dv) -> (B, T, D)
+        x = self.proj(video)
+        x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+
+class QueryEncoder(nn.Module):
+    """Token input (word ids or token features) -> contextual word tokens and an attentive sentence vector.
+
+    ``context="lstm"`` uses a packed BiLSTM (padding never enters the recurrence); ``"transformer"``
+    uses masked self-attention layers with sinusoidal positions.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        vocab_size: int | None = None,
+        word_dim: int = 300,
+        token_feat_dim: int | None = None,
+        context: str = "transformer",
+        layers: int = 1,
+        heads: int = 4,
+        dropout: float = 0.1,
+        pretrained: np.ndarray | None = None,
+        freeze_embeddings: bool = False,
+    ) -> None:
+        super().__init__()
+        if token_feat_dim is None and vocab_size is None:
+            raise ValueError("QueryEncoder needs vocab_size (word ids) or token_feat_dim (token features)")
+        if token_feat_dim is None:
+            self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=0)
+            if pretrained is not None:
+                self.embed.weight.data.copy_(torch.from_numpy(pretrained))
+                self.embed.weight.requires_grad = not freeze_embeddings
+            in_dim = word_dim
+        else:
+            self.embed = None
+            in_dim = token_feat_dim
+        self.proj = nn.Sequential(nn.Linear(in_dim, dim), nn.LayerNorm(dim), nn.Dropout(dropout))
+        self.context_kind = context
+        if context == "lstm":
+            self.lstm = nn.LSTM(dim, dim // 2, num_layers=layers, batch_first=True, bidirectional=True)
+            self.layers = nn.ModuleList()
+        elif context == "transformer":
+            self.layers = nn.ModuleList(AttentionBlock(dim, heads, dropout) for _ in range(layers))
+        else:
+            raise ValueError(f"model.query_context must be 'lstm' or 'transformer', not '{context}'")
+        self.pool = AttentivePooling(dim)
+
+    def forward(self, words: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.proj(self.embed(words) if self.embed is not None else words)
+        if self.context_kind == "lstm":
+            lengths = mask.sum(1).clamp_min(1).cpu()
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            x, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])
+        else:
+            x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+            for layer in self.layers:
+                x = layer(x, mask)
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+        sentence, weights = self.pool(x, mask)
+        return x, sentence, weights  # (B, L, D), (B, D), (B, L)

@@ -1,0 +1,42 @@
+"""Per-clip prediction heads and the soft span they imply."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from grounding.models.layers import masked_softmax
+
+
+class BoundaryHeads(nn.Module):
+    """Start, end and inside-moment (relevance) logits per clip (B, T); padded clips are never chosen."""
+
+    def __init__(self, dim: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 3))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.net(x).float()
+        neg = torch.finfo(logits.dtype).min
+        start, end, inside = logits.unbind(-1)
+        return {
+            "start_logits": start.masked_fill(~mask, neg),
+            "end_logits": end.masked_fill(~mask, neg),
+            "inside_logits": inside.masked_fill(~mask, neg),
+        }
+
+
+def expected_span(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Differentiable span (B, 2) in [0, 1]: expected start boundary t/T and end boundary (t+1)/T."""
+    num = mask.sum(1, keepdim=True).clamp_min(1).to(start_logits.dtype)
+    pos = torch.arange(mask.shape[1], device=mask.device, dtype=start_logits.dtype)[None]
+    p_start, p_end = masked_softmax(start_logits, mask), masked_softmax(end_logits, mask)
+    return torch.stack([(p_start * pos).sum(1) / num.squeeze(1), (p_end * (pos + 1)).sum(1) / num.squeeze(1)], dim=1)
+
+
+def inside_probability(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """P(start <= t <= end) per clip (B, T) under independent start/end distributions."""
+    p_start, p_end = masked_softmax(start_logits, mask), masked_softmax(end_logits, mask)
+    started = p_start.cumsum(1)
+    not_ended = (p_end.flip(1).cumsum(1)).flip(1)
+    return started * not_ended * mask

@@ -94,9 +94,10 @@ def test_multi_window_ground_truth_gets_qvhighlights_metrics(tmp_path):
     assert json.loads(forced.stdout.strip().splitlines()[-1])["R1@0.7"] == 100.0
 
 
-def test_checkpoint_mode_is_not_available_yet(tmp_path):
+def test_checkpoint_mode_with_a_missing_checkpoint_is_one_clear_line(tmp_path):
     out = run_tool(
-        "--config", "c.yaml", "--checkpoint", "m.pt", "--split", "test", "--out", str(tmp_path / "p.jsonl")
+        "--config", "configs/synthetic.yaml", "--checkpoint", str(tmp_path / "m.pt"), "--split", "test",
+        "--out", str(tmp_path / "p.jsonl"),
     )
-    assert out.returncode == 2 and "checkpoint mode not available yet" in out.stderr
+    assert out.returncode == 2 and "m.pt does not exist" in out.stderr
     assert "Traceback" not in out.stderr

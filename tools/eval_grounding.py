@@ -6,8 +6,9 @@ Standalone mode scores a predictions JSONL against a ground-truth JSONL with not
     python tools/eval_grounding.py --predictions PRED.jsonl --ground-truth GT.jsonl [--dataset NAME]
 
 It prints a human summary, then the metrics as one JSON object on the last line of stdout.
-Checkpoint mode (``--config CFG --checkpoint CKPT --split SPLIT --out PRED.jsonl [key=value ...]``)
-is parsed but not available yet.
+Checkpoint mode predicts a split with a trained model, writes the predictions file and prints metrics:
+
+    python tools/eval_grounding.py --config CFG --checkpoint CKPT --split SPLIT --out PRED.jsonl [key=value ...]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     checkpoint.add_argument("--checkpoint", help="model checkpoint (.pt)")
     checkpoint.add_argument("--split", help="split to predict on, e.g. test")
     checkpoint.add_argument("--out", help="where to write the predictions JSONL")
+    checkpoint.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     checkpoint.add_argument("overrides", nargs="*", help="config overrides, key=value with dotted paths")
     return parser.parse_args(argv)
 
@@ -58,15 +60,31 @@ def run_standalone(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_checkpoint(args: argparse.Namespace) -> int:
+    """Predict ``--split`` with ``--checkpoint``; write ``--out``; the last stdout line is the metrics JSON."""
+    from grounding.config import load_config
+    from grounding.engine.evaluate_checkpoint import evaluate_checkpoint
+
+    missing = [flag for flag, value in (("--config", args.config), ("--checkpoint", args.checkpoint),
+                                        ("--split", args.split), ("--out", args.out)) if not value]
+    if missing:
+        raise GroundingError(f"checkpoint mode needs {', '.join(missing)} as well")
+    metrics = evaluate_checkpoint(load_config(args.config, args.overrides), args.checkpoint, args.split, args.out,
+                                  args.overwrite)
+    print(format_summary(metrics))
+    print(f"predictions written to {args.out}")
+    print(json.dumps(metrics))
+    return 0
+
+
 @exit_cleanly_on_user_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     checkpoint_mode = any(v for v in (args.config, args.checkpoint, args.split, args.out, args.overrides))
     if checkpoint_mode:
-        raise GroundingError(
-            "checkpoint mode not available yet; score an existing predictions file with "
-            "--predictions PRED.jsonl --ground-truth GT.jsonl"
-        )
+        if args.predictions or args.ground_truth:
+            raise GroundingError("use either checkpoint mode (--config ...) or standalone mode (--predictions ...)")
+        return run_checkpoint(args)
     if not (args.predictions and args.ground_truth):
         raise GroundingError("give both --predictions PRED.jsonl and --ground-truth GT.jsonl")
     return run_standalone(args)

@@ -70,7 +70,7 @@ AFTER_TEMPLATES = [
 class SyntheticSpec:
     """Size, difficulty and seed of the synthetic benchmark (all written to ``synthetic_spec.json``)."""
 
-    train_videos: int = 1200
+    train_videos: int = 1000
     test_videos: int = 300
     feature_dim: int = 1024
     clips_per_second: float = 1.0
@@ -159,16 +159,21 @@ class _Generator:
                 queries.append({"target": target, "text": _phrase(tpl, *main, *other), "tags": ["temporal"]})
             events = seq
         else:
-            while len(events) < 4:
-                c = self._pick(allowed, avoid=set(events) | avoid_heldout)
-                assert c is not None
-                events.append(c)
+            # a second family: another event and one distractor sharing its action or its object
+            second = self._pick(self.seen, avoid=set(events))
+            assert second is not None
+            events.append(second)
+            share_action = self.rng.random() < 0.5
+            partner = self._pick(allowed, action=second[0] if share_action else None,
+                                 obj=None if share_action else second[1], avoid=set(events) | avoid_heldout)
+            if partner is not None:
+                events.append(partner)
             perm = self.rng.permutation(len(events))
             events = [events[i] for i in perm]
-            counts = {c: events.count(c) for c in events}
             for i, (a, o) in enumerate(events):
-                if counts[(a, o)] != 1:
-                    continue
+                others = events[:i] + events[i + 1 :]
+                if (a, o) in others or not any(e[0] == a or e[1] == o for e in others):
+                    continue  # every query has a distractor sharing one of its words
                 is_novel = (a, o) in self.heldout
                 if novel and not is_novel:
                     continue
@@ -200,18 +205,35 @@ class _Generator:
         return feats, duration, out
 
 
+GENERATOR_VERSION = 2  # bump when the generator's output changes, so old folders are regenerated
+
+
 def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwrite: bool = False,
                     progress: bool = True) -> dict[str, int]:
-    """Write the benchmark under ``root``; returns query counts per split."""
+    """Write the benchmark under ``root``; returns query counts per split.
+
+    A folder already holding this exact benchmark is reused; one holding another synthetic benchmark
+    (different spec or generator version) is rewritten; any other non-empty folder is left alone
+    unless ``overwrite``.
+    """
     spec = spec or SyntheticSpec()
     root = Path(root)
     marker = root / "synthetic_spec.json"
+    wanted = {**asdict(spec), "generator_version": GENERATOR_VERSION}
     if root.exists() and any(root.iterdir()) and not overwrite:
-        if marker.is_file() and json.loads(marker.read_text()) == asdict(spec):
+        if not marker.is_file():
+            raise GroundingError(f"{root} exists and is not a synthetic benchmark; pass --overwrite or another folder")
+        if json.loads(marker.read_text()) == wanted and (root / "counts.json").is_file():
             return json.loads((root / "counts.json").read_text())
-        raise GroundingError(f"{root} exists and is not this synthetic benchmark; pass --overwrite or another folder")
+    if root.exists() and marker.is_file():
+        import shutil
+
+        for sub in ("annotations", "features"):
+            shutil.rmtree(root / sub, ignore_errors=True)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     (root / "features").mkdir(parents=True, exist_ok=True)
+    (root / "counts.json").unlink(missing_ok=True)  # written last: its presence means "complete"
+    marker.write_text(json.dumps(wanted, indent=1))
     gen = _Generator(spec)
     counts: dict[str, int] = {}
     plan = {"train": [False] * spec.train_videos}
@@ -233,5 +255,4 @@ def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwri
             fh.writelines(json.dumps(t) + "\n" for t in tags)
         counts[split] = len(lines)
     (root / "counts.json").write_text(json.dumps(counts))
-    marker.write_text(json.dumps(asdict(spec), indent=1))
     return counts

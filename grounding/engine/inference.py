@@ -47,6 +47,7 @@ def compute_metrics(predictions: list[dict[str, Any]], records: list[MomentRecor
         full = evaluate_qvhighlights(predictions, labelled)
         metrics = dict(full["brief"])
         metrics["num_queries"] = full["num_queries"]
+        metrics["num_missing"] = full["num_missing"]
         return metrics
     metrics: dict[str, float] = dict(evaluate_single_window(predictions, records))
     if tags:

@@ -95,6 +95,20 @@ def make_loader(dataset, cfg: DictConfig, dist_info: DistInfo, train: bool, epoc
                       pin_memory=torch.cuda.is_available(), drop_last=False, persistent_workers=False)
 
 
+class ModelWithLoss(nn.Module):
+    """Model + criterion as one module, so DDP sees every parameter the losses touch (the shared
+    embedding space is used by the alignment losses, outside the model's own forward)."""
+
+    def __init__(self, model: nn.Module, criterion: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        outputs = forward_batch(self.model, batch)
+        return self.criterion(outputs, batch, self.model)
+
+
 class Trainer:
     def __init__(self, cfg: DictConfig, work_dir: str | Path, resume: bool = False, overwrite: bool = False) -> None:
         self.cfg = cfg
@@ -129,10 +143,10 @@ class Trainer:
         self.criterion = build_criterion(cfg.get("loss"))
         self.autocast = autocast_dtype(self.device, cfg.train.get("precision", "auto"))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)
-        self.train_model: nn.Module = self.model
+        self.train_model: nn.Module = ModelWithLoss(self.model, self.criterion)
         if self.dist.enabled:
             self.train_model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=float(cfg.train.lr),
                                            weight_decay=float(cfg.train.get("weight_decay", 0.01)))
@@ -208,8 +222,7 @@ class Trainer:
         for batch in bar:
             batch = batch_to(batch, self.device)
             with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-                outputs = forward_batch(self.train_model, batch)
-                loss, terms = self.criterion(outputs, batch, self.model)
+                loss, terms = self.train_model(batch)
             if not torch.isfinite(loss):
                 raise GroundingError(
                     f"non-finite loss ({loss.item()}) at epoch {self.epoch + 1}, step {self.step}; batch qids "

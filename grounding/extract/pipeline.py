@@ -66,7 +66,9 @@ class DecodedVideo:
         return self
 
 
-class _DecodeVideos(Dataset):
+class DecodeVideos(Dataset):
+    """Decodes one video per item (in a DataLoader worker): frame indices, batched reads, resize/crop."""
+
     def __init__(self, jobs: list[VideoJob], sampling: ClipSampling, preprocess: FramePreprocess) -> None:
         self.jobs, self.sampling, self.preprocess = jobs, sampling, preprocess
 
@@ -88,6 +90,19 @@ class _DecodeVideos(Dataset):
 
 def _as_is(item: DecodedVideo) -> DecodedVideo:
     return item
+
+
+def decode_loader(
+    jobs: list[VideoJob], sampling: ClipSampling, preprocess: FramePreprocess, num_workers: int, pin_memory: bool = False
+) -> DataLoader:
+    """Decoded videos in order, ``num_workers`` background processes ahead of the consumer."""
+    return DataLoader(
+        DecodeVideos(jobs, sampling, preprocess),
+        batch_size=None,
+        num_workers=num_workers,
+        collate_fn=_as_is,
+        pin_memory=pin_memory,
+    )
 
 
 @torch.inference_mode()
@@ -136,12 +151,8 @@ class VideoExtraction:
         self.summary = RunSummary("video", total=len(jobs), skipped=len(jobs) - len(self.todo))
 
     def run(self) -> RunSummary:
-        loader = DataLoader(
-            _DecodeVideos(self.todo, self.sampling, self.backbone.preprocess),
-            batch_size=None,
-            num_workers=self.cfg.num_workers,
-            collate_fn=_as_is,
-            pin_memory=self.device.type == "cuda",
+        loader = decode_loader(
+            self.todo, self.sampling, self.backbone.preprocess, self.cfg.num_workers, self.device.type == "cuda"
         )
         started = time.perf_counter()
         try:

@@ -17,9 +17,10 @@ rate))`` clips) and means a 30.7 s Charades video gives 31 one-second clips.
 
 **Frame indices** (``frame_indices``): clip ``i`` is split into ``frames_per_clip`` equal parts and
 the frame shown at the midpoint of each part is taken (for one frame per clip: the frame at the
-clip's middle). Times past the last frame are clamped to it, so a clip of a ``round`` count that
-runs past the end reuses the last frame. Everything is computed from the real frame rate, so odd
-rates (29.97 = 30000/1001, 23.976) land on the right frames rather than drifting by a frame a minute.
+clip's middle; ffmpeg's ``fps`` filter takes the one just before it, which can be a frame earlier).
+The last clip of a ``ceil`` or ``round`` count is cut at the end of the video, so its frames spread
+over the part that exists. Everything is computed from the real frame rate, so odd rates (29.97 =
+30000/1001, 23.976) land on the right frames (taking 29.97 as 30 would drift a frame every 33 s).
 """
 
 from __future__ import annotations
@@ -76,7 +77,6 @@ def frame_indices(num_frames: int, fps: float, sampling: ClipSampling) -> np.nda
     num_clips = count_clips(duration, sampling.clip_len, sampling.rule)
     starts = np.arange(num_clips, dtype=np.float64) * sampling.clip_len
     ends = np.minimum(starts + sampling.clip_len, duration)
-    ends = np.where(ends > starts, ends, starts + sampling.clip_len)  # a clip past the end (rule=round)
     parts = (np.arange(sampling.frames_per_clip, dtype=np.float64) + 0.5) / sampling.frames_per_clip
     times = starts[:, None] + (ends - starts)[:, None] * parts[None, :]  # (num_clips, frames_per_clip)
     return np.clip(np.floor(times * fps + _TOLERANCE), 0, num_frames - 1).astype(np.int64)

@@ -42,14 +42,23 @@ def make_video(
     fps: str | float = "30000/1001",
     size: tuple[int, int] = (64, 48),
     codec: str = "libx264",
+    frame_index_pattern: bool = False,
 ) -> Path:
     """Write ``num_frames`` frames of ffmpeg's moving ``testsrc2`` pattern at exactly ``fps`` (a rational
-    such as ``"30000/1001"`` keeps 29.97 exact); the container follows the suffix of ``path``."""
+    such as ``"30000/1001"`` keeps 29.97 exact); the container follows the suffix of ``path``.
+
+    ``frame_index_pattern``: instead, frame ``k`` is a flat grey of level ``k mod 256``, stored
+    losslessly (ffv1, use a .mkv path), so that a decoded frame tells which frame it is."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    source = f"testsrc2=size={size[0]}x{size[1]}:rate={fps}"
+    if frame_index_pattern:
+        source = f"color=black:size={size[0]}x{size[1]}:rate={fps},format=gray,geq=lum='mod(N,256)'"
+        codec_args = ["-c:v", "ffv1"]
+    else:
+        source = f"testsrc2=size={size[0]}x{size[1]}:rate={fps}"
+        codec_args = ["-c:v", codec, *CODEC_OPTIONS.get(codec, [])]
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source]
-    cmd += ["-frames:v", str(num_frames), "-c:v", codec, *CODEC_OPTIONS.get(codec, []), str(path)]
+    cmd += ["-frames:v", str(num_frames), *codec_args, str(path)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg could not write {path}: {result.stderr.strip()[-300:]}")

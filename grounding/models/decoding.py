@@ -1,8 +1,9 @@
 """From per-clip scores to ranked windows in seconds, fully batched.
 
 A window ``(i, j)`` (clips, end inclusive, ``j >= i``, at most ``max_len`` of the video long) scores
-``p_start(i) * p_end(j)``, times the mean inside-moment probability over ``[i, j]`` raised to
-``inside_weight`` (0 ignores it). The best ``candidates`` windows go through greedy temporal NMS
+``p_start(i) * p_end(j)``, times ``(mean inside-moment probability over [i, j]) * (1 - mean over the
+other clips)`` raised to ``inside_weight`` (0 ignores it): the second factor stops a short window
+inside a long moment from scoring as well as the whole moment. The best ``candidates`` windows go through greedy temporal NMS
 (a window is dropped when its IoU with a better kept one exceeds ``nms_threshold``; 1.0 = no NMS),
 and the first ``topk`` survivors are returned as ``[start_s, end_s, score]``. Clip ``i`` of ``T``
 spans ``[i, i + 1) * duration / T``.
@@ -61,8 +62,11 @@ def window_scores(start_logits, end_logits, inside_logits, mask, max_len: float,
     if inside_weight > 0:
         p_in = torch.sigmoid(inside_logits.float()) * mask
         csum = torch.cat([torch.zeros_like(p_in[:, :1]), p_in.cumsum(1)], dim=1)  # (B, T + 1)
-        mean_in = (csum[:, None, 1:] - csum[:, :-1, None]) / length.clamp_min(1)[None]
-        scores = scores * mean_in.clamp_min(1e-9) ** inside_weight
+        in_sum = csum[:, None, 1:] - csum[:, :-1, None]  # (B, T, T): sum over clips i..j
+        mean_in = in_sum / length.clamp_min(1)[None]
+        outside = (num - length[None]).clamp_min(1)
+        mean_out = (csum[:, -1].view(-1, 1, 1) - in_sum) / outside
+        scores = scores * (mean_in * (1 - mean_out)).clamp_min(1e-9) ** inside_weight
     return scores * valid
 
 

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from grounding.config import load_config, parse_overrides, save_config
+from grounding.errors import GroundingError
+
+REPO = Path(__file__).resolve().parents[1]
+TOP_CONFIGS = ["charades_sta", "activitynet", "tacos", "qvhighlights", "synthetic", "synthetic_baseline"]
+
+
+def test_base_parts_merge_in_order_then_file_then_overrides(tmp_path):
+    (tmp_path / "a.yaml").write_text("x: 1\ny: {p: 1, q: 1}\n")
+    (tmp_path / "b.yaml").write_text("y: {q: 2}\n")
+    (tmp_path / "top.yaml").write_text("_base_: [a.yaml, b.yaml]\ny: {r: 3}\n")
+    cfg = load_config(tmp_path / "top.yaml", ["y.p=9", "z=hello"])
+    assert OmegaConf.to_container(cfg) == {"x": 1, "y": {"p": 9, "q": 2, "r": 3}, "z": "hello"}
+
+
+def test_override_without_equals_is_a_clear_error():
+    with pytest.raises(GroundingError, match="dotted.key=value"):
+        parse_overrides(["train.epochs"])
+
+
+def test_missing_config_and_bad_yaml_name_the_file(tmp_path):
+    with pytest.raises(GroundingError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(GroundingError, match="bad.yaml"):
+        load_config(bad)
+
+
+def test_self_including_config_is_rejected(tmp_path):
+    (tmp_path / "loop.yaml").write_text("_base_: [loop.yaml]\n")
+    with pytest.raises(GroundingError, match="includes itself"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_saved_config_reloads_identically(tmp_path):
+    cfg = load_config(REPO / "configs" / "charades_sta.yaml", ["train.epochs=3"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+@pytest.mark.parametrize("name", TOP_CONFIGS)
+def test_every_benchmark_config_resolves(name):
+    cfg = load_config(REPO / "configs" / f"{name}.yaml")
+    assert cfg.model.video_dim > 0 and cfg.data.annotations[cfg.data.train_split]
+    assert cfg.train.device in ("auto", "cpu", "cuda")
+
+
+def test_charades_keys_follow_the_design_contract():
+    cfg = load_config(REPO / "configs" / "charades_sta.yaml")
+    assert cfg.data.annotations.train == "annotations/charades_sta_train.txt"
+    assert cfg.data.annotations.test == "annotations/charades_sta_test.txt"
+    assert cfg.data.durations.test == "annotations/Charades_v1_test.csv"
+    assert cfg.data.features == "features" and cfg.model.video_dim == 1024
+    assert {"epochs", "batch_size", "lr", "device"} <= set(cfg.train)
+
+
+def test_feature_dims_of_the_standard_sets():
+    dims = {n: load_config(REPO / "configs" / f"{n}.yaml").model.video_dim for n in TOP_CONFIGS[:4]}
+    assert dims == {"charades_sta": 1024, "activitynet": 500, "tacos": 4096, "qvhighlights": 2304 + 512}

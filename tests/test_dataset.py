@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from grounding.config import load_config
+from grounding.data.build import DataBundle
+from grounding.data.dataset import collate, window_to_clips
+from grounding.errors import GroundingError
+from tests.conftest import REPO, tiny_overrides
+
+
+@pytest.mark.parametrize("window,expected", [((0.0, 10.0), (0, 9)), ((2.5, 5.0), (2, 4)), ((3.0, 3.0), (3, 3)),
+                                             ((9.9, 10.0), (9, 9)), ((0.0, 0.4), (0, 0))])
+def test_window_to_clips(window, expected):
+    assert window_to_clips(window, 10.0, 10) == expected
+
+
+def _bundle(root, *extra):
+    return DataBundle(load_config(REPO / "configs/synthetic.yaml", tiny_overrides(root) + list(extra)))
+
+
+def test_batches_are_padded_and_masked(tiny_synthetic):
+    bundle = _bundle(tiny_synthetic, "data.num_clips=null", "data.max_clips=100")
+    dataset = bundle.dataset("train")
+    items = [dataset[i] for i in range(8)]
+    batch = collate(items)
+    lengths = [it["video"].shape[0] for it in items]
+    words = [len(it["words"]) for it in items]
+    assert batch["video"].shape == (8, max(lengths), 64)
+    assert batch["video_mask"].sum(1).tolist() == lengths == batch["num_clips"].tolist()
+    assert batch["word_mask"].sum(1).tolist() == words
+    assert batch["words"].dtype == torch.long
+    for i, n in enumerate(lengths):
+        assert batch["video"][i, n:].abs().sum() == 0 and batch["inside"][i, n:].sum() == 0
+        s, e = batch["start_idx"][i].item(), batch["end_idx"][i].item()
+        assert batch["inside"][i].nonzero().ravel().tolist() == list(range(s, e + 1))
+        start, end = items[i]["windows"][0]
+        assert batch["span"][i].tolist() == pytest.approx([start / items[i]["duration"], end / items[i]["duration"]])
+
+
+def test_fixed_clip_count_resamples_every_video(tiny_synthetic):
+    batch = collate([_bundle(tiny_synthetic).dataset("test")[i] for i in range(4)])
+    assert batch["video"].shape[1] == 16 and bool(batch["video_mask"].all())
+
+
+def test_video_without_features_is_an_error_or_dropped(tiny_synthetic, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_synthetic, root)
+    victim = sorted((root / "features").glob("SYNTR*.npy"))[0]
+    victim.unlink()
+    with pytest.raises(GroundingError, match=victim.stem):
+        _bundle(root)
+    bundle = _bundle(root, "data.missing_features=drop")
+    assert all(r.vid != victim.stem for r in bundle.records("train"))
+
+
+def test_wrong_feature_dim_names_the_config_key(tiny_synthetic):
+    bundle = DataBundle(load_config(REPO / "configs/synthetic.yaml", tiny_overrides(tiny_synthetic, **{"model.video_dim": 1024})))
+    with pytest.raises(GroundingError, match="model.video_dim=64"):
+        bundle.dataset("train")[0]
+
+
+def test_tags_sidecar_is_found(tiny_synthetic):
+    dataset = _bundle(tiny_synthetic).dataset("test")
+    tags = {t for ts in dataset.tags.values() for t in ts}
+    assert tags == {"plain", "temporal", "novel"}
+    assert len(dataset.tags) == len(dataset)
+
+
+def test_missing_annotation_split_is_a_clear_error(tiny_synthetic):
+    with pytest.raises(GroundingError, match="data.annotations.val"):
+        _bundle(tiny_synthetic).records("val")

@@ -1,0 +1,56 @@
+import math
+
+import pytest
+import torch
+
+from grounding.models.decoding import DecodeConfig, batched_nms, decode, to_prediction_records, window_scores
+
+
+def _stage(start, end, inside=None):
+    start, end = torch.tensor([start]), torch.tensor([end])
+    return {"start_logits": start, "end_logits": end, "inside_logits": torch.zeros_like(start) if inside is None else torch.tensor([inside])}
+
+
+def test_joint_scores_respect_order_and_max_length():
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    scores = window_scores(torch.zeros(1, 4), torch.zeros(1, 4), torch.zeros(1, 4), mask, max_len=0.5, inside_weight=0)
+    valid = (scores[0] > 0).int().tolist()
+    # end >= start and at most 2 of 4 clips long
+    assert valid == [[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1]]
+    assert scores[0, 0, 0].item() == pytest.approx(1 / 16)
+
+
+def test_decode_hand_made_scores_to_seconds():
+    log3 = math.log(3)
+    stage = _stage([0, log3, 0, 0], [0, 0, log3, 0])
+    windows, saliency = decode(stage, torch.ones(1, 4, dtype=torch.bool), torch.tensor([8.0]), DecodeConfig(topk=2, nms_threshold=1.0))
+    # best: start clip 1 (2 s), end clip 2 (6 s), score (3/6) * (3/6)
+    assert windows[0, 0].tolist() == pytest.approx([2.0, 6.0, 0.25])
+    assert windows[0, 1, 2].item() == pytest.approx(0.5 * (1 / 6))
+    assert saliency[0].tolist() == pytest.approx([0.5] * 4)
+
+
+def test_nms_drops_overlapping_lower_scores():
+    windows = torch.tensor([[[0.0, 10.0], [1.0, 10.0], [20.0, 30.0], [0.0, 9.0]]])
+    keep = batched_nms(windows, torch.tensor([[0.9, 0.8, 0.5, 0.4]]), threshold=0.5)
+    assert keep[0].tolist() == [True, False, True, False]
+    assert batched_nms(windows, torch.tensor([[0.9, 0.8, 0.5, 0.4]]), threshold=1.0)[0].all()
+
+
+def test_padded_clips_are_never_decoded_and_records_are_json_ready():
+    mask = torch.tensor([[True, True, False, False]])
+    stage = _stage([0.0, 0.0, 50.0, 50.0], [0.0, 0.0, 50.0, 50.0])
+    windows, saliency = decode(stage, mask, torch.tensor([4.0]), DecodeConfig(topk=5, nms_threshold=1.0))
+    real = windows[0][~torch.isnan(windows[0, :, 0])]
+    assert len(real) == 3 and (real[:, 1] <= 4.0).all()  # 2 clips of 2 s: (0,0), (0,1), (1,1)
+    batch = {"qid": [7], "vid": ["v"], "query": ["q"], "num_clips": torch.tensor([2])}
+    record = to_prediction_records(batch, windows, saliency)[0]
+    assert record["qid"] == 7 and len(record["pred_relevant_windows"]) == 3 and len(record["pred_saliency_scores"]) == 2
+    assert record["pred_relevant_windows"][0][2] >= record["pred_relevant_windows"][1][2]
+
+
+def test_inside_weight_favours_windows_the_inside_head_supports():
+    stage = _stage([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [-9.0, 9.0, 9.0, -9.0])
+    cfg = DecodeConfig(topk=1, nms_threshold=1.0, inside_weight=1.0)
+    windows, _ = decode(stage, torch.ones(1, 4, dtype=torch.bool), torch.tensor([4.0]), cfg)
+    assert windows[0, 0, :2].tolist() == [1.0, 3.0]

@@ -1,0 +1,29 @@
+import pytest
+import torch
+
+from grounding.models.embedding import SharedEmbeddingSpace
+
+
+def test_interface_shapes_norms_and_temperature():
+    space = SharedEmbeddingSpace(video_dim=6, text_dim=4, embed_dim=5, temperature=0.5, learn_temperature=False)
+    v = space.embed_video(torch.randn(3, 7, 6))  # clips
+    t = space.embed_text(torch.randn(2, 4))  # sentences
+    assert v.shape == (3, 7, 5) and t.shape == (2, 5)
+    torch.testing.assert_close(v.norm(dim=-1), torch.ones(3, 7))
+    sim = space.similarity(t, v[:, 0])
+    assert sim.shape == (2, 3)
+    torch.testing.assert_close(sim, (t @ v[:, 0].T) / 0.5)
+    assert space.similarity(t, t).diagonal().tolist() == pytest.approx([2.0, 2.0], rel=1e-5)
+
+
+def test_pool_moment_averages_inside_clips_only():
+    clips = torch.arange(12.0).view(1, 4, 3)
+    mask = torch.tensor([[False, True, True, False]])
+    assert SharedEmbeddingSpace.pool_moment(clips, mask).tolist() == [[4.5, 5.5, 6.5]]
+    assert SharedEmbeddingSpace.pool_moment(clips, torch.zeros(1, 4, dtype=torch.bool)).tolist() == [[0, 0, 0]]
+
+
+def test_learnable_temperature_is_clamped_and_trainable():
+    space = SharedEmbeddingSpace(2, 2, 2, temperature=1e-4)
+    assert space.temperature.item() == pytest.approx(0.01)
+    assert space.log_temperature.requires_grad

@@ -1,0 +1,113 @@
+import math
+
+import pytest
+import torch
+
+from grounding.losses.alignment import AttentionGuidance, IntraVideoClipAlignment, SentenceMomentContrastive
+from grounding.losses.base import build_criterion
+from grounding.losses.localization import BoundaryCrossEntropy, InsideBCE, SpanIoU, SpanL1, soft_targets, temporal_iou
+from grounding.models.embedding import SharedEmbeddingSpace
+
+
+def _batch():
+    mask = torch.tensor([[True, True, True, True], [True, True, True, False]])
+    return {"video_mask": mask, "start_idx": torch.tensor([1, 0]), "end_idx": torch.tensor([2, 0]),
+            "inside": torch.tensor([[0.0, 1, 1, 0], [1, 0, 0, 0]]), "span": torch.tensor([[0.25, 0.75], [0.0, 1 / 3]]),
+            "vid": ["a", "b"], "video": torch.zeros(2, 4, 1)}
+
+
+def test_boundary_ce_equals_hand_computed_value():
+    stage = {"start_logits": torch.tensor([[0.0, math.log(3), 0, 0], [0, 0, 0, -1e30]]),
+             "end_logits": torch.zeros(2, 4).masked_fill(~_batch()["video_mask"], -1e30)}
+    value = BoundaryCrossEntropy().stage(stage, _batch())
+    # start: -log(3/6) and -log(1/3); end: -log(1/4) and -log(1/3)
+    expected = ((-math.log(0.5) - math.log(1 / 3)) / 2 + (-math.log(0.25) - math.log(1 / 3)) / 2) / 2
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_gaussian_targets_sum_to_one_and_ignore_padding():
+    mask = torch.tensor([[True, True, True, False]])
+    target = soft_targets(torch.tensor([2]), mask, sigma=1.0)
+    assert target.sum().item() == pytest.approx(1.0) and target[0, 3] == 0 and target[0].argmax() == 2
+    assert soft_targets(torch.tensor([1]), mask, 0.0).tolist() == [[0, 1, 0, 0]]
+
+
+def test_span_losses_on_hand_cases():
+    stage = {"span": torch.tensor([[0.25, 0.75], [0.5, 1.0]])}
+    batch = _batch()
+    # second: L1 = 0.5 + 2/3; IoU = 0 (disjoint)
+    assert SpanL1().stage(stage, batch).item() == pytest.approx((0 + 0.5 + 2 / 3) / 2)
+    assert SpanIoU().stage(stage, batch).item() == pytest.approx((0 + 1) / 2)
+    assert temporal_iou(torch.tensor([[0.0, 0.5]]), torch.tensor([[0.25, 1.0]])).item() == pytest.approx(0.25 / 1.0)
+
+
+def test_inside_bce_ignores_padded_clips():
+    batch = _batch()
+    logits = torch.zeros(2, 4)
+    logits[1, 3] = 50.0  # padding: must not count
+    assert InsideBCE().stage({"inside_logits": logits}, batch).item() == pytest.approx(math.log(2), rel=1e-5)
+
+
+class _Holder(torch.nn.Module):
+    def __init__(self, space):
+        super().__init__()
+        self.embedding = space
+
+
+def _identity_space(dim=2):
+    space = SharedEmbeddingSpace(dim, dim, dim, temperature=0.1, learn_temperature=False)
+    with torch.no_grad():
+        for proj in (space.video_proj, space.text_proj):
+            proj.weight.copy_(torch.eye(dim))
+            proj.bias.zero_()
+    return _Holder(space)
+
+
+def test_contrastive_is_low_when_pairs_match_and_high_when_swapped():
+    model, batch = _identity_space(), _batch()
+    clips = torch.zeros(2, 4, 2)
+    clips[0, 1:3] = torch.tensor([1.0, 0.0])
+    clips[1, 0] = torch.tensor([0.0, 1.0])
+    matched = SentenceMomentContrastive()({"video_tokens": clips, "sentence": torch.tensor([[1.0, 0], [0, 1.0]])}, batch, model)
+    swapped = SentenceMomentContrastive()({"video_tokens": clips, "sentence": torch.tensor([[0, 1.0], [1.0, 0]])}, batch, model)
+    assert matched.item() == pytest.approx(math.log(1 + math.exp(-10)), abs=1e-4)
+    assert swapped.item() == pytest.approx(10 + math.log(1 + math.exp(-10)), abs=1e-3)
+
+
+def test_contrastive_does_not_use_same_video_queries_as_negatives():
+    model, batch = _identity_space(), _batch()
+    batch["vid"] = ["a", "a"]
+    clips = torch.zeros(2, 4, 2)
+    clips[:, :] = torch.tensor([1.0, 0.0])
+    loss = SentenceMomentContrastive()({"video_tokens": clips, "sentence": torch.tensor([[1.0, 0], [1.0, 0]])}, batch, model)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_clip_alignment_prefers_inside_clips_closer_to_the_sentence():
+    model, batch = _identity_space(), _batch()
+    good = torch.zeros(2, 4, 2)
+    good[:, :] = torch.tensor([0.0, 1.0])
+    good[0, 1:3] = torch.tensor([1.0, 0.0])
+    good[1, 0] = torch.tensor([1.0, 0.0])
+    bad = good.flip(-1)
+    sentence = torch.tensor([[1.0, 0], [1.0, 0]])
+    low = IntraVideoClipAlignment()({"video_tokens": good, "sentence": sentence}, batch, model)
+    high = IntraVideoClipAlignment()({"video_tokens": bad, "sentence": sentence}, batch, model)
+    assert low.item() < 1e-3 < 5 < high.item()
+
+
+def test_attention_guidance_is_minus_log_of_mass_inside():
+    batch = _batch()
+    attn = torch.tensor([[0.1, 0.4, 0.4, 0.1], [0.5, 0.25, 0.25, 0.0]])
+    value = AttentionGuidance()({"stages": {"coarse": {"attn": attn}}}, batch, None)
+    assert value.item() == pytest.approx((-math.log(0.8) - math.log(0.5)) / 2, rel=1e-5)
+
+
+def test_criterion_logs_each_term_and_skips_zero_weights():
+    criterion = build_criterion({"stage_weights": {"coarse": 0.5}, "span_l1": {"weight": 2.0}, "span_iou": {"weight": 0}})
+    batch = _batch()
+    outputs = {"stages": {"coarse": {"span": torch.tensor([[0.25, 0.75], [0.0, 1 / 3]])},
+                          "fine": {"span": torch.tensor([[0.0, 1.0], [0.0, 1 / 3]])}}}
+    total, logs = criterion(outputs, batch, None)
+    assert set(logs) == {"coarse/span_l1", "fine/span_l1", "total"}
+    assert total.item() == pytest.approx(2.0 * (0.5 * 0 + 1.0 * 0.25))

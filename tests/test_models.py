@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from grounding.losses import build_criterion
+from grounding.models.baseline import SpanBaseline
+from grounding.models.ccman import CCMAN, CCMANConfig
+
+SMALL = dict(video_dim=12, dim=16, heads=2, word_dim=8, embed_dim=8, dropout=0.0, local_window=2)
+LOSS = {"stage_weights": {"coarse": 0.5, "fine": 1.0}, "boundary_ce": {"weight": 1.0}, "span_l1": {"weight": 1.0},
+        "span_iou": {"weight": 1.0}, "inside_bce": {"weight": 1.0}, "contrastive": {"weight": 0.5},
+        "clip_alignment": {"weight": 0.5}, "attention_guidance": {"weight": 0.5}}
+
+
+def _model(kind="ccman", **cfg):
+    torch.manual_seed(0)
+    cls = CCMAN if kind == "ccman" else SpanBaseline
+    return cls(CCMANConfig(**{**SMALL, **cfg}), vocab_size=30).eval()
+
+
+def _inputs(b=3, t=10, l=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    video = torch.randn(b, t, 12, generator=g)
+    words = torch.randint(2, 30, (b, l), generator=g)
+    return video, torch.ones(b, t, dtype=torch.bool), words, torch.ones(b, l, dtype=torch.bool)
+
+
+VARIANTS = [("ccman", {}), ("ccman", {"query_context": "lstm"}), ("ccman", {"stages": ["coarse"]}),
+            ("ccman", {"stages": ["fine"]}), ("ccman", {"focus": False}), ("baseline", {})]
+
+
+@pytest.mark.parametrize("kind,cfg", VARIANTS, ids=[f"{k}-{c}" for k, c in VARIANTS])
+def test_padding_never_changes_an_output(kind, cfg):
+    model = _model(kind, **cfg)
+    video, vmask, words, wmask = _inputs(b=1, t=7, l=4)
+    alone = model(video, vmask, words, wmask)
+    # the same query padded to 12 clips and 9 words, next to a longer sample
+    pv, pw = torch.zeros(2, 12, 12), torch.zeros(2, 9, dtype=torch.long)
+    pv[0, :7], pw[0, :4] = video[0], words[0]
+    pv[1], pw[1] = torch.randn(12, 12), torch.randint(2, 30, (9,))
+    pvm, pwm = torch.zeros(2, 12, dtype=torch.bool), torch.zeros(2, 9, dtype=torch.bool)
+    pvm[0, :7], pwm[0, :4], pvm[1], pwm[1] = True, True, True, True
+    pv[0, 7:] = 99.0  # garbage in the padding must not leak
+    padded = model(pv, pvm, pw, pwm)
+    for name, stage in alone["stages"].items():
+        for key in ("start_logits", "end_logits", "inside_logits"):
+            torch.testing.assert_close(padded["stages"][name][key][0, :7], stage[key][0], atol=1e-4, rtol=1e-4)
+            assert (padded["stages"][name][key][0, 7:] < -1e30).all()
+        torch.testing.assert_close(padded["stages"][name]["span"][0], stage["span"][0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(padded["sentence"][0], alone["sentence"][0], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("stages,expected", [(["coarse", "fine"], {"coarse", "fine"}), (["coarse"], {"coarse"}),
+                                             (["fine"], {"fine"})])
+def test_stage_switches(stages, expected):
+    out = _model(stages=stages)(*_inputs())
+    assert set(out["stages"]) == expected and out["final"] == ("fine" if "fine" in stages else "coarse")
+    for stage in out["stages"].values():
+        assert stage["start_logits"].shape == (3, 10) and stage["span"].shape == (3, 2)
+        assert (stage["span"] >= 0).all() and (stage["span"] <= 1).all() and (stage["span"][:, 0] <= stage["span"][:, 1]).all()
+
+
+def _batch(b=4, t=10):
+    video, vmask, words, wmask = _inputs(b, t)
+    start = torch.tensor([0, 2, 5, 7])[:b]
+    end = torch.tensor([3, 4, 9, 7])[:b]
+    pos = torch.arange(t)
+    inside = ((pos >= start[:, None]) & (pos <= end[:, None])).float()
+    return {"video": video, "video_mask": vmask, "words": words, "word_mask": wmask, "start_idx": start,
+            "end_idx": end, "inside": inside, "span": torch.stack([start / t, (end + 1) / t], 1).float(),
+            "vid": [f"v{i}" for i in range(b)]}
+
+
+def test_gradients_reach_both_stages_and_both_encoders():
+    model = _model().train()
+    batch = _batch()
+    loss, _ = build_criterion(LOSS)(model(batch["video"], batch["video_mask"], batch["words"], batch["word_mask"]), batch, model)
+    loss.backward()
+    for part in (model.video_encoder, model.query_encoder, model.coarse, model.fine, model.embedding):
+        grads = [p.grad for p in part.parameters() if p.requires_grad]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), type(part).__name__
+
+
+def test_no_focus_cuts_the_fine_stage_off_the_coarse_scores():
+    model = _model(focus=False).train()
+    out = model(*_inputs())
+    out["stages"]["fine"]["start_logits"].sum().backward()
+    assert model.coarse.heads.net[-1].weight.grad is None or model.coarse.heads.net[-1].weight.grad.abs().sum() == 0
+
+
+def test_ccman_overfits_a_tiny_batch():
+    model = _model().train()
+    criterion = build_criterion(LOSS)
+    batch = _batch()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss, _ = criterion(model(batch["video"], batch["video_mask"], batch["words"], batch["word_mask"]), batch, model)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    fine = model(batch["video"], batch["video_mask"], batch["words"], batch["word_mask"])["stages"]["fine"]
+    assert fine["start_logits"].argmax(1).tolist() == batch["start_idx"].tolist()
+    assert fine["end_logits"].argmax(1).tolist() == batch["end_idx"].tolist()
+
+
+def test_build_model_rejects_unknown_options():
+    from grounding.errors import GroundingError
+    from grounding.models import build_model
+
+    with pytest.raises(GroundingError, match="unknown model option"):
+        build_model({"name": "ccman", "dimm": 3}, vocab_size=5)
+    with pytest.raises(GroundingError, match="unknown model 'nope'"):
+        build_model({"name": "nope"}, vocab_size=5)

@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch; see README "GPU install" for a CUDA build.
 TORCH_PIN ?= torch==2.13.0
 DEMO_DIR ?= work_dirs/demo
+DEMO_EPOCHS ?= 6
 
 .PHONY: install test demo lint bench clean
 
@@ -22,7 +23,8 @@ test: install
 	$(PY) -m pytest
 
 demo: install
-	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
+	$(PY) tools/train_grounding.py --config configs/synthetic.yaml --work-dir $(DEMO_DIR) --overwrite \
+		train.epochs=$(DEMO_EPOCHS) train.device=cpu
 
 lint: install
 	$(PY) -m ruff check grounding tools tests

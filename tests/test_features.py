@@ -2,8 +2,15 @@ import h5py
 import numpy as np
 import pytest
 
-from grounding.data.features import (FeatureBank, HDF5Store, NpyFolderStore, NpzFolderStore, clip_to_seconds,
-                                     resample_mean, seconds_to_clip)
+from grounding.data.features import (
+    FeatureBank,
+    HDF5Store,
+    NpyFolderStore,
+    NpzFolderStore,
+    clip_to_seconds,
+    resample_mean,
+    seconds_to_clip,
+)
 from grounding.errors import GroundingError
 
 

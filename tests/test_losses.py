@@ -5,7 +5,14 @@ import torch
 
 from grounding.losses.alignment import AttentionGuidance, IntraVideoClipAlignment, SentenceMomentContrastive
 from grounding.losses.base import build_criterion
-from grounding.losses.localization import BoundaryCrossEntropy, InsideBCE, SpanIoU, SpanL1, soft_targets, temporal_iou
+from grounding.losses.localization import (
+    BoundaryCrossEntropy,
+    InsideBCE,
+    SpanIoU,
+    SpanL1,
+    soft_targets,
+    temporal_iou,
+)
 from grounding.models.embedding import SharedEmbeddingSpace
 
 

@@ -17,11 +17,11 @@ def _model(kind="ccman", **cfg):
     return cls(CCMANConfig(**{**SMALL, **cfg}), vocab_size=30).eval()
 
 
-def _inputs(b=3, t=10, l=6, seed=0):
+def _inputs(b=3, t=10, n_words=6, seed=0):
     g = torch.Generator().manual_seed(seed)
     video = torch.randn(b, t, 12, generator=g)
-    words = torch.randint(2, 30, (b, l), generator=g)
-    return video, torch.ones(b, t, dtype=torch.bool), words, torch.ones(b, l, dtype=torch.bool)
+    words = torch.randint(2, 30, (b, n_words), generator=g)
+    return video, torch.ones(b, t, dtype=torch.bool), words, torch.ones(b, n_words, dtype=torch.bool)
 
 
 VARIANTS = [("ccman", {}), ("ccman", {"query_context": "lstm"}), ("ccman", {"stages": ["coarse"]}),
@@ -31,7 +31,7 @@ VARIANTS = [("ccman", {}), ("ccman", {"query_context": "lstm"}), ("ccman", {"sta
 @pytest.mark.parametrize("kind,cfg", VARIANTS, ids=[f"{k}-{c}" for k, c in VARIANTS])
 def test_padding_never_changes_an_output(kind, cfg):
     model = _model(kind, **cfg)
-    video, vmask, words, wmask = _inputs(b=1, t=7, l=4)
+    video, vmask, words, wmask = _inputs(b=1, t=7, n_words=4)
     alone = model(video, vmask, words, wmask)
     # the same query padded to 12 clips and 9 words, next to a longer sample
     pv, pw = torch.zeros(2, 12, 12), torch.zeros(2, 9, dtype=torch.long)

@@ -13,7 +13,7 @@ from tests.conftest import TINY_SPEC
 def _split(root, split):
     ann = root / "annotations"
     records = read_annotations("charades_sta", ann / f"charades_sta_{split}.txt", ann / f"Charades_v1_{split}.csv")
-    tags = {json.loads(l)["qid"]: json.loads(l)["tags"] for l in (ann / f"charades_sta_{split}.tags.jsonl").read_text().splitlines()}
+    tags = {json.loads(line)["qid"]: json.loads(line)["tags"] for line in (ann / f"charades_sta_{split}.tags.jsonl").read_text().splitlines()}
     return records, tags
 
 

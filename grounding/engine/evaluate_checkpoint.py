@@ -11,7 +11,13 @@ from grounding.data.build import DataBundle
 from grounding.engine.checkpoint import load_checkpoint
 from grounding.engine.inference import compute_metrics, predict
 from grounding.engine.runtime import DistInfo, select_device
-from grounding.engine.trainer import autocast_dtype, build_model_for, decode_config, ensure_synthetic_data, make_loader
+from grounding.engine.trainer import (
+    autocast_dtype,
+    build_model_for,
+    decode_config,
+    ensure_synthetic_data,
+    make_loader,
+)
 from grounding.errors import GroundingError
 from grounding.eval.predictions import write_predictions
 

@@ -28,8 +28,15 @@ from grounding.data.dataset import batch_to, collate
 from grounding.data.synthetic import SyntheticSpec, write_synthetic
 from grounding.engine.checkpoint import load_checkpoint, save_atomic
 from grounding.engine.inference import compute_metrics, forward_batch, predict
-from grounding.engine.runtime import (DistInfo, gather_objects, init_distributed, rng_state, seed_everything,
-                                      select_device, set_rng_state)
+from grounding.engine.runtime import (
+    DistInfo,
+    gather_objects,
+    init_distributed,
+    rng_state,
+    seed_everything,
+    select_device,
+    set_rng_state,
+)
 from grounding.engine.schedule import warmup_decay
 from grounding.engine.visualize import query_figure, stage_curves
 from grounding.engine.workdir import prepare_work_dir

@@ -37,14 +37,6 @@ class FramePreprocess:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
-    @property
-    def output_hw(self) -> tuple[int, int]:
-        if self.crop is not None:
-            return self.crop
-        if isinstance(self.size, int):
-            raise ValueError("a shortest-side resize without a crop has no fixed output size")
-        return self.size
-
     def resize_crop(self, frames: np.ndarray) -> torch.Tensor:
         """``(n, H, W, 3)`` uint8 RGB -> ``(n, 3, h, w)`` uint8, resized and centre-cropped."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()

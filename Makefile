@@ -30,7 +30,7 @@ lint: install
 	$(PY) -m ruff check grounding tools tests
 
 bench: install
-	$(PY) tools/benchmark.py --device cpu
+	$(PY) tools/benchmark.py --device cpu --quick --shapes charades_sta qvhighlights --out work_dirs/bench_cpu.json
 
 clean:
 	rm -rf $(VENV) work_dirs .pytest_cache

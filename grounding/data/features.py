@@ -50,19 +50,21 @@ def _check_matrix(array: Any, vid: str, where: Path) -> np.ndarray:
     return array
 
 
-@FEATURE_STORES.register("npy")
-class NpyFolderStore(FeatureStore):
-    """A folder of ``<vid>.npy`` arrays, memory-mapped so only the rows used are paged in."""
+class FolderStore(FeatureStore):
+    """A folder holding one ``<vid><suffix>`` file per video."""
 
-    description = "folder of .npy files"
+    suffix = ""
 
-    def __init__(self, root: str | Path, **_: Any) -> None:
+    def __init__(self, root: str | Path, key: str | None = None, **_: Any) -> None:
         self.root = Path(root)
+        self.key = key
         if not self.root.is_dir():
-            raise GroundingError(f"feature folder {self.root} does not exist; set data.features to the folder of <vid>.npy")
+            raise GroundingError(
+                f"feature folder {self.root} does not exist; set data.features to the folder of <vid>{self.suffix}"
+            )
 
     def path(self, vid: str) -> Path:
-        return self.root / f"{vid}.npy"
+        return self.root / f"{vid}{self.suffix}"
 
     def __contains__(self, vid: str) -> bool:
         return self.path(vid).is_file()
@@ -71,38 +73,39 @@ class NpyFolderStore(FeatureStore):
         path = self.path(vid)
         if not path.is_file():
             raise self._missing(vid, self.root)
+        return _check_matrix(self._read(path), vid, path)
+
+    def _read(self, path: Path) -> np.ndarray:
+        raise NotImplementedError
+
+
+@FEATURE_STORES.register("npy")
+class NpyFolderStore(FolderStore):
+    """A folder of ``<vid>.npy`` arrays, memory-mapped so only the rows used are paged in."""
+
+    description = "folder of .npy files"
+    suffix = ".npy"
+
+    def _read(self, path: Path) -> np.ndarray:
         try:
-            return _check_matrix(np.load(path, mmap_mode="r"), vid, path)
+            return np.load(path, mmap_mode="r")
         except ValueError as err:
             raise GroundingError(f"{path} is not a readable .npy array ({err}); re-extract this video") from err
 
 
 @FEATURE_STORES.register("npz")
-class NpzFolderStore(FeatureStore):
+class NpzFolderStore(FolderStore):
     """A folder of ``<vid>.npz`` archives holding the matrix under ``key`` (default ``features``)."""
 
     description = "folder of .npz files"
+    suffix = ".npz"
 
-    def __init__(self, root: str | Path, key: str | None = None, **_: Any) -> None:
-        self.root = Path(root)
-        self.key = key or "features"
-        if not self.root.is_dir():
-            raise GroundingError(f"feature folder {self.root} does not exist; set data.features to the folder of <vid>.npz")
-
-    def path(self, vid: str) -> Path:
-        return self.root / f"{vid}.npz"
-
-    def __contains__(self, vid: str) -> bool:
-        return self.path(vid).is_file()
-
-    def load(self, vid: str) -> np.ndarray:
-        path = self.path(vid)
-        if not path.is_file():
-            raise self._missing(vid, self.root)
+    def _read(self, path: Path) -> np.ndarray:
+        key = self.key or "features"
         with np.load(path) as archive:
-            if self.key not in archive:
-                raise GroundingError(f"{path} has no array '{self.key}' (it has {list(archive.keys())}); set the store's key")
-            return _check_matrix(archive[self.key], vid, path)
+            if key not in archive:
+                raise GroundingError(f"{path} has no array '{key}' (it has {list(archive.keys())}); set the store's key")
+            return archive[key]
 
 
 @FEATURE_STORES.register("hdf5")

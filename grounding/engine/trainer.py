@@ -128,6 +128,8 @@ class Trainer:
             torch.distributed.barrier()
         setup_logging(self.work_dir, self.dist.is_main)
         self.device = select_device(cfg.train.device, self.dist)
+        if cfg.train.get("num_threads"):
+            torch.set_num_threads(int(cfg.train.num_threads))  # on a shared CPU, fewer threads avoid thrashing
         seed_everything(int(cfg.train.seed) + self.dist.rank, bool(cfg.train.get("deterministic", False)))
         if self.dist.is_main:
             ensure_synthetic_data(cfg)

@@ -1,0 +1,191 @@
+"""Speed measurements for ``tools/benchmark.py``: training, inference, data loading, metrics, extraction.
+
+Every measurement runs warm-up iterations first, then ``repeats`` timed runs, and reports the median
+and the spread (min..max). Inputs are synthetic tensors of each benchmark's real shape (feature dim,
+clip count, query length), so no dataset is needed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from grounding.config import load_config
+from grounding.losses import build_criterion
+from grounding.models import build_model
+from grounding.models.decoding import DecodeConfig, decode
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    config: str
+    video_dim: int
+    clips: int
+    words: int
+
+
+SHAPES = [
+    Shape("charades_sta", "configs/charades_sta.yaml", 1024, 32, 10),
+    Shape("activitynet", "configs/activitynet.yaml", 500, 128, 15),
+    Shape("tacos", "configs/tacos.yaml", 4096, 128, 10),
+    Shape("qvhighlights", "configs/qvhighlights.yaml", 2816, 75, 12),
+]
+
+
+def timed(fn: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], None]) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def synthetic_batch(shape: Shape, batch: int, device: torch.device, vocab: int = 1000) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(0)
+    start = torch.randint(0, shape.clips // 2, (batch,), generator=g)
+    end = start + torch.randint(0, shape.clips // 2, (batch,), generator=g)
+    pos = torch.arange(shape.clips)
+    out = {
+        "video": torch.randn(batch, shape.clips, shape.video_dim, generator=g),
+        "video_mask": torch.ones(batch, shape.clips, dtype=torch.bool),
+        "words": torch.randint(2, vocab, (batch, shape.words), generator=g),
+        "word_mask": torch.ones(batch, shape.words, dtype=torch.bool),
+        "start_idx": start, "end_idx": end,
+        "inside": ((pos >= start[:, None]) & (pos <= end[:, None])).float(),
+        "span": torch.stack([start / shape.clips, (end + 1) / shape.clips], 1).float(),
+        "duration": torch.full((batch,), 30.0),
+    }
+    out = {k: v.to(device) for k, v in out.items()}
+    out["vid"] = [str(i) for i in range(batch)]
+    return out
+
+
+def _model_and_loss(shape: Shape, model_name: str, device: torch.device, overrides: list[str]):
+    cfg = load_config(REPO / shape.config, overrides)
+    if model_name != "ccman":
+        base = load_config(REPO / "configs/models/span_baseline.yaml")
+        cfg.model.name, cfg.loss = base.model.name, base.loss
+    cfg.model.video_dim = shape.video_dim
+    model = build_model(cfg.model, vocab_size=1000).to(device)
+    return cfg, model, build_criterion(cfg.loss).to(device)
+
+
+def _sync(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def bench_training(shape: Shape, model_name: str, device: torch.device, batch: int, steps: int, repeats: int,
+                   overrides: list[str] = ()) -> dict[str, Any]:
+    _, model, criterion = _model_and_loss(shape, model_name, device, list(overrides))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    data = synthetic_batch(shape, batch, device)
+    model.train()
+
+    def run():
+        for _ in range(steps):
+            with _autocast(device):
+                out = model(data["video"], data["video_mask"], data["words"], data["word_mask"])
+                loss, _ = criterion(out, data, model)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = timed(run, 1, repeats, _sync(device))
+    qps = [batch * steps / t for t in times]
+    result = {"queries_per_s": summarise(qps), "batch": batch}
+    if device.type == "cuda":
+        result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+@torch.no_grad()
+def bench_inference(shape: Shape, model_name: str, device: torch.device, batch: int, repeats: int) -> dict[str, Any]:
+    _, model, _ = _model_and_loss(shape, model_name, device, [])
+    model.eval()
+    decode_cfg = DecodeConfig()
+
+    def infer(data):
+        with _autocast(device):
+            out = model(data["video"], data["video_mask"], data["words"], data["word_mask"])
+        decode(out["stages"][out["final"]], data["video_mask"], data["duration"], decode_cfg)
+
+    big, one = synthetic_batch(shape, batch, device), synthetic_batch(shape, 1, device)
+    throughput = [batch / t for t in timed(lambda: infer(big), 2, repeats, _sync(device))]
+    latency = [t * 1000 for t in timed(lambda: infer(one), 3, max(repeats, 10), _sync(device))]
+    return {"queries_per_s": summarise(throughput), "latency_ms": summarise(latency), "batch": batch}
+
+
+def bench_data_pipeline(shape: Shape, num_videos: int, queries_per_video: int, batch: int) -> dict[str, Any]:
+    """Queries/s served by the real dataset + collate from ``.npy`` files: first pass (cold) and second (warm)."""
+    from torch.utils.data import DataLoader
+
+    from grounding.data.dataset import GroundingDataset, collate
+    from grounding.data.features import FeatureBank, NpyFolderStore
+    from grounding.data.records import MomentRecord
+    from grounding.data.text import WordVocabulary
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        native = max(shape.clips, 8)
+        for v in range(num_videos):
+            np.save(Path(tmp) / f"v{v}.npy", rng.normal(size=(native + v % 7, shape.video_dim)).astype(np.float32))
+        records = [MomentRecord(i, "a person opens the door before sitting", f"v{i % num_videos}", 30.0, [[3.0, 9.0]])
+                   for i in range(num_videos * queries_per_video)]
+        vocab = WordVocabulary()
+        vocab.fit(records)
+        bank = FeatureBank([NpyFolderStore(tmp)], num_clips=shape.clips)
+        loader = DataLoader(GroundingDataset(records, bank, vocab), batch_size=batch, shuffle=True, collate_fn=collate)
+        passes = []
+        for _ in range(2):
+            start = time.perf_counter()
+            for _ in loader:
+                pass
+            passes.append(len(records) / (time.perf_counter() - start))
+    return {"cold_queries_per_s": passes[0], "warm_queries_per_s": passes[1]}
+
+
+def bench_metrics(num_queries: int = 20000, repeats: int = 5) -> dict[str, Any]:
+    from grounding.eval.metrics import recall_at_iou
+
+    rng = np.random.default_rng(0)
+    start = rng.uniform(0, 20, (num_queries, 5))
+    pred = np.stack([start, start + rng.uniform(1, 10, (num_queries, 5))], -1)
+    gt = np.stack([rng.uniform(0, 20, num_queries), rng.uniform(21, 30, num_queries)], -1)[:, None]
+    times = timed(lambda: recall_at_iou(pred, gt), 1, repeats, lambda: None)
+    return {"seconds": summarise(times), "queries": num_queries}
+
+
+def bench_extraction(device: str, num_videos: int = 2, seconds: float = 10.0) -> dict[str, Any]:
+    from grounding.extract.bench import run_benchmark
+
+    rows = run_benchmark(["clip-b32"], num_videos=num_videos, seconds=seconds, device=device,
+                         num_workers=2 if device == "cpu" else 8)
+    row = rows[-1]
+    return {"clips_per_s": row.clips / row.seconds, "videos_per_s": row.videos / row.seconds, "videos": row.videos}

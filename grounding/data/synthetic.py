@@ -8,8 +8,9 @@ reading its words:
 
 - *compositional*: every target event has distractors in the same video that share its action or
   its object, so neither word alone finds it; sentences use several phrasings and tenses;
-- *temporal*: some videos show the same event twice with another event between; "X before Y" and
-  "X after Y" pick the first or the second occurrence;
+- *temporal*: some videos show the same event X twice with another event Y between, and a decoy Y'
+  sharing a word with Y after (or before) them; "X before Y" and "X after Y" pick the first or the
+  second occurrence, and a model that mistakes Y' for Y picks the other one;
 - *novel*: a held-out set of action-object combinations never appears in any training video; test
   queries about them measure compositional generalisation (as Charades-CG does).
 
@@ -77,11 +78,11 @@ class SyntheticSpec:
     min_duration: float = 24.0
     max_duration: float = 40.0
     noise: float = 1.0  # per-clip noise std, relative to unit-variance action/object coordinates
-    signal: float = 0.35  # scale of action/object vectors (per coordinate)
+    signal: float = 0.25  # scale of action/object vectors (per coordinate)
     background: float = 1.0  # scale of the per-video constant background
     boundary_fuzz: float = 1.0  # seconds over which an event fades in and out
     label_jitter: float = 0.4  # std (s) of annotation noise on the given boundaries
-    temporal_fraction: float = 0.35  # share of videos with a repeated event ("X before/after Y")
+    temporal_fraction: float = 0.5  # share of videos with a repeated event ("X before/after Y")
     heldout_fraction: float = 0.15  # share of action-object combinations never seen in training
     seed: int = 0
 
@@ -142,18 +143,21 @@ class _Generator:
         queries: list[dict] = []
         temporal = not novel and self.rng.random() < self.spec.temporal_fraction
         if temporal:
-            other = self._pick(self.seen, avoid=set(events))
+            other = self._pick(self.seen, avoid=set(events))  # Y
             assert other is not None
-            distractors = events[1:]
-            self.rng.shuffle(distractors)
-            # X ... Y ... X, with the distractors around Y and an optional unrelated event at either end
-            seq = [main] + distractors[:1] + [other] + distractors[1:] + [main]
-            first, second = 0, len(seq) - 1
-            if self.rng.random() < 0.5:
-                extra = self._pick(self.seen, avoid=set(seq))
-                seq, first, second = [extra] + seq, first + 1, second + 1
-            if self.rng.random() < 0.5:
-                seq = seq + [self._pick(self.seen, avoid=set(seq))]
+            share_action = self.rng.random() < 0.5
+            decoy = self._pick(self.seen, action=other[0] if share_action else None,  # Y', shares a word with Y
+                               obj=None if share_action else other[1], avoid=set(events) | {other})
+            # X Y X Y' or Y' X Y X: the occurrence of X before (after) the *decoy* is the wrong answer
+            seq = [main, other, main, decoy] if self.rng.random() < 0.5 else [decoy, main, other, main]
+            seq = [e for e in seq if e is not None]
+            first = seq.index(main)
+            second = len(seq) - 1 - seq[::-1].index(main)
+            distractor = events[1 + int(self.rng.integers(len(events) - 1))] if len(events) > 1 else None
+            if distractor is not None:  # one distractor of X (sharing a word) anywhere
+                at = int(self.rng.integers(len(seq) + 1))
+                seq.insert(at, distractor)
+                first, second = first + (at <= first), second + (at <= second)
             for tpl_set, target in ((BEFORE_TEMPLATES, first), (AFTER_TEMPLATES, second)):
                 tpl = tpl_set[self.rng.integers(len(tpl_set))]
                 queries.append({"target": target, "text": _phrase(tpl, *main, *other), "tags": ["temporal"]})
@@ -205,7 +209,7 @@ class _Generator:
         return feats, duration, out
 
 
-GENERATOR_VERSION = 2  # bump when the generator's output changes, so old folders are regenerated
+GENERATOR_VERSION = 3  # bump when the generator's output changes, so old folders are regenerated
 
 
 def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwrite: bool = False,

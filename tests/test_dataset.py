@@ -71,3 +71,19 @@ def test_tags_sidecar_is_found(tiny_synthetic):
 def test_missing_annotation_split_is_a_clear_error(tiny_synthetic):
     with pytest.raises(GroundingError, match="data.annotations.val"):
         _bundle(tiny_synthetic).records("val")
+
+
+def test_tensorized_batches_equal_the_collated_ones(tiny_synthetic):
+    from grounding.data.tensorized import TensorizedSplit
+
+    dataset = _bundle(tiny_synthetic).dataset("train")
+    fast = TensorizedSplit(dataset)
+    rows = torch.tensor([5, 0, 17, 3])
+    got, want = fast.batch(rows), collate([dataset[i] for i in rows.tolist()])
+    for key in ("video", "video_mask", "words", "word_mask", "span", "start_idx", "end_idx", "inside", "duration", "num_clips"):
+        torch.testing.assert_close(got[key], want[key], msg=key, check_dtype=False)
+    assert got["qid"] == want["qid"] and got["vid"] == want["vid"]
+    seen = torch.cat([b["start_idx"] * 0 + torch.arange(len(b["qid"])) for b in fast.batches(7, shuffle=True, seed=1)])
+    assert len(seen) == len(dataset)
+    shards = [sum(len(b["qid"]) for b in fast.batches(8, shuffle=True, rank=r, world=3)) for r in range(3)]
+    assert len(set(shards)) == 1 and sum(shards) >= len(dataset)  # equal shards for DDP

@@ -26,6 +26,7 @@ from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
 from grounding.data.dataset import batch_to, collate
 from grounding.data.synthetic import SyntheticSpec, write_synthetic
+from grounding.data.tensorized import TensorizedSplit
 from grounding.engine.checkpoint import load_checkpoint, save_atomic
 from grounding.engine.inference import compute_metrics, forward_batch, predict
 from grounding.engine.runtime import (
@@ -169,6 +170,7 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.work_dir / "tb"))
         self.epoch, self.step, self.best = 0, 0, -math.inf
+        self._tensorized: dict[str, TensorizedSplit] = {}
         if self.resume_state is not None:
             self._restore(self.resume_state)
 
@@ -189,6 +191,27 @@ class Trainer:
         self.epoch, self.step, self.best = state["epoch"], state["step"], state["best"]
         set_rng_state(state["rng"])
         log.info("resumed from epoch %d (step %d)", self.epoch, self.step)
+
+    # ------------------------------------------------------------------ batches
+    def use_fast_data(self) -> bool:
+        """``train.fast_data``: auto (tensorized whenever the clip count is fixed), true, or false."""
+        choice = self.cfg.train.get("fast_data", "auto")
+        if choice == "auto":
+            return bool(self.cfg.data.get("num_clips"))
+        return bool(choice)
+
+    def batches(self, split: str, train: bool):
+        """An iterable of batches of ``split``: tensor-assembled from memory when possible, else a DataLoader."""
+        if not self.use_fast_data():
+            return make_loader(self.data.dataset(split), self.cfg, self.dist, train=train, epoch=self.epoch)
+        if split not in self._tensorized:
+            self._tensorized[split] = TensorizedSplit(self.data.dataset(split), self.device)
+        size = int(self.cfg.train.batch_size) if train else int(self.cfg.train.get("eval_batch_size", 128))
+        if self.dist.enabled:
+            size = max(1, size // self.dist.world_size)
+        return list_like(lambda: self._tensorized[split].batches(
+            size, shuffle=train, seed=int(self.cfg.train.seed) * 1000 + self.epoch,
+            rank=self.dist.rank, world=self.dist.world_size), len(self._tensorized[split]), size, self.dist.world_size)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict[str, Any]:
@@ -221,7 +244,7 @@ class Trainer:
 
     def _train_epoch(self) -> None:
         cfg = self.cfg
-        loader = make_loader(self.data.dataset(self.train_split), cfg, self.dist, train=True, epoch=self.epoch)
+        loader = self.batches(self.train_split, train=True)
         self.train_model.train()
         clip = float(cfg.train.get("grad_clip", 1.0))
         log_every = int(cfg.train.get("log_every", 20))
@@ -261,7 +284,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def predict_split(self, split: str) -> list[dict[str, Any]]:
-        loader = make_loader(self.data.dataset(split), self.cfg, self.dist, train=False)
+        loader = self.batches(split, train=False)
         preds = predict(self.model, loader, self.device, decode_config(self.cfg), self.autocast)
         preds = gather_objects(preds, self.dist)
         unique = {str(p["qid"]): p for p in preds}  # DistributedSampler pads with repeats
@@ -319,6 +342,19 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
         return results
+
+
+class list_like:  # noqa: N801 - behaves like a DataLoader: iterable again each time, with a length
+    """Re-iterable batches with ``len`` (for progress bars), from a generator factory."""
+
+    def __init__(self, make, num_items: int, batch_size: int, world: int) -> None:
+        self.make, self.length = make, math.ceil(math.ceil(num_items / world) / batch_size)
+
+    def __iter__(self):
+        return iter(self.make())
+
+    def __len__(self) -> int:
+        return self.length
 
 
 def _brief(metrics: dict[str, Any], keys: tuple[str, ...] = ("R1@0.5", "R1@0.7", "mIoU", "MR-full-R1@0.5", "MR-full-mAP")) -> str:

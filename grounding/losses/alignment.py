@@ -30,9 +30,12 @@ class SentenceMomentContrastive(Loss):
         moments = space.embed_video(space.pool_moment(outputs["video_tokens"], batch["inside"] > 0))
         sentences = space.embed_text(outputs["sentence"])
         sim = space.similarity(sentences, moments).float()  # (B, B)
-        vids = batch["vid"]
-        same = torch.tensor([[a == b for b in vids] for a in vids], device=sim.device)
-        same.fill_diagonal_(False)
+        if "vid_index" in batch:
+            same = batch["vid_index"][:, None] == batch["vid_index"][None, :]
+        else:
+            vids = batch["vid"]
+            same = torch.tensor([[a == b for b in vids] for a in vids], device=sim.device)
+        same = same & ~torch.eye(len(same), dtype=torch.bool, device=sim.device)
         sim = sim.masked_fill(same, torch.finfo(sim.dtype).min)
         target = torch.arange(sim.shape[0], device=sim.device)
         return (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target)) / 2

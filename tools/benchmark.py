@@ -32,16 +32,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=["ccman", "span_baseline"])
     parser.add_argument("--batch", type=int, default=None, help="training batch (default 32 on CPU, 256 on CUDA)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model in the training measurement")
     parser.add_argument("--quick", action="store_true", help="fewer steps (what `make bench` runs)")
     parser.add_argument("--out", default=None, help="write the raw results as JSON here")
     return parser.parse_args(argv)
 
 
 def table(results: dict) -> str:
-    lines = ["| shape | model | train q/s | infer q/s | latency ms | data cold/warm q/s |", "|---|---|---|---|---|---|"]
+    lines = ["| shape | model | train q/s | infer q/s | latency ms | data cold/warm/tensorized q/s |",
+             "|---|---|---|---|---|---|"]
     for shape, per_model in results.get("shapes", {}).items():
         data = per_model.get("data", {})
-        data_cell = f"{data['cold_queries_per_s']:.0f} / {data['warm_queries_per_s']:.0f}" if data else "-"
+        data_cell = "-"
+        if data:
+            data_cell = f"{data['cold_queries_per_s']:.0f} / {data['warm_queries_per_s']:.0f}"
+            if "tensorized_queries_per_s" in data:
+                data_cell += f" / {data['tensorized_queries_per_s']:.0f}"
         for model, r in per_model.items():
             if model == "data":
                 continue
@@ -81,12 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models:
             row[model] = {}
             if "train" in args.sections:
-                row[model]["train"] = bench.bench_training(shape, model, device, batch, steps, args.repeats)
+                row[model]["train"] = bench.bench_training(shape, model, device, batch, steps, args.repeats,
+                                                             compile=args.compile)
             if "infer" in args.sections:
                 row[model]["infer"] = bench.bench_inference(shape, model, device, 4 * batch, args.repeats)
             print(f"{name} {model}: {json.dumps(row[model])}", file=sys.stderr)
         if "data" in args.sections:
-            row["data"] = bench.bench_data_pipeline(shape, 40 if args.quick else 200, 4, batch)
+            row["data"] = bench.bench_data_pipeline(shape, 40 if args.quick else 200, 4, batch, device)
         results["shapes"][name] = row
     if "metrics" in args.sections:
         results["metrics"] = bench.bench_metrics()

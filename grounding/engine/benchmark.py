@@ -75,6 +75,7 @@ def synthetic_batch(shape: Shape, batch: int, device: torch.device, vocab: int =
         "span": torch.stack([start / shape.clips, (end + 1) / shape.clips], 1).float(),
         "duration": torch.full((batch,), 30.0),
     }
+    out["vid_index"] = torch.arange(batch)
     out = {k: v.to(device) for k, v in out.items()}
     out["vid"] = [str(i) for i in range(batch)]
     return out
@@ -99,8 +100,9 @@ def _autocast(device: torch.device):
 
 
 def bench_training(shape: Shape, model_name: str, device: torch.device, batch: int, steps: int, repeats: int,
-                   overrides: list[str] = ()) -> dict[str, Any]:
+                   overrides: list[str] = (), compile: bool = False) -> dict[str, Any]:
     _, model, criterion = _model_and_loss(shape, model_name, device, list(overrides))
+    forward = torch.compile(model) if compile else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     data = synthetic_batch(shape, batch, device)
     model.train()
@@ -108,7 +110,7 @@ def bench_training(shape: Shape, model_name: str, device: torch.device, batch: i
     def run():
         for _ in range(steps):
             with _autocast(device):
-                out = model(data["video"], data["video_mask"], data["words"], data["word_mask"])
+                out = forward(data["video"], data["video_mask"], data["words"], data["word_mask"])
                 loss, _ = criterion(out, data, model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -117,7 +119,7 @@ def bench_training(shape: Shape, model_name: str, device: torch.device, batch: i
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = timed(run, 1, repeats, _sync(device))
+    times = timed(run, 2 if compile else 1, repeats, _sync(device))
     qps = [batch * steps / t for t in times]
     result = {"queries_per_s": summarise(qps), "batch": batch}
     if device.type == "cuda":
@@ -142,8 +144,10 @@ def bench_inference(shape: Shape, model_name: str, device: torch.device, batch: 
     return {"queries_per_s": summarise(throughput), "latency_ms": summarise(latency), "batch": batch}
 
 
-def bench_data_pipeline(shape: Shape, num_videos: int, queries_per_video: int, batch: int) -> dict[str, Any]:
-    """Queries/s served by the real dataset + collate from ``.npy`` files: first pass (cold) and second (warm)."""
+def bench_data_pipeline(shape: Shape, num_videos: int, queries_per_video: int, batch: int,
+                        device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Queries/s served from ``.npy`` files by the per-item DataLoader (first pass cold, second warm) and by
+    the tensorized path (``train.fast_data``: building the split tensors, then serving shuffled batches)."""
     from torch.utils.data import DataLoader
 
     from grounding.data.dataset import GroundingDataset, collate
@@ -168,7 +172,20 @@ def bench_data_pipeline(shape: Shape, num_videos: int, queries_per_video: int, b
             for _ in loader:
                 pass
             passes.append(len(records) / (time.perf_counter() - start))
-    return {"cold_queries_per_s": passes[0], "warm_queries_per_s": passes[1]}
+        from grounding.data.tensorized import TensorizedSplit
+
+        start = time.perf_counter()
+        fast = TensorizedSplit(GroundingDataset(records, bank, vocab), device)
+        build = time.perf_counter() - start
+        sync = _sync(torch.device(device))
+        start = time.perf_counter()
+        for epoch in range(3):
+            for b in fast.batches(batch, shuffle=True, seed=epoch):
+                pass
+        sync()
+        fast_qps = 3 * len(records) / (time.perf_counter() - start)
+    return {"cold_queries_per_s": passes[0], "warm_queries_per_s": passes[1], "tensorized_build_s": build,
+            "tensorized_queries_per_s": fast_qps}
 
 
 def bench_metrics(num_queries: int = 20000, repeats: int = 5) -> dict[str, Any]:

@@ -83,6 +83,20 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def maybe_compile(model: nn.Module, cfg: DictConfig) -> Any:
+    """``train.compile=true``: a torch.compile'd forward; any part that fails to compile runs eagerly."""
+    if not cfg.train.get("compile", False):
+        return None
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True  # fall back to eager instead of failing the run
+    try:
+        return torch.compile(model)
+    except Exception as err:  # e.g. no compiler toolchain on this machine
+        log.warning("train.compile: torch.compile is unavailable (%s); training eagerly", err)
+        return None
+
+
 def decode_config(cfg: DictConfig) -> DecodeConfig:
     return DecodeConfig(**to_plain(cfg.get("decode") or {}))
 
@@ -107,13 +121,14 @@ class ModelWithLoss(nn.Module):
     """Model + criterion as one module, so DDP sees every parameter the losses touch (the shared
     embedding space is used by the alignment losses, outside the model's own forward)."""
 
-    def __init__(self, model: nn.Module, criterion: nn.Module) -> None:
+    def __init__(self, model: nn.Module, criterion: nn.Module, compiled: Any = None) -> None:
         super().__init__()
         self.model = model
         self.criterion = criterion
+        self.compiled = compiled  # torch.compile'd forward of ``model`` (same parameters), or None
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        outputs = forward_batch(self.model, batch)
+        outputs = forward_batch(self.compiled if self.compiled is not None else self.model, batch)
         return self.criterion(outputs, batch, self.model)
 
 
@@ -153,7 +168,7 @@ class Trainer:
         self.criterion = build_criterion(cfg.get("loss"))
         self.autocast = autocast_dtype(self.device, cfg.train.get("precision", "auto"))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)
-        self.train_model: nn.Module = ModelWithLoss(self.model, self.criterion)
+        self.train_model: nn.Module = ModelWithLoss(self.model, self.criterion, maybe_compile(self.model, cfg))
         if self.dist.enabled:
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,

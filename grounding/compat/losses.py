@@ -1,0 +1,212 @@
+"""Compatibility losses: keep a new model's embeddings usable against a frozen old model's.
+
+Every loss sees one batch of B training queries, each with its moment, and gets
+
+    new_moments, new_sentences   (B, E)  the new model's embeddings (trained)
+    old_moments, old_sentences   (B, E)  the frozen old model's embeddings of the same moments/sentences
+    moment_ids                   (B,)    the training moment of each query (equal ids = same moment)
+
+plus, once before training (``prepare``), an ``OldReference``: the old model's embeddings of *every*
+training moment and sentence. Grounding has no class labels, so where a method needs classes (BCT,
+UniBCT) **each training moment is a class** and the old model's embedding of it is that class's row of
+the old classifier (as BCT builds classifier rows for new classes from old-model features). All
+embeddings are unit vectors. Losses are picked by name in the config (``COMPAT_LOSSES``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grounding.registry import Registry
+
+
+@dataclass
+class OldReference:
+    """What the frozen old model provides before training: its view of the whole training set."""
+
+    moments: torch.Tensor  # (M, E) old embedding of every training moment
+    sentences: torch.Tensor  # (N, E) old embedding of every training sentence
+    query_moment: torch.Tensor  # (N,) moment of each sentence
+    temperature: float  # the old model's similarity temperature
+
+    def to(self, device: torch.device | str) -> OldReference:
+        return OldReference(self.moments.to(device), self.sentences.to(device), self.query_moment.to(device),
+                            self.temperature)
+
+
+def same_moment(moment_ids: torch.Tensor) -> torch.Tensor:
+    """(B,) -> (B, B) bool, True where two queries of the batch describe the same moment."""
+    return moment_ids[:, None] == moment_ids[None, :]
+
+
+def info_nce(queries: torch.Tensor, items: torch.Tensor, temperature: float | torch.Tensor,
+             same: torch.Tensor | None = None, symmetric: bool = True) -> torch.Tensor:
+    """InfoNCE between row i of ``queries`` and row i of ``items`` (B, E); other rows are negatives,
+    except rows ``same`` marks as the same moment (they are neither positive nor negative)."""
+    sim = (queries @ items.t() / temperature).float()  # (B, B)
+    if same is not None:
+        off_diagonal = same & ~torch.eye(len(same), dtype=torch.bool, device=same.device)
+        sim = sim.masked_fill(off_diagonal, torch.finfo(sim.dtype).min)
+    target = torch.arange(sim.shape[0], device=sim.device)
+    loss = F.cross_entropy(sim, target)
+    return (loss + F.cross_entropy(sim.t(), target)) / 2 if symmetric else loss
+
+
+class CompatLoss(nn.Module):
+    """Base class: ``prepare`` once with the old model's reference, then call on batches."""
+
+    def prepare(self, old: OldReference) -> None:  # noqa: B027 - optional hook
+        """Read what the loss needs from the old model's view of the training set."""
+
+    def forward(self, new_moments: torch.Tensor, new_sentences: torch.Tensor, old_moments: torch.Tensor,
+                old_sentences: torch.Tensor, moment_ids: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+COMPAT_LOSSES: Registry[CompatLoss] = Registry("compatibility loss")
+
+
+@COMPAT_LOSSES.register("l2")
+class L2Compat(CompatLoss):
+    """``||phi_n(x) - phi_o(x)||^2`` for the moment and the sentence of each query, averaged."""
+
+    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids):
+        moment = (new_moments - old_moments).pow(2).sum(-1).mean()
+        sentence = (new_sentences - old_sentences).pow(2).sum(-1).mean()
+        return (moment + sentence) / 2
+
+
+@COMPAT_LOSSES.register("bct")
+class InfluenceLoss(CompatLoss):
+    """BCT's influence loss: the new embedding classified by the old model's fixed classifier.
+
+    ``L = CE(W_o phi_n(x) / tau, y)`` with ``W_o`` (M, E) the old embeddings of the M training moments
+    (the classes) and ``y`` the query's moment; applied to the new moment and the new sentence
+    embedding. ``temperature`` null = the old model's own temperature.
+    """
+
+    def __init__(self, temperature: float | None = None) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.register_buffer("classifier", torch.empty(0), persistent=False)
+        self.tau = 1.0
+
+    def prototypes(self, old: OldReference) -> torch.Tensor:
+        return old.moments
+
+    def prepare(self, old: OldReference) -> None:
+        self.classifier = self.prototypes(old).detach()
+        self.tau = float(self.temperature if self.temperature is not None else old.temperature)
+
+    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids):
+        if self.classifier.numel() == 0:
+            raise RuntimeError(f"{type(self).__name__}.prepare(old_reference) must be called before training")
+        moment = F.cross_entropy((new_moments @ self.classifier.t() / self.tau).float(), moment_ids)
+        sentence = F.cross_entropy((new_sentences @ self.classifier.t() / self.tau).float(), moment_ids)
+        return (moment + sentence) / 2
+
+
+@COMPAT_LOSSES.register("ract")
+class RegressionAlleviatingLoss(CompatLoss):
+    """RACT's regression-alleviating contrastive loss.
+
+    For an anchor ``a_i`` (the new moment embedding, and the new sentence embedding, of query i):
+
+        L = -log  e^{a_i.o_i/tau} / ( e^{a_i.o_i/tau} + sum_k e^{a_i.o_k/tau} + sum_k e^{a_i.n_k/tau} )
+
+    with ``o`` the old and ``n`` the new moment embeddings and k over the other moments of the batch:
+    the new embedding must sit closer to the *old* embedding of its own moment than to the old **and
+    the new** embeddings of any other moment, which is exactly the comparison a half-backfilled gallery
+    makes. ``hardest_k`` keeps only the k most similar negatives of each kind (null = all).
+    """
+
+    def __init__(self, temperature: float = 0.05, hardest_k: int | None = None) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.hardest_k = hardest_k
+
+    def _anchor_loss(self, anchor: torch.Tensor, old_moments: torch.Tensor, new_moments: torch.Tensor,
+                     same: torch.Tensor) -> torch.Tensor:
+        low = torch.finfo(torch.float32).min
+        positive = (anchor * old_moments).sum(-1, keepdim=True).float() / self.temperature  # (B, 1)
+        negatives = []
+        for bank in (old_moments, new_moments):
+            sim = ((anchor @ bank.t()).float() / self.temperature).masked_fill(same, low)  # (B, B)
+            if self.hardest_k is not None and self.hardest_k < sim.shape[1]:
+                sim = sim.topk(self.hardest_k, dim=1).values
+            negatives.append(sim)
+        logits = torch.cat([positive, *negatives], dim=1)
+        return F.cross_entropy(logits, torch.zeros(len(anchor), dtype=torch.long, device=anchor.device))
+
+    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids):
+        same = same_moment(moment_ids)
+        moment = self._anchor_loss(new_moments, old_moments, new_moments, same)
+        sentence = self._anchor_loss(new_sentences, old_moments, new_moments, same)
+        return (moment + sentence) / 2
+
+
+def knn_affinity(nodes: torch.Tensor, k: int, temperature: float, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each node's k nearest other nodes (cosine) and softmax weights over them: (n, k) ids, (n, k) weights."""
+    k = min(k, len(nodes) - 1)
+    ids, weights = [], []
+    for first in range(0, len(nodes), chunk):
+        sim = nodes[first:first + chunk] @ nodes.t()  # (c, n)
+        rows = torch.arange(first, min(first + chunk, len(nodes)), device=nodes.device)
+        sim[torch.arange(len(rows), device=nodes.device), rows] = -float("inf")  # not its own neighbour
+        top = sim.topk(k, dim=1)
+        ids.append(top.indices)
+        weights.append(torch.softmax(top.values / temperature, dim=1))
+    return torch.cat(ids), torch.cat(weights)
+
+
+def refine_prototypes(moments: torch.Tensor, sentences: torch.Tensor | None = None,
+                      query_moment: torch.Tensor | None = None, knn: int = 10, alpha: float = 0.5,
+                      steps: int = 1, temperature: float = 0.05) -> torch.Tensor:
+    """UniBCT-style structural prototype refinement of old embeddings (M, E) -> prototypes (M, E).
+
+    The old embeddings of a class (its moment, plus its sentences when given) are nodes of a k-NN graph
+    over all classes; each step moves every node towards its neighbourhood,
+    ``z <- normalize((1 - alpha) z + alpha sum_j w_ij z_j)`` (``w`` = softmax of neighbour similarities),
+    and a class prototype is the normalised mean of its refined nodes. A node the old model embedded
+    badly (an outlier, far from what resembles it) is pulled back towards the structure of the data
+    before it can drag its prototype away; a node inside a tight neighbourhood barely moves.
+    """
+    nodes, labels = moments, torch.arange(len(moments), device=moments.device)
+    if sentences is not None and query_moment is not None:
+        nodes, labels = torch.cat([moments, sentences]), torch.cat([labels, query_moment.to(moments.device)])
+    nodes = F.normalize(nodes.float(), dim=-1)
+    for _ in range(steps):
+        ids, weights = knn_affinity(nodes, knn, temperature)
+        neighbourhood = (weights.unsqueeze(-1) * nodes[ids]).sum(1)  # (n, E)
+        nodes = F.normalize((1 - alpha) * nodes + alpha * neighbourhood, dim=-1)
+    protos = torch.zeros_like(moments, dtype=nodes.dtype).index_add_(0, labels, nodes)
+    return F.normalize(protos, dim=-1)
+
+
+@COMPAT_LOSSES.register("unibct")
+class UniversalPrototypeLoss(InfluenceLoss):
+    """UniBCT-style: BCT's influence loss against *refined* old prototypes (``refine_prototypes``),
+    computed once from the old model and kept fixed."""
+
+    def __init__(self, temperature: float | None = None, knn: int = 10, alpha: float = 0.5, steps: int = 1,
+                 graph_temperature: float = 0.05, include_sentences: bool = True) -> None:
+        super().__init__(temperature)
+        self.knn, self.alpha, self.steps = knn, alpha, steps
+        self.graph_temperature = graph_temperature
+        self.include_sentences = include_sentences
+
+    def prototypes(self, old: OldReference) -> torch.Tensor:
+        sentences = old.sentences if self.include_sentences else None
+        return refine_prototypes(old.moments, sentences, old.query_moment, self.knn, self.alpha, self.steps,
+                                 self.graph_temperature)
+
+
+def build_compat_loss(name: str | None, params: dict | None = None) -> CompatLoss | None:
+    """The loss registered as ``name`` with ``params`` from the config; None for no compatibility loss."""
+    if name is None:
+        return None
+    return COMPAT_LOSSES.get(name)(**(params or {}))

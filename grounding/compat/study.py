@@ -1,0 +1,303 @@
+"""The compatibility study behind ``tools/train_compat.py``.
+
+1. the **old model**: trained on ``compat.old.train_fraction`` of the training queries (or loaded from
+   ``compat.old.checkpoint``), then frozen; its embeddings of every training moment/sentence and of
+   the test gallery are computed once;
+2. one **new model** per method in ``compat.run`` (all training queries, same seed), each with the
+   compatibility loss and options of ``compat.methods.<name>``;
+3. a **forward adapter** (old -> new) for the methods in ``compat.adapter.apply_to`` or with
+   ``forward: joint`` (trained with the new model, then fine-tuned on the frozen new model);
+4. **evaluation** on the test split: old self, new self, cross, adapted cross, negative flips, and
+   the hot-refresh curves for each backfill order.
+
+The work dir receives ``config.yaml``, ``train.log``, ``checkpoints/{old,new_<method>}.pt``, ``tb/``,
+``results.csv``, ``hot_refresh.csv``, ``hot_refresh.png`` (and ``.pdf``), ``summary.md`` and
+``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from grounding.compat.adapter import ForwardAdapter, fit_adapter
+from grounding.compat.backfill import backfill_order
+from grounding.compat.data import MomentSplit, build_moment_split, encode_words
+from grounding.compat.losses import OldReference, build_compat_loss
+from grounding.compat.metrics import hot_refresh_curve, negative_flip_rate, retrieve
+from grounding.compat.model import DualEncoder, SplitEmbeddings, build_dual_encoder, embed_split
+from grounding.compat.report import (
+    ADAPTED,
+    MethodResult,
+    StudyResult,
+    check_claims,
+    plot_hot_refresh,
+    summary_markdown,
+    write_hot_refresh_csv,
+    write_results_csv,
+)
+from grounding.compat.train import CompatTerms, TrainSettings, train_dual_encoder
+from grounding.config import save_config, to_plain
+from grounding.data.build import DataBundle
+from grounding.data.text import build_text_input
+from grounding.engine.checkpoint import load_checkpoint, save_atomic
+from grounding.engine.runtime import DistInfo, seed_everything, select_device
+from grounding.engine.trainer import ensure_synthetic_data, setup_logging
+from grounding.engine.workdir import prepare_work_dir
+from grounding.errors import GroundingError
+
+log = logging.getLogger("grounding")
+
+OUTPUTS = ("results.csv", "hot_refresh.csv", "hot_refresh.png", "hot_refresh.pdf", "summary.md")
+REQUIRED = ("run", "model", "train", "old", "methods", "adapter", "backfill", "eval")
+
+
+def compat_section(cfg: DictConfig) -> dict[str, Any]:
+    """The config's ``compat`` section as a plain dict, checked for the parts the study reads."""
+    section = cfg.get("compat")
+    if section is None:
+        raise GroundingError("the config has no 'compat' section; start it from configs/compat/default.yaml "
+                             "(add it to _base_) as configs/compat/synthetic.yaml does")
+    section = to_plain(section)
+    missing = [k for k in REQUIRED if k not in section]
+    if missing:
+        raise GroundingError(f"compat section lacks {', '.join('compat.' + k for k in missing)}; "
+                             "see configs/compat/default.yaml")
+    unknown = [m for m in section["run"] if m not in section["methods"]]
+    if unknown:
+        raise GroundingError(f"compat.run names {unknown}, which compat.methods does not define "
+                             f"(defined: {', '.join(section['methods'])})")
+    return section
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    return {**base, **{k: v for k, v in (override or {}).items() if v is not None}}
+
+
+class CompatStudy:
+    def __init__(self, cfg: DictConfig, work_dir: str | Path, overwrite: bool = False) -> None:
+        self.compat = compat_section(cfg)
+        self.cfg = cfg
+        self.work_dir = prepare_work_dir(work_dir, resume=False, overwrite=overwrite)
+        for name in OUTPUTS:
+            (self.work_dir / name).unlink(missing_ok=True)
+        setup_logging(self.work_dir, True)
+        save_config(cfg, self.work_dir / "config.yaml")
+        self.device = select_device(cfg.train.get("device", "auto"), DistInfo())
+        if cfg.train.get("num_threads"):
+            torch.set_num_threads(int(cfg.train.num_threads))  # on a shared CPU, fewer threads avoid thrashing
+        ensure_synthetic_data(cfg)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.work_dir / "tb"))
+
+    # ------------------------------------------------------------------ data
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        self.data = DataBundle(cfg)
+        max_words = int(cfg.data.get("max_words", 30))
+        train_split = cfg.data.get("train_split", "train")
+        test_split = self.compat["eval"].get("split") or (list(cfg.data.get("eval_splits") or ["test"])[0])
+        self.train = build_moment_split(self.data.records(train_split), self.data.bank, self.data.text, max_words, train_split)
+        self.test = build_moment_split(self.data.records(test_split), self.data.bank, self.data.text, max_words, test_split)
+        self.test_name = test_split
+
+    def _new_model(self, model_cfg: dict[str, Any], seed: int) -> DualEncoder:
+        torch.manual_seed(seed)
+        return build_dual_encoder(model_cfg, self.train, len(self.data.text) if self.data.text.kind == "ids" else None).to(self.device)
+
+    # ------------------------------------------------------------------ old model
+    def _old_model(self) -> tuple[DualEncoder, MomentSplit, MomentSplit]:
+        """The frozen old model and the train/test splits encoded with the old model's own text input."""
+        old_cfg = self.compat["old"]
+        model_cfg = _merged(self.compat["model"], old_cfg.get("model"))
+        train, test = self.train, self.test
+        if old_cfg.get("checkpoint"):
+            state = load_checkpoint(old_cfg["checkpoint"])
+            if state.get("kind") != "compat_old":
+                raise GroundingError(f"{old_cfg['checkpoint']} is not an old model written by tools/train_compat.py "
+                                     "(checkpoints/old.pt)")
+            model_cfg = state["model_config"]
+            if state["text"] != self.data.text.state():  # another vocabulary: give the old model its own token ids
+                text = build_text_input(self.cfg.get("text") or {"input": "vocab"})
+                text.load_state(state["text"])
+                max_words = int(self.cfg.data.get("max_words", 30))
+                recs = {name: [r for r in self.data.records(name) if r.windows]
+                        for name in (self.cfg.data.get("train_split", "train"), self.test_name)}
+                train = train.with_words(*encode_words(recs[self.cfg.data.get("train_split", "train")], text, max_words))
+                test = test.with_words(*encode_words(recs[self.test_name], text, max_words))
+            vocab = len(state["text"]["words"]) if "words" in state["text"] else None
+            model = build_dual_encoder(model_cfg, train, vocab).to(self.device)
+            try:
+                model.load_state_dict(state["model"])
+            except RuntimeError as err:
+                raise GroundingError(f"{old_cfg['checkpoint']} does not fit this data (feature dim or vocabulary): "
+                                     f"{str(err).splitlines()[0]}") from err
+            log.info("old model loaded from %s", old_cfg["checkpoint"])
+            self.old_queries = int(state.get("train_queries", 0))
+        else:
+            fraction = float(old_cfg.get("train_fraction", 1.0))
+            if not 0 < fraction <= 1:
+                raise GroundingError(f"compat.old.train_fraction must be in (0, 1], not {fraction}")
+            count = max(1, int(round(fraction * train.num_queries)))
+            keep = torch.randperm(train.num_queries, generator=torch.Generator().manual_seed(int(old_cfg.get("subset_seed", 0))))[:count]
+            subset = train.select(torch.sort(keep).values)
+            settings = TrainSettings.from_config(_merged(self.compat["train"], old_cfg.get("train")))
+            log.info("old model: %d of %d training queries (%.0f %%), %d epochs, dim %s",
+                     count, train.num_queries, 100 * fraction, settings.epochs, model_cfg.get("dim"))
+            model = self._new_model(model_cfg, settings.seed)
+            train_dual_encoder(model, subset, settings, self.device, writer=self.writer, tag="old",
+                               on_epoch=self._epoch_probe(model, None, test))
+            save_atomic({"kind": "compat_old", "model": model.state_dict(), "model_config": model_cfg,
+                         "text": self.data.text.state(), "train_queries": count, "config": to_plain(self.cfg)},
+                        self.work_dir / "checkpoints" / "old.pt")
+            self.old_queries = count
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model.eval(), train, test
+
+    # ------------------------------------------------------------------ evaluation helpers
+    def _epoch_probe(self, model: DualEncoder, old_test: SplitEmbeddings | None, test: MomentSplit):
+        """Per-epoch R@1 on the test split for the logs: self, and cross when an old gallery exists."""
+        if not self.compat["eval"].get("every_epoch", True):
+            return None
+        batch = int(self.compat["eval"].get("batch_size", 256))
+        targets = test.query_moment.numpy()
+
+        def probe(epoch: int) -> dict[str, float]:
+            emb = embed_split(model, test, self.device, batch)
+            out = {"self_R1": retrieve(emb.sentences.numpy(), emb.moments.numpy(), targets, (1,)).metrics["R@1"]}
+            if old_test is not None:
+                out["cross_R1"] = retrieve(emb.sentences.numpy(), old_test.moments.numpy(), targets, (1,)).metrics["R@1"]
+            return out
+
+        return probe
+
+    # ------------------------------------------------------------------ one method
+    def _run_method(self, name: str, old_train: SplitEmbeddings, old_test: SplitEmbeddings, old_hits: np.ndarray,
+                    orders: dict[str, np.ndarray], fractions: list[float], old_temperature: float) -> MethodResult:
+        spec = self.compat["methods"][name]
+        adapter_cfg = self.compat["adapter"]
+        settings = TrainSettings.from_config(self.compat["train"])
+        start = time.perf_counter()
+        model = self._new_model(self.compat["model"], settings.seed)
+        if model.embedding.embed_dim != old_train.moments.shape[1]:
+            raise GroundingError(f"new embed_dim {model.embedding.embed_dim} differs from the old model's "
+                                 f"{old_train.moments.shape[1]}; compatibility needs one shared dim "
+                                 "(compat.old.model.embed_dim)")
+        loss = build_compat_loss(spec.get("loss"), spec.get("params"))
+        if loss is not None:
+            loss.to(self.device)
+            loss.prepare(OldReference(old_train.moments, old_train.sentences, self.train.query_moment,
+                                      old_temperature).to(self.device))
+        joint = spec.get("forward") == "joint"
+        uses_adapter = joint or name in (adapter_cfg.get("apply_to") or [])
+        adapter = None
+        forward_params = {k: adapter_cfg[k] for k in ("temperature", "align_weight", "contrast_weight")}
+        if uses_adapter:
+            torch.manual_seed(settings.seed)
+            adapter = ForwardAdapter(old_train.moments.shape[1], model.embedding.embed_dim,
+                                     int(adapter_cfg.get("hidden", 256))).to(self.device)
+        terms = CompatTerms(loss, float(spec.get("weight", 1.0)), old_train.moments, old_train.sentences,
+                            adapter if joint else None, float(spec.get("forward_weight", 1.0)), forward_params)
+        log.info("new model '%s': loss %s%s", name, spec.get("loss"), ", forward adapter trained jointly" if joint else "")
+        train_dual_encoder(model, self.train, settings, self.device, terms, self.writer, tag=name,
+                           on_epoch=self._epoch_probe(model, old_test, self.test))
+        batch = int(self.compat["eval"].get("batch_size", 256))
+        new_test = embed_split(model, self.test, self.device, batch)
+        queries, targets = new_test.sentences.numpy(), self.test.query_moment.numpy()
+        old_gallery, new_gallery = old_test.moments.numpy(), new_test.moments.numpy()
+        self_ret, cross_ret = retrieve(queries, new_gallery, targets), retrieve(queries, old_gallery, targets)
+        curves = {order: hot_refresh_curve(queries, old_gallery, new_gallery, targets, perm, fractions, old_hits)
+                  for order, perm in orders.items()}
+        adapted_cross = None
+        if adapter is not None:
+            new_train = embed_split(model, self.train, self.device, batch)
+            history = fit_adapter(adapter, old_train.moments, new_train.moments, new_train.sentences,
+                                  self.train.query_moment, epochs=int(adapter_cfg.get("epochs", 30)),
+                                  lr=float(adapter_cfg.get("lr", 1e-3)), batch_size=int(adapter_cfg.get("batch_size", 256)),
+                                  weight_decay=float(adapter_cfg.get("weight_decay", 0.0)), seed=settings.seed,
+                                  **forward_params)
+            for epoch, value in enumerate(history, 1):
+                self.writer.add_scalar(f"{name}/adapter_loss", value, epoch)
+            with torch.no_grad():
+                adapted = adapter(old_test.moments.to(self.device)).cpu().numpy()
+            adapted_cross = retrieve(queries, adapted, targets).metrics
+            for order, perm in orders.items():
+                curves[order + ADAPTED] = hot_refresh_curve(queries, adapted, new_gallery, targets, perm, fractions, old_hits)
+            log.info("%s: forward adapter (%d epochs, loss %.3f -> %.3f): cross R@1 %.2f -> adapted %.2f", name,
+                     len(history), history[0], history[-1], cross_ret.metrics["R@1"], adapted_cross["R@1"])
+        save_atomic({"kind": "compat_new", "method": name, "model": model.state_dict(),
+                     "model_config": self.compat["model"], "adapter": adapter.state_dict() if adapter else None,
+                     "text": self.data.text.state()}, self.work_dir / "checkpoints" / f"new_{name}.pt")
+        result = MethodResult(name, self_ret.metrics, cross_ret.metrics, adapted_cross,
+                              negative_flip_rate(old_hits, cross_ret.hits), negative_flip_rate(old_hits, self_ret.hits),
+                              curves, time.perf_counter() - start)
+        for key, metrics in (("self", result.new_self), ("cross", result.cross), ("adapted_cross", result.adapted_cross)):
+            for metric, value in (metrics or {}).items():
+                self.writer.add_scalar(f"final/{key}/{metric}", value, list(self.compat["run"]).index(name))
+        for order, rows in curves.items():
+            for row in rows:
+                self.writer.add_scalar(f"hot_refresh_{order}/{name}/R1", row["R@1"], round(100 * row["fraction"]))
+                self.writer.add_scalar(f"hot_refresh_{order}/{name}/NFR", row["NFR"], round(100 * row["fraction"]))
+        log.info("%s done in %.0f s: self R@1 %.2f, cross R@1 %.2f, NFR cross %.2f, mean NFR along the curve %s",
+                 name, result.seconds, result.new_self["R@1"], result.cross["R@1"], result.nfr_cross,
+                 ", ".join(f"{o} {result.mean_nfr(o):.2f}" for o in orders))
+        return result
+
+    # ------------------------------------------------------------------ the study
+    def run(self, command: str | None = None) -> StudyResult:
+        start = time.perf_counter()
+        seed_everything(int(self.compat["train"].get("seed", 0)))
+        self._load_data()
+        old_model, old_train_split, old_test_split = self._old_model()
+        batch = int(self.compat["eval"].get("batch_size", 256))
+        old_train = embed_split(old_model, old_train_split, self.device, batch)
+        old_test = embed_split(old_model, old_test_split, self.device, batch)
+        targets = self.test.query_moment.numpy()
+        old_ret = retrieve(old_test.sentences.numpy(), old_test.moments.numpy(), targets)
+        log.info("old self-test on %s: %s", self.test_name, ", ".join(f"{k} {v:.2f}" for k, v in old_ret.metrics.items()))
+        backfill = self.compat["backfill"]
+        steps = int(backfill.get("steps", 10))
+        fractions = [i / steps for i in range(steps + 1)]
+        orders = {kind: backfill_order(kind, old_test.moments.numpy(), int(backfill.get("seed", 0)),
+                                       backfill.get("uncertainty", "entropy"), float(backfill.get("temperature", 0.05)))
+                  for kind in backfill.get("orders", ["random"])}
+        methods = {}
+        for i, name in enumerate(self.compat["run"]):
+            log.info("=== method %d/%d: %s", i + 1, len(self.compat["run"]), name)
+            methods[name] = self._run_method(name, old_train, old_test, old_ret.hits, orders, fractions,
+                                             old_model.temperature)
+        study = StudyResult(old_ret.metrics, methods, list(orders), fractions, self.old_queries,
+                            self.test.num_queries, self.test.num_moments, time.perf_counter() - start)
+        self._write(study, command)
+        return study
+
+    def _write(self, study: StudyResult, command: str | None) -> None:
+        wd = self.work_dir
+        write_results_csv(study, wd / "results.csv")
+        write_hot_refresh_csv(study, wd / "hot_refresh.csv")
+        plot_hot_refresh(study, wd / "hot_refresh.png")
+        (wd / "summary.md").write_text(summary_markdown(study, command))
+        (wd / "metrics.json").write_text(json.dumps(
+            {"old_self": study.old_self, "methods": {k: asdict(v) for k, v in study.methods.items()},
+             "claims": [asdict(c) for c in check_claims(study)], "seconds": study.seconds}, indent=1))
+        self.writer.close()
+        for claim in check_claims(study):
+            log.info("claim: %s -> %s (%s)", claim.text, {True: "held", False: "DID NOT HOLD", None: "n/a"}[claim.held],
+                     claim.detail)
+
+
+def run_study(cfg: DictConfig, work_dir: str | Path, overwrite: bool = False, command: str | None = None) -> StudyResult:
+    return CompatStudy(cfg, work_dir, overwrite).run(command)
+
+
+__all__ = ["CompatStudy", "run_study", "compat_section"]

@@ -1,0 +1,120 @@
+"""Compatibility losses on hand-made unit embeddings, and the UniBCT prototype refinement."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from grounding.compat.losses import (
+    COMPAT_LOSSES,
+    OldReference,
+    build_compat_loss,
+    info_nce,
+    refine_prototypes,
+    same_moment,
+)
+from grounding.errors import GroundingError
+
+EYE = torch.eye(3)
+IDS = torch.arange(3)
+
+
+def reference(moments: torch.Tensor, temperature: float = 0.5) -> OldReference:
+    return OldReference(moments, moments.clone(), torch.arange(len(moments)), temperature)
+
+
+def test_registry_names_and_unknown_name():
+    assert COMPAT_LOSSES.names() == ["bct", "l2", "ract", "unibct"]
+    assert build_compat_loss(None) is None
+    with pytest.raises(GroundingError, match="unknown compatibility loss 'bogus'"):
+        build_compat_loss("bogus")
+
+
+def test_info_nce_masks_other_queries_of_the_same_moment():
+    # rows 0 and 1 describe the same moment: neither is a negative of the other
+    emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    loss = info_nce(emb, emb, 1.0, same_moment(torch.tensor([5, 5, 7])), symmetric=False)
+    expected = (2 * math.log(1 + math.exp(-1)) + math.log(1 + 2 * math.exp(-1))) / 3
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_l2_is_zero_on_the_old_embedding_and_four_on_its_opposite():
+    l2 = COMPAT_LOSSES.get("l2")()
+    assert l2(EYE, EYE, EYE, EYE, IDS).item() == 0.0
+    assert l2(-EYE, -EYE, EYE, EYE, IDS).item() == pytest.approx(4.0)
+    assert l2(-EYE, EYE, EYE, EYE, IDS).item() == pytest.approx(2.0)  # moments off, sentences on
+
+
+def test_bct_classifies_the_new_embedding_with_the_old_prototypes():
+    bct = build_compat_loss("bct", {"temperature": None})
+    bct.prepare(reference(EYE, temperature=0.5))  # classes = the 3 old moment embeddings, old tau = 0.5
+    on_own = bct(EYE, EYE, EYE, EYE, IDS).item()
+    assert on_own == pytest.approx(math.log(1 + 2 * math.exp(-2)), rel=1e-5)  # -log e^2 / (e^2 + 2 e^0)
+    shuffled = EYE[[1, 2, 0]]
+    assert bct(shuffled, shuffled, EYE, EYE, IDS).item() > on_own + 1.0
+    with pytest.raises(RuntimeError, match="prepare"):
+        build_compat_loss("bct")(EYE, EYE, EYE, EYE, IDS)
+
+
+def test_ract_is_lowest_when_the_new_embedding_sits_on_its_own_old_embedding():
+    ract = build_compat_loss("ract", {"temperature": 0.5})
+    on_own = ract(EYE, EYE, EYE, EYE, IDS).item()
+    # each anchor: positive e^{1/0.5}; 2 old and 2 new negatives at similarity 0
+    assert on_own == pytest.approx(math.log(1 + 4 * math.exp(-2)), rel=1e-5)
+    shuffled = EYE[[1, 2, 0]]
+    assert ract(shuffled, shuffled, EYE, EYE, IDS).item() > on_own + 1.0
+
+
+def test_ract_penalises_new_embeddings_crowding_each_other_where_bct_does_not():
+    # new moment 1 moves towards new moment 0 while both stay equally close to their own old embeddings
+    old = EYE
+    spread = EYE.clone()
+    crowded = F.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]]), dim=-1)
+    ract = build_compat_loss("ract", {"temperature": 0.5})
+    assert ract(crowded, spread, old, old, IDS) > ract(spread, spread, old, old, IDS)
+
+
+def test_ract_hardest_k_and_same_moment_mask():
+    emb = F.normalize(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), dim=-1)
+    new = F.normalize(emb + 0.3 * torch.randn(6, 4, generator=torch.Generator().manual_seed(1)), dim=-1)
+    ids = torch.arange(6)
+    full = build_compat_loss("ract", {"temperature": 0.1})(new, new, emb, emb, ids)
+    hardest = build_compat_loss("ract", {"temperature": 0.1, "hardest_k": 2})(new, new, emb, emb, ids)
+    assert hardest < full  # fewer negatives in the denominator
+    # two queries of one moment are no negatives of each other: by hand, with tau = 0.5
+    emb = EYE[[0, 0, 1]]
+    loss = build_compat_loss("ract", {"temperature": 0.5})(emb, emb, emb, emb, torch.tensor([0, 0, 1]))
+    expected = (2 * math.log(1 + 2 * math.exp(-2)) + math.log(1 + 4 * math.exp(-2))) / 3
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_refinement_pulls_an_outlier_prototype_back_and_leaves_a_tight_cluster_alone():
+    g = torch.Generator().manual_seed(0)
+    cluster = F.normalize(torch.tensor([1.0, 0, 0, 0]) + 0.05 * torch.randn(6, 4, generator=g), dim=-1)
+    outlier = torch.tensor([[0.0, 1.0, 0.0, 0.0]])  # the old model embedded class 6's moment badly
+    moments = torch.cat([cluster, outlier])
+    sentences = cluster[:1].clone()  # ...while its sentence lies where the data says it should
+    protos = refine_prototypes(moments, sentences, torch.tensor([6]), knn=3, alpha=0.5, steps=1, temperature=0.1)
+    centre = F.normalize(cluster.mean(0), dim=0)
+    assert protos[6] @ centre > outlier[0] @ centre + 0.5  # pulled back towards the data
+    assert (protos[:6] * cluster).sum(-1).min() > 0.95  # cluster members barely move
+    # without refinement (alpha 0, no sentences) the prototypes are the old embeddings themselves
+    torch.testing.assert_close(refine_prototypes(moments, alpha=0.0), moments)
+
+
+def test_unibct_equals_bct_without_refinement_and_uses_refined_prototypes_otherwise():
+    g = torch.Generator().manual_seed(2)
+    old = F.normalize(torch.randn(8, 5, generator=g), dim=-1)
+    new = F.normalize(old + 0.2 * torch.randn(8, 5, generator=g), dim=-1)
+    ids = torch.arange(8)
+    ref = OldReference(old, old.clone(), ids, 0.1)
+    bct = build_compat_loss("bct")
+    bct.prepare(ref)
+    plain = build_compat_loss("unibct", {"alpha": 0.0, "include_sentences": False, "knn": 3})
+    plain.prepare(ref)
+    torch.testing.assert_close(plain(new, new, old, old, ids), bct(new, new, old, old, ids))
+    refined = build_compat_loss("unibct", {"alpha": 0.5, "knn": 3})
+    refined.prepare(ref)
+    assert not torch.allclose(refined.classifier, old)
+    torch.testing.assert_close(refined.classifier.norm(dim=-1), torch.ones(8))

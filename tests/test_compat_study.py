@@ -1,0 +1,137 @@
+"""The study end to end on the tiny synthetic benchmark, and the moment tables it is built on."""
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_overrides
+
+from grounding.compat.data import build_moment_split
+from grounding.compat.model import build_dual_encoder, embed_split
+from grounding.compat.report import CURVE_COLUMNS, RESULT_COLUMNS
+from grounding.config import load_config
+from grounding.data.build import DataBundle
+from grounding.errors import GroundingError
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+import train_compat  # noqa: E402
+
+CONFIG = REPO / "configs" / "compat" / "synthetic.yaml"
+METHODS = ["independent", "l2", "bct", "ract", "unibct", "bict"]
+
+
+def compat_overrides(root: Path, **extra: object) -> list[str]:
+    """The tiny benchmark and a tiny study: 1 epoch per model, 2 backfill steps."""
+    items = {
+        "compat.model.dim": 32, "compat.model.embed_dim": 16, "compat.model.heads": 2, "compat.model.word_dim": 16,
+        "compat.train.epochs": 1, "compat.train.batch_size": 32, "compat.old.train.epochs": 1,
+        "compat.adapter.epochs": 2, "compat.adapter.hidden": 16, "compat.backfill.steps": 2,
+        "compat.eval.every_epoch": False, "compat.methods.unibct.params.knn": 3,
+    }
+    items.update(extra)
+    return tiny_overrides(root) + [f"{k}={'null' if v is None else v}" for k, v in items.items()]
+
+
+@pytest.fixture(scope="module")
+def study_dir(tiny_synthetic, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("compat") / "run"
+    assert train_compat.main(["--config", str(CONFIG), "--work-dir", str(work), *compat_overrides(tiny_synthetic)]) == 0
+    return work
+
+
+def test_moment_split_shares_moments_and_batches_whole_videos(tiny_synthetic):
+    cfg = load_config(CONFIG, tiny_overrides(tiny_synthetic))
+    data = DataBundle(cfg)
+    records = data.records("train")
+    split = build_moment_split(records + records[:3], data.bank, data.text)  # 3 queries repeated: same moments
+    assert split.num_queries == len(records) + 3 and split.num_moments <= len(records)
+    assert split.query_moment[-3:].tolist() == split.query_moment[:3].tolist()
+    inside = split.moment_mask.sum(1)
+    assert (inside > 0).all()
+    batches = split.video_batches(16, torch.Generator().manual_seed(0))
+    seen = torch.cat(batches)
+    assert sorted(seen.tolist()) == list(range(split.num_queries))
+    query_video = split.moment_video[split.query_moment]
+    videos = [set(query_video[b].tolist()) for b in batches]
+    assert all(not (a & b) for i, a in enumerate(videos) for b in videos[i + 1:])  # a video lies in one batch
+    batch = split.batch(batches[0])
+    assert batch["video"].shape[0] == len(videos[0]) and batch["moment_mask"].shape == (len(batches[0]), 16)
+    subset = split.select([0, 1, 2])
+    assert subset.num_queries == 3 and subset.query_moment.max() < subset.num_moments
+
+
+def test_embedding_a_split_matches_embedding_each_moment_alone(tiny_synthetic):
+    cfg = load_config(CONFIG, compat_overrides(tiny_synthetic))
+    data = DataBundle(cfg)
+    split = build_moment_split(data.records("test"), data.bank, data.text)
+    model = build_dual_encoder(dict(cfg.compat.model), split, len(data.text)).eval()
+    emb = embed_split(model, split, batch_size=4)  # several chunks of videos and moments
+    assert emb.moments.shape == (split.num_moments, 16) and emb.sentences.shape == (split.num_queries, 16)
+    for m in (0, split.num_moments - 1):
+        v = split.moment_video[m]
+        with torch.no_grad():
+            alone = model.embed_moments(split.videos[v:v + 1], split.video_mask[v:v + 1], split.moment_mask[m:m + 1])
+        torch.testing.assert_close(emb.moments[m:m + 1], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_study_writes_every_output(study_dir):
+    for name in ("config.yaml", "train.log", "results.csv", "hot_refresh.csv", "hot_refresh.png", "hot_refresh.pdf",
+                 "summary.md", "metrics.json", "checkpoints/old.pt", "checkpoints/new_bict.pt"):
+        assert (study_dir / name).is_file(), name
+    assert list((study_dir / "tb").glob("events.out.tfevents.*"))
+    with (study_dir / "results.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == RESULT_COLUMNS
+    assert [r["method"] for r in rows] == METHODS
+    assert len({r["old_self"] for r in rows}) == 1
+    assert [bool(r["adapted_cross"]) for r in rows] == [False] * 5 + [True]
+    assert all(0 <= float(r[c]) <= 100 for r in rows for c in ("old_self", "new_self", "cross", "nfr"))
+    with (study_dir / "hot_refresh.csv").open() as fh:
+        curves = list(csv.DictReader(fh))
+    assert tuple(curves[0]) == CURVE_COLUMNS
+    assert len(curves) == (len(METHODS) + 1) * 2 * 3  # (6 methods + bict+adapter) x 2 orders x 3 fractions
+    independent = [r for r in curves if r["method"] == "independent" and r["order"] == "random"]
+    by_method = {r["method"]: r for r in rows}
+    assert float(independent[0]["R1"]) == pytest.approx(float(by_method["independent"]["cross"]), abs=0.01)
+    assert float(independent[-1]["R1"]) == pytest.approx(float(by_method["independent"]["new_self"]), abs=0.01)
+    summary = (study_dir / "summary.md").read_text()
+    assert "## Claims" in summary and "| method | old_self | new_self | cross | adapted_cross | nfr |" in summary
+
+
+def test_study_refuses_to_overwrite_and_reuses_a_saved_old_model(study_dir, tiny_synthetic, tmp_path, capsys):
+    args = ["--config", str(CONFIG), "--work-dir", str(study_dir), *compat_overrides(tiny_synthetic)]
+    with pytest.raises(SystemExit) as exit_info:
+        train_compat.main(args)
+    assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    reuse = tmp_path / "reuse"
+    train_compat.main(["--config", str(CONFIG), "--work-dir", str(reuse), *compat_overrides(
+        tiny_synthetic, **{"compat.old.checkpoint": study_dir / "checkpoints" / "old.pt", "compat.run": "[independent]"})])
+    with (study_dir / "results.csv").open() as a, (reuse / "results.csv").open() as b:
+        assert next(csv.DictReader(b))["old_self"] == next(csv.DictReader(a))["old_self"]
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs" / "compat").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_compat_config_loads(config):
+    from grounding.compat.study import compat_section
+
+    section = compat_section(load_config(config))
+    assert set(section["run"]) <= set(section["methods"])
+
+
+def test_config_errors_are_user_errors(tiny_synthetic, tmp_path, capsys):
+    base = ["--work-dir", str(tmp_path / "x"), *compat_overrides(tiny_synthetic)]
+    with pytest.raises(SystemExit):
+        train_compat.main(["--config", str(CONFIG), *base, "compat.run=[independent,magic]"])
+    assert "compat.run names ['magic']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_compat.main(["--config", str(REPO / "configs" / "synthetic.yaml"), "--work-dir", str(tmp_path / "z"),
+                           *tiny_overrides(tiny_synthetic)])
+    assert "no 'compat' section" in capsys.readouterr().err
+    with pytest.raises(GroundingError, match="embed_dim"):
+        from grounding.compat.study import run_study
+
+        run_study(load_config(CONFIG, compat_overrides(tiny_synthetic, **{
+            "compat.old.model.embed_dim": 8, "compat.run": "[independent]"})), tmp_path / "y")

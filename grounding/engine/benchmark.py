@@ -180,7 +180,7 @@ def bench_data_pipeline(shape: Shape, num_videos: int, queries_per_video: int, b
         sync = _sync(torch.device(device))
         start = time.perf_counter()
         for epoch in range(3):
-            for b in fast.batches(batch, shuffle=True, seed=epoch):
+            for _batch in fast.batches(batch, shuffle=True, seed=epoch):
                 pass
         sync()
         fast_qps = 3 * len(records) / (time.perf_counter() - start)

@@ -144,6 +144,7 @@ class Trainer:
             torch.distributed.barrier()
         setup_logging(self.work_dir, self.dist.is_main)
         self.device = select_device(cfg.train.device, self.dist)
+        torch.set_flush_denormal(True)  # tiny optimizer statistics otherwise become slow denormals on CPUs
         if cfg.train.get("num_threads"):
             torch.set_num_threads(int(cfg.train.num_threads))  # on a shared CPU, fewer threads avoid thrashing
         seed_everything(int(cfg.train.seed) + self.dist.rank, bool(cfg.train.get("deterministic", False)))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from grounding.data.dataset import window_to_clips
+from grounding.data.dataset import pad_sequences, window_to_clips
 from grounding.data.features import FeatureBank
 from grounding.data.records import MomentRecord
 from grounding.data.text import TextInput
@@ -100,20 +100,10 @@ class MomentSplit:
                            self.moment_mask, self.qids, self.vids)
 
 
-def _pad(arrays: Sequence[np.ndarray], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = [a.shape[0] for a in arrays]
-    out = torch.zeros((len(arrays), max(lengths), *arrays[0].shape[1:]), dtype=dtype)
-    mask = torch.zeros((len(arrays), max(lengths)), dtype=torch.bool)
-    for i, (a, n) in enumerate(zip(arrays, lengths, strict=True)):
-        out[i, :n] = torch.from_numpy(np.asarray(a)).to(dtype)
-        mask[i, :n] = True
-    return out, mask
-
-
 def encode_words(records: Sequence[MomentRecord], text: TextInput, max_words: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token inputs of ``records`` with ``text``: (N, L) ids or (N, L, Dw) features, and the mask (N, L)."""
     tokens = [text.encode(rec, max_words) for rec in records]
-    return _pad(tokens, torch.long if tokens[0].dtype == np.int64 else torch.float32)
+    return pad_sequences(tokens, torch.long if tokens[0].dtype == np.int64 else torch.float32)
 
 
 def build_moment_split(records: Sequence[MomentRecord], bank: FeatureBank, text: TextInput, max_words: int = 30,
@@ -124,7 +114,7 @@ def build_moment_split(records: Sequence[MomentRecord], bank: FeatureBank, text:
         raise GroundingError(f"{name}: no query has a ground-truth window, so there is no moment to retrieve")
     vids = list(dict.fromkeys(r.vid for r in records))
     video_row = {vid: i for i, vid in enumerate(vids)}
-    videos, video_mask = _pad([bank.get(vid) for vid in vids], torch.float32)
+    videos, video_mask = pad_sequences([bank.get(vid) for vid in vids], torch.float32)
     moment_row: dict[tuple[int, int, int], int] = {}
     query_moment = []
     for rec in records:

@@ -75,7 +75,7 @@ class GroundingDataset(Dataset):
         }
 
 
-def _pad(arrays: Sequence[np.ndarray], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(arrays: Sequence[np.ndarray], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack variable-length arrays along a new batch axis, zero-padded, with a validity mask."""
     lengths = [a.shape[0] for a in arrays]
     out = torch.zeros((len(arrays), max(lengths), *arrays[0].shape[1:]), dtype=dtype)
@@ -87,9 +87,9 @@ def _pad(arrays: Sequence[np.ndarray], dtype: torch.dtype) -> tuple[torch.Tensor
 
 
 def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    video, video_mask = _pad([it["video"] for it in items], torch.float32)
+    video, video_mask = pad_sequences([it["video"] for it in items], torch.float32)
     word_dtype = torch.long if items[0]["words"].dtype == np.int64 else torch.float32
-    words, word_mask = _pad([it["words"] for it in items], word_dtype)
+    words, word_mask = pad_sequences([it["words"] for it in items], word_dtype)
     start_idx = torch.tensor([it["start_idx"] for it in items], dtype=torch.long)
     end_idx = torch.tensor([it["end_idx"] for it in items], dtype=torch.long)
     positions = torch.arange(video.shape[1])

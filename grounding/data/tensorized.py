@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from grounding.data.dataset import GroundingDataset, _pad, window_to_clips
+from grounding.data.dataset import GroundingDataset, pad_sequences, window_to_clips
 from grounding.errors import GroundingError
 
 
@@ -29,7 +29,7 @@ class TensorizedSplit:
         index = {v: i for i, v in enumerate(vids)}
         self.device = torch.device(device)
         self.videos = torch.from_numpy(np.stack([dataset.features.get(v) for v in vids])).to(self.device)  # (V, T, D)
-        words, self.word_mask = _pad([dataset.text.encode(r, dataset.max_words) for r in records],
+        words, self.word_mask = pad_sequences([dataset.text.encode(r, dataset.max_words) for r in records],
                                      torch.long if dataset.text.kind == "ids" else torch.float32)
         self.words, self.word_mask = words.to(self.device), self.word_mask.to(self.device)
         durations = np.asarray([float(r.duration) for r in records], dtype=np.float32)

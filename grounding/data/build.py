@@ -105,6 +105,7 @@ class DataBundle:
         self.data_cfg = cfg.data
         self.bank = build_feature_bank(self.data_cfg, cfg.model.get("video_dim"))
         self._records: dict[str, list[MomentRecord]] = {}
+        self._datasets: dict[str, GroundingDataset] = {}
         self.text: TextInput = build_text_input(cfg.get("text") or {"input": "vocab"})
         if text_state is not None:
             self.text.load_state(text_state)
@@ -130,6 +131,10 @@ class DataBundle:
         return sidecar if sidecar.is_file() else None
 
     def dataset(self, split: str) -> GroundingDataset:
-        tags_path = self.tags_path(split)
-        tags = read_tags(tags_path) if tags_path else None
-        return GroundingDataset(self.records(split), self.bank, self.text, self.data_cfg.get("max_words", 30), tags)
+        """The split's dataset, built once (annotations and tags are read a single time per run)."""
+        if split not in self._datasets:
+            tags_path = self.tags_path(split)
+            tags = read_tags(tags_path) if tags_path else None
+            self._datasets[split] = GroundingDataset(self.records(split), self.bank, self.text,
+                                                     self.data_cfg.get("max_words", 30), tags)
+        return self._datasets[split]

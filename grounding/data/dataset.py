@@ -71,7 +71,6 @@ class GroundingDataset(Dataset):
             "vid": rec.vid,
             "query": rec.query,
             "windows": rec.windows,
-            "has_target": bool(rec.windows),
         }
 
 

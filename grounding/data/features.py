@@ -264,7 +264,3 @@ class FeatureBank:
         if feats is None:
             feats = self._cache[vid] = self._prepare(vid)
         return feats
-
-    @property
-    def dim(self) -> int | None:
-        return self.expected_dim

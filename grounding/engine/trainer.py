@@ -225,7 +225,7 @@ class Trainer:
         size = int(self.cfg.train.batch_size) if train else int(self.cfg.train.get("eval_batch_size", 128))
         if self.dist.enabled:
             size = max(1, size // self.dist.world_size)
-        return list_like(lambda: self._tensorized[split].batches(
+        return ReiterableBatches(lambda: self._tensorized[split].batches(
             size, shuffle=train, seed=int(self.cfg.train.seed) * 1000 + self.epoch,
             rank=self.dist.rank, world=self.dist.world_size), len(self._tensorized[split]), size, self.dist.world_size)
 
@@ -360,8 +360,8 @@ class Trainer:
         return results
 
 
-class list_like:  # noqa: N801 - behaves like a DataLoader: iterable again each time, with a length
-    """Re-iterable batches with ``len`` (for progress bars), from a generator factory."""
+class ReiterableBatches:
+    """Batches that can be iterated again each epoch and have a ``len`` (for progress bars), like a DataLoader."""
 
     def __init__(self, make, num_items: int, batch_size: int, world: int) -> None:
         self.make, self.length = make, math.ceil(math.ceil(num_items / world) / batch_size)

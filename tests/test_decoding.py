@@ -54,3 +54,38 @@ def test_inside_weight_favours_windows_the_inside_head_supports():
     cfg = DecodeConfig(topk=1, nms_threshold=1.0, inside_weight=1.0)
     windows, _ = decode(stage, torch.ones(1, 4, dtype=torch.bool), torch.tensor([4.0]), cfg)
     assert windows[0, 0, :2].tolist() == [1.0, 3.0]
+
+
+def _greedy_nms_reference(windows, scores, threshold):
+    """The textbook loop, one row at a time."""
+    keep = []
+    for c in range(len(windows)):
+        ok = bool(torch.isfinite(scores[c]) and scores[c] > 0)
+        for k in keep:
+            s = max(windows[c][0], windows[k][0])
+            e = min(windows[c][1], windows[k][1])
+            union = max(windows[c][1], windows[k][1]) - min(windows[c][0], windows[k][0])
+            if max(e - s, 0) / max(union, 1e-9) > threshold:
+                ok = False
+        if ok:
+            keep.append(c)
+    return [c in keep for c in range(len(windows))]
+
+
+def test_nms_keeps_a_window_whose_suppressor_was_itself_suppressed():
+    # A suppresses B; B would suppress C, but B is gone, so C stays
+    windows = torch.tensor([[[0.0, 10.0], [4.0, 14.0], [8.0, 18.0]]])
+    keep = batched_nms(windows, torch.tensor([[0.9, 0.8, 0.7]]), threshold=0.3)
+    assert keep[0].tolist() == [True, False, True]
+
+
+def test_batched_nms_equals_the_sequential_greedy_loop():
+    g = torch.Generator().manual_seed(0)
+    start = torch.rand(64, 40, generator=g) * 20
+    windows = torch.stack([start, start + 0.5 + torch.rand(64, 40, generator=g) * 10], -1)
+    scores = torch.rand(64, 40, generator=g).sort(1, descending=True).values
+    scores[:5, 30:] = 0.0  # invalid tail candidates
+    for threshold in (0.1, 0.3, 0.5, 0.7):
+        keep = batched_nms(windows, scores, threshold)
+        for b in range(windows.shape[0]):
+            assert keep[b].tolist() == _greedy_nms_reference(windows[b].tolist(), scores[b], threshold)

@@ -84,7 +84,7 @@ def test_no_focus_cuts_the_fine_stage_off_the_coarse_scores():
     model = _model(focus=False).train()
     out = model(*_inputs())
     out["stages"]["fine"]["start_logits"].sum().backward()
-    assert model.coarse.heads.net[-1].weight.grad is None or model.coarse.heads.net[-1].weight.grad.abs().sum() == 0
+    assert model.coarse.heads.out.weight.grad is None or model.coarse.heads.out.weight.grad.abs().sum() == 0
 
 
 def test_ccman_overfits_a_tiny_batch():

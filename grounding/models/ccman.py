@@ -21,7 +21,7 @@ from torch import nn
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import QueryEncoder, VideoEncoder
 from grounding.models.heads import BoundaryHeads, expected_span, inside_probability
-from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, band_bias
+from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias
 
 
 @dataclass
@@ -89,7 +89,7 @@ class FineStage(nn.Module):
     def __init__(self, cfg: CCMANConfig) -> None:
         super().__init__()
         d = cfg.dim
-        self.window = cfg.local_window
+        self.band = BandBias(cfg.local_window)
         self.focus_embed = nn.Linear(1, d)
         self.focus_scale = nn.Parameter(torch.tensor(1.0))  # strength of the log-focus attention bias
         self.clip_word = nn.ModuleList(AttentionBlock(d, cfg.heads, cfg.dropout) for _ in range(cfg.fine_layers))
@@ -99,10 +99,12 @@ class FineStage(nn.Module):
         self.refine = MLP(d + 2, d, 2, cfg.dropout)
 
     def forward(self, v, v_mask, w, w_mask, sentence, focus=None, base_span=None) -> dict[str, torch.Tensor]:
-        bias = band_bias(v.shape[1], self.window, v.device).expand(v.shape[0], -1, -1)
+        # one (B, T, T) bias for every local layer: the window band, the log-focus over keys, padded keys
+        bias = self.band(v.shape[1])[None]
         if focus is not None:
             v = v + self.focus_embed(focus.unsqueeze(-1).to(v.dtype))
-            bias = bias + self.focus_scale * torch.log(focus + 0.05).unsqueeze(1)  # (B, 1, Tk) over keys
+            bias = (bias + self.focus_scale * torch.log(focus + 0.05).unsqueeze(1)).clamp_min(torch.finfo(bias.dtype).min)
+        bias = bias.masked_fill(~v_mask[:, None, :], torch.finfo(bias.dtype).min)
         for cross, local in zip(self.clip_word, self.local, strict=True):
             v = cross(v, v_mask, w, w_mask)
             v = local(v, v_mask, bias=bias)

@@ -36,17 +36,25 @@ def pairwise_window_iou(w: torch.Tensor) -> torch.Tensor:
 
 
 def batched_nms(windows: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Greedy NMS on windows sorted by descending score (B, C, 2); returns a keep mask (B, C)."""
+    """Greedy NMS on windows sorted by descending score (B, C, 2); returns a keep mask (B, C).
+
+    Greedy NMS keeps window c iff no *kept* better window overlaps it by more than ``threshold``.
+    That rule has exactly one solution, so instead of a Python loop over the C candidates we iterate
+    ``keep <- valid & ~any(keep[c'] & overlaps[c', c])`` over whole tensors until it stops changing:
+    after k rounds the first k windows are final, and in practice it settles in a handful of rounds.
+    """
     valid = torch.isfinite(scores) & (scores > 0)
     if threshold >= 1.0:
         return valid
-    iou = pairwise_window_iou(windows)
-    keep = torch.zeros_like(valid)
-    suppressed = ~valid
-    later = torch.ones(windows.shape[1], windows.shape[1], dtype=torch.bool, device=windows.device).triu(1)
-    for c in range(windows.shape[1]):
-        keep[:, c] = ~suppressed[:, c]
-        suppressed |= keep[:, c : c + 1] & (iou[:, c] > threshold) & later[c]
+    c = windows.shape[1]
+    earlier = torch.ones(c, c, dtype=torch.bool, device=windows.device).triu(1)  # [c', c]: c' ranks above c
+    suppresses = (pairwise_window_iou(windows) > threshold) & earlier  # (B, C', C)
+    keep = valid
+    for _ in range(c):
+        new_keep = valid & ~(keep.unsqueeze(2) & suppresses).any(1)
+        if torch.equal(new_keep, keep):
+            break
+        keep = new_keep
     return keep
 
 

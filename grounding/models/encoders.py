@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from grounding.models.layers import AttentionBlock, AttentivePooling, sinusoidal_positions
+from grounding.models.layers import AttentionBlock, AttentivePooling, InputProjection, SinusoidalPositions
 
 
 class VideoEncoder(nn.Module):
@@ -15,12 +15,12 @@ class VideoEncoder(nn.Module):
 
     def __init__(self, in_dim: int, dim: int, layers: int = 2, heads: int = 4, dropout: float = 0.1) -> None:
         super().__init__()
-        self.proj = nn.Sequential(nn.Linear(in_dim, dim), nn.LayerNorm(dim), nn.Dropout(dropout))
+        self.proj = InputProjection(in_dim, dim, dropout)
+        self.positions = SinusoidalPositions(dim)
         self.layers = nn.ModuleList(AttentionBlock(dim, heads, dropout) for _ in range(layers))
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, T, Dv) -> (B, T, D)
-        x = self.proj(video)
-        x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+        x = self.positions(self.proj(video))
         x = x * mask.unsqueeze(-1).to(x.dtype)
         for layer in self.layers:
             x = layer(x, mask)
@@ -59,12 +59,13 @@ class QueryEncoder(nn.Module):
         else:
             self.embed = None
             in_dim = token_feat_dim
-        self.proj = nn.Sequential(nn.Linear(in_dim, dim), nn.LayerNorm(dim), nn.Dropout(dropout))
+        self.proj = InputProjection(in_dim, dim, dropout)
         self.context_kind = context
         if context == "lstm":
             self.lstm = nn.LSTM(dim, dim // 2, num_layers=layers, batch_first=True, bidirectional=True)
             self.layers = nn.ModuleList()
         elif context == "transformer":
+            self.positions = SinusoidalPositions(dim)
             self.layers = nn.ModuleList(AttentionBlock(dim, heads, dropout) for _ in range(layers))
         else:
             raise ValueError(f"model.query_context must be 'lstm' or 'transformer', not '{context}'")
@@ -77,7 +78,7 @@ class QueryEncoder(nn.Module):
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             x, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])
         else:
-            x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+            x = self.positions(x)
             for layer in self.layers:
                 x = layer(x, mask)
         x = x * mask.unsqueeze(-1).to(x.dtype)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from grounding.models.layers import masked_softmax
+from grounding.models.layers import dropout, masked_softmax
 
 
 class BoundaryHeads(nn.Module):
@@ -13,17 +14,16 @@ class BoundaryHeads(nn.Module):
 
     def __init__(self, dim: int, dropout: float = 0.1) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 3))
+        self.norm = nn.LayerNorm(dim)
+        self.hidden = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, 3)  # start, end, inside
+        self.p = dropout
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = self.net(x).float()
-        neg = torch.finfo(logits.dtype).min
+        hidden = F.gelu(self.hidden(dropout(self.norm(x), self.p, self.training)))
+        logits = self.out(hidden).float().masked_fill(~mask.unsqueeze(-1), torch.finfo(torch.float32).min)
         start, end, inside = logits.unbind(-1)
-        return {
-            "start_logits": start.masked_fill(~mask, neg),
-            "end_logits": end.masked_fill(~mask, neg),
-            "inside_logits": inside.masked_fill(~mask, neg),
-        }
+        return {"start_logits": start, "end_logits": end, "inside_logits": inside}
 
 
 def expected_span(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,11 @@
 
 Masks are boolean with True = a real (non-padded) element. Attention takes an optional additive
 bias ``(B, Tq, Tk)`` so that the local window and the coarse-to-fine focus are plain biases.
+
+The blocks are written for speed on small shapes (``docs/performance.md``): on a CPU, a CCMAN
+forward pass at batch 1 is dominated by the Python cost of each call, so the blocks call functions
+rather than nested ``nn.Sequential``/``nn.Dropout`` modules, project self-attention's q, k and v with
+one matrix product, and read position tables and local-window biases from buffers.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+TABLE_LENGTH = 512  # position tables and window biases are precomputed up to this many steps
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -25,6 +32,27 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout``, but on the CPU the mask comes from 8 random bytes per 64-bit draw.
+
+    Why: the CPU generator draws one 32-bit number per element for ``F.dropout``; with 37 dropout
+    sites that was 29 % of a CCMAN training step on a 2-core CPU. Here each mask byte keeps 7 random
+    bits, so ``p`` is rounded to a multiple of 1/128 (0.1 -> 0.1016) and the kept values are scaled
+    by ``1 / (1 - p_rounded)``, which keeps the expectation exact. GPUs use ``F.dropout`` unchanged.
+    """
+    if not training or p <= 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return F.dropout(x, p, True)
+    threshold = round(p * 128)
+    if threshold == 0:
+        return x
+    n = x.numel()
+    words = torch.empty((n + 7) // 8, dtype=torch.int64).random_()  # 63 random bits each
+    keep = (words.view(torch.uint8)[:n].view(x.shape) & 0x7F) >= threshold
+    return x * keep.to(x.dtype).mul_(128 / (128 - threshold))
+
+
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
     """The fixed sine/cosine position table (length, dim) of the Transformer."""
     position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
@@ -35,50 +63,96 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device | None = No
     return table
 
 
-class MultiHeadAttention(nn.Module):
-    """Scaled dot-product attention with key masking and an optional additive bias (B, Tq, Tk)."""
+class SinusoidalPositions(nn.Module):
+    """Adds the sinusoidal table to (B, T, D), read from a buffer up to ``TABLE_LENGTH`` steps."""
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.register_buffer("table", sinusoidal_positions(TABLE_LENGTH, dim), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[1]
+        table = self.table[:length] if length <= TABLE_LENGTH else sinusoidal_positions(length, self.dim, x.device)
+        return x + table.to(x.dtype)
+
+
+def band_bias(length: int, window: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Additive bias (T, T): 0 within ``window`` clips of the diagonal, -inf-like outside (local attention)."""
+    idx = torch.arange(length, device=device)
+    outside = (idx[None] - idx[:, None]).abs() > window
+    return torch.zeros(length, length, device=device, dtype=dtype).masked_fill(outside, torch.finfo(dtype).min)
+
+
+class BandBias(nn.Module):
+    """``band_bias`` for a fixed window, sliced from a buffer up to ``TABLE_LENGTH`` clips."""
+
+    def __init__(self, window: int) -> None:
+        super().__init__()
+        self.window = window
+        self.register_buffer("table", band_bias(TABLE_LENGTH, window, torch.device("cpu")), persistent=False)
+
+    def forward(self, length: int) -> torch.Tensor:
+        if length > TABLE_LENGTH:
+            return band_bias(length, self.window, self.table.device)
+        return self.table[:length, :length]
+
+
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention with key masking and an optional additive bias (B, Tq, Tk).
+
+    q, k and v come from one (3D, D) projection: one matrix product for self-attention, two
+    (q from the query, k and v from the context) for cross-attention.
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"model dim {dim} is not divisible by {heads} heads")
         self.heads = heads
-        self.q_proj = nn.Linear(dim, dim)
-        self.kv_proj = nn.Linear(dim, 2 * dim)
+        self.dim = dim
+        self.in_proj = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
-        self.dropout = dropout
 
     def forward(
         self,
         query: torch.Tensor,  # (B, Tq, D)
-        key: torch.Tensor,  # (B, Tk, D)
+        key: torch.Tensor | None,  # (B, Tk, D); None = self-attention on ``query``
         key_mask: torch.Tensor,  # (B, Tk) bool
-        bias: torch.Tensor | None = None,  # (B, Tq, Tk) additive
+        bias: torch.Tensor | None = None,  # (B, Tq, Tk) additive, already -inf-like on padded keys
     ) -> torch.Tensor:
         b, tq, d = query.shape
         h = self.heads
-        q = self.q_proj(query).view(b, tq, h, d // h).transpose(1, 2)
-        k, v = self.kv_proj(key).view(b, key.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
-        neg = torch.finfo(q.dtype).min
-        attn_bias = torch.zeros(b, 1, tq, key.shape[1], dtype=q.dtype, device=q.device)
-        if bias is not None:
-            attn_bias = (attn_bias + bias.unsqueeze(1).to(q.dtype)).clamp_min(neg)  # no -inf: no NaN rows
-        attn_bias = attn_bias.masked_fill(~key_mask[:, None, None, :], neg)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=self.dropout if self.training else 0.0)
+        if key is None:
+            q, k, v = self.in_proj(query).view(b, tq, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        else:
+            weight, b_in = self.in_proj.weight, self.in_proj.bias
+            q = F.linear(query, weight[:d], b_in[:d]).view(b, tq, h, d // h).transpose(1, 2)
+            k, v = F.linear(key, weight[d:], b_in[d:]).view(b, key.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        if bias is None:
+            mask = torch.where(key_mask[:, None, None, :], 0.0, torch.finfo(q.dtype).min).to(q.dtype)
+        else:
+            mask = bias.unsqueeze(1).to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(out.transpose(1, 2).reshape(b, tq, d))
 
 
 class AttentionBlock(nn.Module):
-    """Pre-norm (self- or cross-) attention + feed-forward, with residuals; padded queries are zeroed."""
+    """Pre-norm (self- or cross-) attention + feed-forward, with residuals; padded queries are zeroed.
+
+    No dropout on the attention weights (costly on the CPU, little gain); dropout on the feed-forward
+    hidden layer and on both residual branches.
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float = 0.1, ffn_mult: int = 2) -> None:
         super().__init__()
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim)
-        self.attn = MultiHeadAttention(dim, heads)  # no dropout on attention weights: costly on CPU, little gain
+        self.attn = MultiHeadAttention(dim, heads)
         self.norm_ff = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_mult * dim, dim))
-        self.drop = nn.Dropout(dropout)
+        self.ff_in = nn.Linear(dim, ffn_mult * dim)
+        self.ff_out = nn.Linear(ffn_mult * dim, dim)
+        self.p = dropout
 
     def forward(
         self,
@@ -86,13 +160,16 @@ class AttentionBlock(nn.Module):
         x_mask: torch.Tensor,  # (B, Tq)
         context: torch.Tensor | None = None,  # (B, Tk, D); None = self-attention
         context_mask: torch.Tensor | None = None,
-        bias: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,  # (B, Tq, Tk), must already mask padded keys
     ) -> torch.Tensor:
         q = self.norm_q(x)
-        kv = q if context is None else self.norm_kv(context)
-        kv_mask = x_mask if context is None else context_mask
-        x = x + self.drop(self.attn(q, kv, kv_mask, bias))
-        x = x + self.drop(self.ff(self.norm_ff(x)))
+        if context is None:
+            attended = self.attn(q, None, x_mask, bias)
+        else:
+            attended = self.attn(q, self.norm_kv(context), context_mask, bias)
+        x = x + dropout(attended, self.p, self.training)
+        hidden = dropout(F.gelu(self.ff_in(self.norm_ff(x))), self.p, self.training)
+        x = x + dropout(self.ff_out(hidden), self.p, self.training)
         return x * x_mask.unsqueeze(-1).to(x.dtype)
 
 
@@ -115,20 +192,30 @@ class AttentivePooling(nn.Module):
         if self.cond is not None and condition is not None:
             hidden = hidden + self.cond(condition).unsqueeze(1)
         weights = masked_softmax(self.score(torch.tanh(hidden)).squeeze(-1), mask)
-        return torch.einsum("bt,btd->bd", weights, x), weights
+        return torch.bmm(weights.unsqueeze(1), x).squeeze(1), weights
 
 
 class MLP(nn.Module):
+    """Linear -> GELU -> dropout -> Linear."""
+
     def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+        self.fc1 = nn.Linear(in_dim, hidden)
+        self.fc2 = nn.Linear(hidden, out_dim)
+        self.p = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.fc2(dropout(F.gelu(self.fc1(x)), self.p, self.training))
 
 
-def band_bias(length: int, window: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Additive bias (T, T): 0 within ``window`` clips of the diagonal, -inf-like outside (local attention)."""
-    idx = torch.arange(length, device=device)
-    outside = (idx[None] - idx[:, None]).abs() > window
-    return torch.zeros(length, length, device=device, dtype=dtype).masked_fill(outside, torch.finfo(dtype).min)
+class InputProjection(nn.Module):
+    """Linear -> LayerNorm -> dropout: raw features or word vectors into the model dimension."""
+
+    def __init__(self, in_dim: int, dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.p = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(self.norm(self.linear(x)), self.p, self.training)

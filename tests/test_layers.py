@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from grounding.models.layers import TABLE_LENGTH, BandBias, SinusoidalPositions, band_bias, dropout, sinusoidal_positions
+from grounding.models.layers import (
+    TABLE_LENGTH,
+    BandBias,
+    SinusoidalPositions,
+    band_bias,
+    dropout,
+    sinusoidal_positions,
+)
 
 
 def test_cpu_dropout_keeps_the_expectation_and_the_rounded_rate():

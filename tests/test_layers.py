@@ -51,3 +51,15 @@ def test_position_and_band_tables_equal_the_direct_formulas_beyond_the_buffer_to
     for length in (9, TABLE_LENGTH + 1):
         assert torch.equal(band(length), band_bias(length, 2, torch.device("cpu")))
     assert band(5)[0].tolist()[:4] == [0.0, 0.0, 0.0, torch.finfo(torch.float32).min]
+
+
+def test_residual_dropout_adds_the_dropped_branch():
+    from grounding.models.layers import residual_dropout
+
+    torch.manual_seed(0)
+    x, branch = torch.full((400, 500), 2.0), torch.ones(400, 500)
+    y = residual_dropout(x, branch, 0.1, training=True) - x
+    values = torch.unique(y).tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(128 / 115)
+    assert y.mean().item() == pytest.approx(1.0, abs=5e-3)
+    assert torch.equal(residual_dropout(x, branch, 0.1, training=False), x + branch)

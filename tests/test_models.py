@@ -47,6 +47,9 @@ def test_padding_never_changes_an_output(kind, cfg):
             assert (padded["stages"][name][key][0, 7:] < -1e30).all()
         torch.testing.assert_close(padded["stages"][name]["span"][0], stage["span"][0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(padded["sentence"][0], alone["sentence"][0], atol=1e-4, rtol=1e-4)
+    assert padded["video_tokens"][0, 7:].abs().sum() == 0  # padded clips leave every encoder and stage as zeros
+    for stage in padded["stages"].values():
+        assert stage["tokens"][0, 7:].abs().sum() == 0
 
 
 @pytest.mark.parametrize("stages,expected", [(["coarse", "fine"], {"coarse", "fine"}), (["coarse"], {"coarse"}),

@@ -55,6 +55,9 @@ def test_tensorboard_has_losses_metrics_and_figures(trained):
     assert {"loss/total", "loss/fine/boundary_ce", "loss/contrastive", "train/lr", "train/queries_per_s",
             "test/R1@0.5", "test/mIoU"} <= scalars
     assert any(tag.startswith("test/query_0") for tag in events.Tags()["images"])
+    # figures are drawn after the last epoch only (train.figure_every=0), not at every evaluation
+    tag = next(tag for tag in events.Tags()["images"] if tag.startswith("test/query_0"))
+    assert [image.step for image in events.Images(tag)] == [2]
 
 
 def test_existing_work_dir_is_never_silently_overwritten(trained, tiny_synthetic):

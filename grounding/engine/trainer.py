@@ -39,7 +39,6 @@ from grounding.engine.runtime import (
     set_rng_state,
 )
 from grounding.engine.schedule import warmup_decay
-from grounding.engine.visualize import query_figure, stage_curves
 from grounding.engine.workdir import prepare_work_dir
 from grounding.errors import GroundingError
 from grounding.eval.predictions import write_predictions
@@ -188,6 +187,7 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.work_dir / "tb"))
         self.epoch, self.step, self.best = 0, 0, -math.inf
+        self.last_eval: tuple[str, int, list[dict[str, Any]], dict[str, Any] | None] | None = None
         self._tensorized: dict[str, TensorizedSplit] = {}
         if self.resume_state is not None:
             self._restore(self.resume_state)
@@ -235,6 +235,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         cfg = self.cfg
         epochs, eval_every = int(cfg.train.epochs), int(cfg.train.get("eval_every", 1))
+        figure_every = int(cfg.train.get("figure_every", 0))
         best_metric = cfg.train.get("best_metric", "R1@0.5")
         if self.val_split is None:
             log.info("no validation split for this dataset: best.pt is selected on '%s' (optimistic); the final "
@@ -247,7 +248,9 @@ class Trainer:
             self._train_epoch()
             self.epoch += 1
             if self.epoch % eval_every == 0 or self.epoch == epochs:
-                metrics = self.evaluate(self.select_split, figures=True)
+                # drawing the figures costs more than the evaluation itself on a CPU: every figure_every epochs
+                figures = self.epoch == epochs or (figure_every > 0 and self.epoch % figure_every == 0)
+                metrics = self.evaluate(self.select_split, figures=figures)
                 if self.dist.is_main:
                     value = metrics.get(best_metric)
                     if value is None:
@@ -311,10 +314,12 @@ class Trainer:
 
     def evaluate(self, split: str, figures: bool = False) -> dict[str, Any]:
         preds = self.predict_split(split)
+        self.last_eval = (split, self.epoch, preds, None)  # finish() reuses it (on every rank) instead of predicting again
         if not self.dist.is_main:
             return {}
         dataset = self.data.dataset(split)
         metrics = compute_metrics(preds, dataset.records, self.cfg.data.get("dataset", "native"), dataset.tags)
+        self.last_eval = (split, self.epoch, preds, metrics)
         if self.writer is not None:
             for name, value in metrics.items():
                 if isinstance(value, (int, float)) and not name.startswith("num_"):
@@ -324,6 +329,11 @@ class Trainer:
         return metrics
 
     def _figures(self, split: str, preds: list[dict[str, Any]]) -> None:
+        from grounding.engine.visualize import (  # matplotlib: imported only when drawing
+            query_figure,
+            stage_curves,
+        )
+
         dataset = self.data.dataset(split)
         count = min(int(self.cfg.train.get("num_figures", 4)), len(dataset))
         if count == 0 or self.writer is None:
@@ -350,11 +360,17 @@ class Trainer:
             chosen = "best"
         results: dict[str, Any] = {"checkpoint": chosen, "epochs": self.epoch, "selected_on": self.select_split}
         for split in self.eval_splits:
-            preds = self.predict_split(split)
+            last = self.last_eval
+            if chosen == "last" and last is not None and last[:2] == (split, self.epoch):
+                preds, metrics = last[2], last[3]  # the model was just evaluated on this split
+            else:
+                preds = self.predict_split(split)
+                metrics = None
             if self.dist.is_main:
                 write_predictions(preds, self.work_dir / f"predictions_{split}.jsonl")
                 dataset = self.data.dataset(split)
-                results[split] = compute_metrics(preds, dataset.records, self.cfg.data.get("dataset", "native"), dataset.tags)
+                results[split] = metrics or compute_metrics(preds, dataset.records, self.cfg.data.get("dataset", "native"),
+                                                            dataset.tags)
         if self.dist.is_main:
             (self.work_dir / "metrics.json").write_text(json.dumps(results, indent=1))
             if self.writer is not None:

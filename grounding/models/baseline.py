@@ -34,6 +34,7 @@ class SpanBaseline(nn.Module):
         x = self.fusion(v, video_mask, sentence)
         for layer in self.temporal:
             x = layer(x, video_mask)
+        x = x * video_mask.unsqueeze(-1).to(x.dtype)
         span = self.heads(x, video_mask)
         span.update(tokens=x, span=expected_span(span["start_logits"], span["end_logits"], video_mask))
         return {"video_tokens": v, "sentence": sentence, "word_attn": word_attn, "stages": {"span": span}, "final": "span"}

@@ -77,7 +77,8 @@ class CoarseStage(nn.Module):
         w = self.word_fusion(w, w_mask, video_global)
         for to_word, to_clip in zip(self.clip_to_word, self.word_to_clip, strict=True):
             v, w = to_word(v, v_mask, w, w_mask), to_clip(w, w_mask, v, v_mask)
-        v = self.temporal(v, v_mask)
+        v = self.temporal(v, v_mask) * v_mask.unsqueeze(-1).to(v.dtype)
+        w = w * w_mask.unsqueeze(-1).to(w.dtype)
         out = self.heads(v, v_mask)
         out.update(tokens=v, word_tokens=w, attn=pool_attn, span=expected_span(out["start_logits"], out["end_logits"], v_mask))
         return out
@@ -108,6 +109,7 @@ class FineStage(nn.Module):
         for cross, local in zip(self.clip_word, self.local, strict=True):
             v = cross(v, v_mask, w, w_mask)
             v = local(v, v_mask, bias=bias)
+        v = v * v_mask.unsqueeze(-1).to(v.dtype)
         out = self.heads(v, v_mask)
         own_span = expected_span(out["start_logits"], out["end_logits"], v_mask)
         base = base_span if base_span is not None else own_span.detach()

@@ -21,10 +21,9 @@ class VideoEncoder(nn.Module):
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, T, Dv) -> (B, T, D)
         x = self.positions(self.proj(video))
-        x = x * mask.unsqueeze(-1).to(x.dtype)
         for layer in self.layers:
             x = layer(x, mask)
-        return x
+        return x * mask.unsqueeze(-1).to(x.dtype)  # padded clips are exactly zero
 
 
 class QueryEncoder(nn.Module):

@@ -28,3 +28,24 @@ def test_table_renders_every_measured_row():
     text = table(results)
     assert "| charades_sta | ccman | 100 (90..110) | 900 | 2.5 | 500 / 5000 |" in text
     assert "20000 queries: 10.0 ms" in text
+
+
+def test_compare_speed_alternates_two_checkouts_in_one_process(tmp_path):
+    from pathlib import Path
+
+    import pytest
+
+    import grounding
+    from grounding.engine.compare import compare, load_version
+    from grounding.errors import GroundingError
+
+    repo = Path(__file__).resolve().parents[1]
+    versions = {"a": load_version(repo, "charades_sta", "span_baseline", fused=False),
+                "b": load_version(repo, "charades_sta", "span_baseline", fused=True)}
+    assert __import__("grounding") is grounding  # the caller's package is restored after each import
+    results = compare(versions, rounds=1, threads=1)
+    for name in ("a", "b"):
+        assert results[name]["latency_ms"]["best"] <= results[name]["latency_ms"]["median"]
+        assert results[name]["train_queries_per_s"]["median"] > 0
+    with pytest.raises(GroundingError, match="not a checkout"):
+        load_version(tmp_path, "charades_sta", "ccman", fused=True)

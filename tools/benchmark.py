@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=None, help="training batch (default 32 on CPU, 256 on CUDA)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model in the training measurement")
+    parser.add_argument("--compile-inference", action="store_true",
+                        help="torch.compile (weights frozen) the model in the inference measurement; ~45 s per shape on a CPU")
     parser.add_argument("--quick", action="store_true", help="fewer steps (what `make bench` runs)")
     parser.add_argument("--out", default=None, help="write the raw results as JSON here")
     return parser.parse_args(argv)
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                 row[model]["train"] = bench.bench_training(shape, model, device, batch, steps, args.repeats,
                                                              compile=args.compile)
             if "infer" in args.sections:
-                row[model]["infer"] = bench.bench_inference(shape, model, device, 4 * batch, args.repeats)
+                row[model]["infer"] = bench.bench_inference(shape, model, device, 4 * batch, args.repeats,
+                                                              compile=args.compile_inference)
             print(f"{name} {model}: {json.dumps(row[model])}", file=sys.stderr)
         if "data" in args.sections:
             row["data"] = bench.bench_data_pipeline(shape, 40 if args.quick else 200, 4, batch, device)

@@ -127,27 +127,46 @@ def bench_training(shape: Shape, model_name: str, device: torch.device, batch: i
     return result
 
 
-@torch.inference_mode()
-def bench_inference(shape: Shape, model_name: str, device: torch.device, batch: int, repeats: int) -> dict[str, Any]:
+def compile_for_inference(model: torch.nn.Module) -> Any:
+    """``torch.compile`` for inference at fixed shapes, with weights frozen into the graph.
+
+    Freezing lets inductor fold the weights as constants and pre-pack them for the CPU's matrix
+    library; without it the compiled CPU forward was no faster than eager. Each new input shape
+    compiles again (about 45 s on a 2-core CPU), so pad queries to a fixed length when serving.
+    """
+    return torch.compile(model.eval(), dynamic=False, options={"freezing": True})
+
+
+def bench_inference(shape: Shape, model_name: str, device: torch.device, batch: int, repeats: int,
+                    compile: bool = False) -> dict[str, Any]:
+    """Throughput at ``batch`` and the latency of one query (forward + decoding).
+
+    On the CPU the latency runs on one thread: one query is too small to split, and a second thread
+    only adds synchronisation. ``compile`` measures a frozen ``torch.compile`` forward instead.
+    """
     _, model, _ = _model_and_loss(shape, model_name, device, [])
     model.eval()
+    forward = compile_for_inference(model) if compile else model
     decode_cfg = DecodeConfig()
+    # compiled graphs with frozen weights are built under no_grad; eager runs under inference_mode
+    grad_mode = torch.no_grad if compile else torch.inference_mode
 
     def infer(data):
-        with _autocast(device):
-            out = model(data["video"], data["video_mask"], data["words"], data["word_mask"])
-        decode(out["stages"][out["final"]], data["video_mask"], data["duration"], decode_cfg)
+        with grad_mode(), _autocast(device):
+            out = forward(data["video"], data["video_mask"], data["words"], data["word_mask"])
+            decode(out["stages"][out["final"]], data["video_mask"], data["duration"], decode_cfg)
 
     big, one = synthetic_batch(shape, batch, device), synthetic_batch(shape, 1, device)
     throughput = [batch / t for t in timed(lambda: infer(big), 2, repeats, _sync(device))]
     threads = torch.get_num_threads()
     if device.type == "cpu":
-        torch.set_num_threads(1)  # one query is too small to split: a second thread only adds sync cost
+        torch.set_num_threads(1)
     try:
         latency = [t * 1000 for t in timed(lambda: infer(one), 10, max(repeats, 50), _sync(device))]
     finally:
         torch.set_num_threads(threads)
-    return {"queries_per_s": summarise(throughput), "latency_ms": summarise(latency), "batch": batch}
+    return {"queries_per_s": summarise(throughput), "latency_ms": summarise(latency), "batch": batch,
+            "compiled": compile}
 
 
 def bench_data_pipeline(shape: Shape, num_videos: int, queries_per_video: int, batch: int,

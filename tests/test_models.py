@@ -114,3 +114,27 @@ def test_build_model_rejects_unknown_options():
         build_model({"name": "ccman", "dimm": 3}, vocab_size=5)
     with pytest.raises(GroundingError, match="unknown model 'nope'"):
         build_model({"name": "nope"}, vocab_size=5)
+
+
+def test_attention_biases_stay_finite_under_low_precision_autocast():
+    from grounding.models.layers import MultiHeadAttention
+
+    attn = MultiHeadAttention(16, 2)
+    x = torch.randn(1, 4, 16)
+    bias = torch.full((1, 4, 4), torch.finfo(torch.float32).min)  # fp32 minimum: -inf once cast to bf16
+    bias[..., 0] = 0.0
+    captured = {}
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        captured["mask"] = attn_mask
+        return original(q, k, v, attn_mask=attn_mask, **kw)
+
+    torch.nn.functional.scaled_dot_product_attention = spy
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = attn(x, None, torch.ones(1, 4, dtype=torch.bool), bias)
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = original
+    assert captured["mask"].dtype == torch.bfloat16 and torch.isfinite(captured["mask"]).all()
+    assert torch.isfinite(out).all()

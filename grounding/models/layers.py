@@ -151,6 +151,8 @@ class MultiHeadAttention(nn.Module):
             mask = torch.where(key_mask[:, None, None, :], 0.0, torch.finfo(q.dtype).min).to(q.dtype)
         else:
             mask = bias.unsqueeze(1).to(q.dtype)
+            if bias.dtype != q.dtype:  # under bf16/fp16 autocast the fp32 minimum would become -inf
+                mask = mask.clamp_min(torch.finfo(q.dtype).min)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(out.transpose(1, 2).reshape(b, tq, d))
 

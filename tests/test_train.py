@@ -133,3 +133,18 @@ def test_torchrun_two_processes_on_cpu(tiny_synthetic, tmp_path):
     qids = [json.loads(line)["qid"] for line in (work / "predictions_test.jsonl").read_text().splitlines()]
     assert len(qids) == len(set(qids)) == n_test
     assert (work / "checkpoints/last.pt").is_file() and done.stdout.count("run finished") == 1
+
+
+def test_loss_guard_checks_in_groups_and_names_the_first_bad_step():
+    from grounding.engine.guards import NonFiniteLossGuard
+
+    guard = NonFiniteLossGuard(interval=3)
+    guard.add(1, 10, ["a"], torch.tensor(1.0), {})
+    guard.add(1, 11, ["b", "c"], torch.tensor(float("inf")), {"x": torch.tensor(2.0)})  # not read yet
+    with pytest.raises(GroundingError, match=r"non-finite loss \(inf\) at epoch 1, step 11 \(found 3 steps later.*qids \['b', 'c'\]"):
+        guard.add(1, 12, ["d"], torch.tensor(float("nan")), {})
+    fine = NonFiniteLossGuard(interval=2)
+    for step in range(5):
+        fine.add(1, step, ["q"], torch.tensor(0.5), {})
+    fine.check()
+    assert fine.pending == []

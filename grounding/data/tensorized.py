@@ -31,6 +31,7 @@ class TensorizedSplit:
         self.videos = torch.from_numpy(np.stack([dataset.features.get(v) for v in vids])).to(self.device)  # (V, T, D)
         words, self.word_mask = pad_sequences([dataset.text.encode(r, dataset.max_words) for r in records],
                                      torch.long if dataset.text.kind == "ids" else torch.float32)
+        self.word_lengths = self.word_mask.sum(1)  # kept on the host: trimming a batch's padding needs no sync
         self.words, self.word_mask = words.to(self.device), self.word_mask.to(self.device)
         durations = np.asarray([float(r.duration) for r in records], dtype=np.float32)
         windows = np.asarray([r.windows[0] if r.windows else [0.0, float(r.duration)] for r in records], dtype=np.float32)
@@ -47,15 +48,15 @@ class TensorizedSplit:
         return len(self.records)
 
     def batch(self, rows: torch.Tensor) -> dict[str, Any]:
-        rows = rows.to(self.device)
+        rows = rows.cpu()
+        width = int(self.word_lengths[rows].max())  # host-side: no device sync
+        host_rows = rows.tolist()
+        rows = rows.to(self.device, non_blocking=True)
         vid_index = self.vid_index[rows]
         video = self.videos[vid_index]  # (B, T, D)
-        lengths = self.word_mask[rows].sum(1)
-        width = int(lengths.max())  # one sync per batch, to trim word padding
         start, end = self.start_idx[rows], self.end_idx[rows]
         pos = torch.arange(self.num_clips, device=self.device)
         inside = ((pos[None] >= start[:, None]) & (pos[None] <= end[:, None])).float()
-        host_rows = rows.tolist()
         return {
             "video": video,
             "video_mask": torch.ones(video.shape[:2], dtype=torch.bool, device=self.device),

@@ -28,6 +28,7 @@ from grounding.data.dataset import batch_to, collate
 from grounding.data.synthetic import SyntheticSpec, write_synthetic
 from grounding.data.tensorized import TensorizedSplit
 from grounding.engine.checkpoint import load_checkpoint, save_atomic
+from grounding.engine.guards import NonFiniteLossGuard
 from grounding.engine.inference import compute_metrics, forward_batch, predict
 from grounding.engine.runtime import (
     DistInfo,
@@ -269,6 +270,8 @@ class Trainer:
         self.train_model.train()
         clip = float(cfg.train.get("grad_clip", 1.0))
         log_every = int(cfg.train.get("log_every", 20))
+        # every step on the CPU; on a GPU every log_every steps, so that the step never waits for the device
+        guard = NonFiniteLossGuard(1 if self.device.type == "cpu" else log_every)
         start, seen = time.perf_counter(), 0
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}", disable=not self.dist.is_main,
                    dynamic_ncols=True, mininterval=1.0)
@@ -276,12 +279,7 @@ class Trainer:
             batch = batch_to(batch, self.device)
             with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
                 loss, terms = self.train_model(batch)
-            if not torch.isfinite(loss):
-                raise GroundingError(
-                    f"non-finite loss ({loss.item()}) at epoch {self.epoch + 1}, step {self.step}; batch qids "
-                    f"{batch['qid'][:20]}; terms { {k: round(float(v), 4) for k, v in terms.items()} }. Lower "
-                    "train.lr, check those queries' features, or resume from checkpoints/last.pt"
-                )
+            guard.add(self.epoch + 1, self.step, batch["qid"], loss, terms)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -297,6 +295,7 @@ class Trainer:
                     self.writer.add_scalar(f"loss/{name}", float(value), self.step)
                 self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        guard.check()
         elapsed = time.perf_counter() - start
         if self.writer is not None:
             self.writer.add_scalar("train/queries_per_s", seen * self.dist.world_size / max(elapsed, 1e-9), self.epoch + 1)

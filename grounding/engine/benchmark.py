@@ -10,7 +10,8 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,30 @@ def _autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def training_step(forward: Callable, model: torch.nn.Module, criterion: torch.nn.Module,
+                  optimizer: torch.optim.Optimizer, data: dict[str, Any], device: torch.device) -> None:
+    """One step as the trainer takes it: autocast forward + loss, backward, clipping, optimizer."""
+    with _autocast(device):
+        out = forward(data["video"], data["video_mask"], data["words"], data["word_mask"])
+        loss, _ = criterion(out, data, model)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+    optimizer.step()
+
+
+@contextmanager
+def one_thread_on_cpu(device: torch.device) -> Iterator[None]:
+    """One query is too small to split across threads on a CPU: a second thread only adds synchronisation."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def bench_training(shape: Shape, model_name: str, device: torch.device, batch: int, steps: int, repeats: int,
                    overrides: list[str] = (), compile: bool = False) -> dict[str, Any]:
     _, model, criterion = _model_and_loss(shape, model_name, device, list(overrides))
@@ -109,13 +134,7 @@ def bench_training(shape: Shape, model_name: str, device: torch.device, batch: i
 
     def run():
         for _ in range(steps):
-            with _autocast(device):
-                out = forward(data["video"], data["video_mask"], data["words"], data["word_mask"])
-                loss, _ = criterion(out, data, model)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-            opt.step()
+            training_step(forward, model, criterion, opt, data, device)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -141,8 +160,7 @@ def bench_inference(shape: Shape, model_name: str, device: torch.device, batch: 
                     compile: bool = False) -> dict[str, Any]:
     """Throughput at ``batch`` and the latency of one query (forward + decoding).
 
-    On the CPU the latency runs on one thread: one query is too small to split, and a second thread
-    only adds synchronisation. ``compile`` measures a frozen ``torch.compile`` forward instead.
+    On the CPU the latency runs on one thread (``one_thread_on_cpu``). ``compile`` measures a frozen ``torch.compile`` forward instead.
     """
     _, model, _ = _model_and_loss(shape, model_name, device, [])
     model.eval()
@@ -158,13 +176,8 @@ def bench_inference(shape: Shape, model_name: str, device: torch.device, batch: 
 
     big, one = synthetic_batch(shape, batch, device), synthetic_batch(shape, 1, device)
     throughput = [batch / t for t in timed(lambda: infer(big), 2, repeats, _sync(device))]
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with one_thread_on_cpu(device):
         latency = [t * 1000 for t in timed(lambda: infer(one), 10, max(repeats, 50), _sync(device))]
-    finally:
-        torch.set_num_threads(threads)
     return {"queries_per_s": summarise(throughput), "latency_ms": summarise(latency), "batch": batch,
             "compiled": compile}
 

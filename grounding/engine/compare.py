@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from grounding.engine.benchmark import one_thread_on_cpu, training_step
 from grounding.errors import GroundingError
 
 
@@ -56,12 +57,7 @@ def load_version(checkout: Path, shape_name: str, model_name: str, fused: bool) 
 
     def step() -> None:
         model.train()
-        out = model(train["video"], train["video_mask"], train["words"], train["word_mask"])
-        loss, _ = criterion(out, train, model)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=fused or None)
-        optimizer.step()
+        training_step(model, model, criterion, optimizer, train, cpu)
 
     @torch.inference_mode()
     def infer(batch: dict[str, Any]) -> None:
@@ -88,12 +84,11 @@ def compare(versions: dict[str, dict[str, Callable[[], None]]], rounds: int, thr
             start = time.perf_counter()
             ops["infer_batch"]()
             samples[name]["infer"].append(128 / (time.perf_counter() - start))
-            torch.set_num_threads(1)
-            for _ in range(5):
-                start = time.perf_counter()
-                ops["infer_one"]()
-                samples[name]["latency"].append((time.perf_counter() - start) * 1000)
-            torch.set_num_threads(threads)
+            with one_thread_on_cpu(torch.device("cpu")):
+                for _ in range(5):
+                    start = time.perf_counter()
+                    ops["infer_one"]()
+                    samples[name]["latency"].append((time.perf_counter() - start) * 1000)
     return {name: {"train_queries_per_s": {"median": statistics.median(s["train"]), "best": max(s["train"])},
                    "infer_queries_per_s": {"median": statistics.median(s["infer"]), "best": max(s["infer"])},
                    "latency_ms": {"median": statistics.median(s["latency"]), "best": min(s["latency"])}}

@@ -63,12 +63,10 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 def residual_dropout(x: torch.Tensor, branch: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """``x + dropout(branch)``, on the CPU as one fused multiply-add."""
-    if not training or p <= 0.0:
-        return x + branch
-    if _use_cpu_mask(branch, p):
+    if training and _use_cpu_mask(branch, p):
         keep, scale = cpu_dropout_keep(branch, p)
         return torch.addcmul(x, branch, keep.to(branch.dtype), value=scale)
-    return x + F.dropout(branch, p, True)
+    return x + dropout(branch, p, training)
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
@@ -128,7 +126,6 @@ class MultiHeadAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"model dim {dim} is not divisible by {heads} heads")
         self.heads = heads
-        self.dim = dim
         self.in_proj = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 

@@ -68,3 +68,15 @@ def to_plain(cfg: DictConfig | dict) -> dict:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return dict(cfg)
+
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the shipped configs (a link to the top-level configs/)
+
+
+def packaged_config(name: str | Path) -> Path:
+    """A config shipped with the package by its name under ``configs/`` (e.g. ``charades_sta.yaml``), so
+    package code never depends on the working directory or on where a checkout lies."""
+    path = CONFIG_DIR / name
+    if not path.is_file():
+        raise GroundingError(f"no packaged config '{name}' in {CONFIG_DIR}")
+    return path

@@ -2,11 +2,11 @@
 
 import torch
 
-from grounding.engine import benchmark as bench
+from grounding.bench import harness as bench
 
 
 def test_harness_measures_each_section_on_a_small_shape():
-    shape = bench.Shape("tiny", "configs/charades_sta.yaml", video_dim=16, clips=8, words=5)
+    shape = bench.Shape("tiny", "charades_sta.yaml", video_dim=16, clips=8, words=5)
     cpu = torch.device("cpu")
     train = bench.bench_training(shape, "ccman", cpu, batch=2, steps=1, repeats=2)
     assert train["queries_per_s"]["min"] <= train["queries_per_s"]["median"] <= train["queries_per_s"]["max"]
@@ -18,7 +18,7 @@ def test_harness_measures_each_section_on_a_small_shape():
 
 
 def test_table_renders_every_measured_row():
-    from tools.benchmark import table
+    from grounding.cli.benchmark import table
 
     results = {"shapes": {"charades_sta": {
         "ccman": {"train": {"queries_per_s": {"median": 100, "min": 90, "max": 110}},
@@ -36,7 +36,7 @@ def test_compare_speed_alternates_two_checkouts_in_one_process(tmp_path):
     import pytest
 
     import grounding
-    from grounding.engine.compare import compare, load_version
+    from grounding.bench.compare import compare, load_version
     from grounding.errors import GroundingError
 
     repo = Path(__file__).resolve().parents[1]

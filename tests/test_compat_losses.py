@@ -10,11 +10,11 @@ from grounding.compat.losses import (
     COMPAT_LOSSES,
     OldReference,
     build_compat_loss,
-    info_nce,
     refine_prototypes,
     same_moment,
 )
 from grounding.errors import GroundingError
+from grounding.losses.infonce import info_nce
 
 EYE = torch.eye(3)
 IDS = torch.arange(3)

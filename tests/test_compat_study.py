@@ -1,13 +1,13 @@
 """The study end to end on the tiny synthetic benchmark, and the moment tables it is built on."""
 
 import csv
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import tiny_overrides
 
+from grounding.cli import train_compat
 from grounding.compat.data import build_moment_split
 from grounding.compat.model import build_dual_encoder, embed_split
 from grounding.compat.report import CURVE_COLUMNS, RESULT_COLUMNS
@@ -16,8 +16,6 @@ from grounding.data.build import DataBundle
 from grounding.errors import GroundingError
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-import train_compat  # noqa: E402
 
 CONFIG = REPO / "configs" / "compat" / "synthetic.yaml"
 METHODS = ["independent", "l2", "bct", "ract", "unibct", "bict"]
@@ -57,8 +55,10 @@ def test_moment_split_shares_moments_and_batches_whole_videos(tiny_synthetic):
     query_video = split.moment_video[split.query_moment]
     videos = [set(query_video[b].tolist()) for b in batches]
     assert all(not (a & b) for i, a in enumerate(videos) for b in videos[i + 1:])  # a video lies in one batch
-    batch = split.batch(batches[0])
-    assert batch["video"].shape[0] == len(videos[0]) and batch["moment_mask"].shape == (len(batches[0]), 16)
+    batch, moment = split.batch(batches[0])
+    assert batch.video.shape[0] == len(videos[0]) and batch.inside.shape == (len(batches[0]), 16)
+    assert torch.equal(batch.inside > 0, split.moment_mask[moment])
+    assert torch.equal(torch.unique(query_video[batches[0]])[batch.vid_index], query_video[batches[0]])
     subset = split.select([0, 1, 2])
     assert subset.num_queries == 3 and subset.query_moment.max() < subset.num_moments
 

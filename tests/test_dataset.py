@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from grounding.config import load_config
+from grounding.data.batch import window_to_clips
 from grounding.data.build import DataBundle
-from grounding.data.dataset import collate, window_to_clips
+from grounding.data.dataset import collate
 from grounding.errors import GroundingError
 from tests.conftest import REPO, tiny_overrides
 
@@ -25,21 +26,35 @@ def test_batches_are_padded_and_masked(tiny_synthetic):
     batch = collate(items)
     lengths = [it["video"].shape[0] for it in items]
     words = [len(it["words"]) for it in items]
-    assert batch["video"].shape == (8, max(lengths), 64)
-    assert batch["video_mask"].sum(1).tolist() == lengths == batch["num_clips"].tolist()
-    assert batch["word_mask"].sum(1).tolist() == words
-    assert batch["words"].dtype == torch.long
+    vids = list(dict.fromkeys(it["record"].vid for it in items))
+    assert batch.video.shape == (len(vids), max(lengths), 64)  # each distinct video once
+    assert [vids[i] for i in batch.vid_index.tolist()] == batch.vid == [it["record"].vid for it in items]
+    assert batch.clip_mask.sum(1).tolist() == lengths == batch.num_clips.tolist()
+    assert batch.word_mask.sum(1).tolist() == words
+    assert batch.words.dtype == torch.long
     for i, n in enumerate(lengths):
-        assert batch["video"][i, n:].abs().sum() == 0 and batch["inside"][i, n:].sum() == 0
-        s, e = batch["start_idx"][i].item(), batch["end_idx"][i].item()
-        assert batch["inside"][i].nonzero().ravel().tolist() == list(range(s, e + 1))
-        start, end = items[i]["windows"][0]
-        assert batch["span"][i].tolist() == pytest.approx([start / items[i]["duration"], end / items[i]["duration"]])
+        assert batch.video[batch.vid_index[i], n:].abs().sum() == 0 and batch.inside[i, n:].sum() == 0
+        s, e = batch.start_idx[i].item(), batch.end_idx[i].item()
+        assert batch.inside[i].nonzero().ravel().tolist() == list(range(s, e + 1))
+        start, end = items[i]["record"].windows[0]
+        duration = items[i]["record"].duration
+        assert batch.span[i].tolist() == pytest.approx([start / duration, end / duration])
+
+
+def test_a_video_with_several_queries_is_stored_once(tiny_synthetic):
+    dataset = _bundle(tiny_synthetic).dataset("train")
+    by_vid: dict = {}
+    for i, rec in enumerate(dataset.records):
+        by_vid.setdefault(rec.vid, []).append(i)
+    pair = next(rows for rows in by_vid.values() if len(rows) >= 2)[:2]
+    other = next(rows for rows in by_vid.values() if rows[0] not in pair)[0]
+    batch = collate([dataset[i] for i in (pair[0], other, pair[1])])
+    assert batch.video.shape[0] == 2 and batch.vid_index.tolist() == [0, 1, 0]
 
 
 def test_fixed_clip_count_resamples_every_video(tiny_synthetic):
     batch = collate([_bundle(tiny_synthetic).dataset("test")[i] for i in range(4)])
-    assert batch["video"].shape[1] == 16 and bool(batch["video_mask"].all())
+    assert batch.video.shape[1] == 16 and bool(batch.video_mask.all())
 
 
 def test_video_without_features_is_an_error_or_dropped(tiny_synthetic, tmp_path):
@@ -78,12 +93,15 @@ def test_tensorized_batches_equal_the_collated_ones(tiny_synthetic):
 
     dataset = _bundle(tiny_synthetic).dataset("train")
     fast = TensorizedSplit(dataset)
-    rows = torch.tensor([5, 0, 17, 3])
+    same_video = [i for i, r in enumerate(dataset.records) if r.vid == dataset.records[0].vid]
+    rows = torch.tensor([5, same_video[0], 17, 3, same_video[1]])  # two queries of one video
     got, want = fast.batch(rows), collate([dataset[i] for i in rows.tolist()])
-    for key in ("video", "video_mask", "words", "word_mask", "span", "start_idx", "end_idx", "inside", "duration", "num_clips"):
-        torch.testing.assert_close(got[key], want[key], msg=key, check_dtype=False)
-    assert got["qid"] == want["qid"] and got["vid"] == want["vid"]
-    seen = torch.cat([b["start_idx"] * 0 + torch.arange(len(b["qid"])) for b in fast.batches(7, shuffle=True, seed=1)])
-    assert len(seen) == len(dataset)
-    shards = [sum(len(b["qid"]) for b in fast.batches(8, shuffle=True, rank=r, world=3)) for r in range(3)]
+    for key in ("video", "video_mask", "vid_index", "words", "word_mask", "span", "start_idx", "end_idx", "inside",
+                "duration", "num_clips", "clip_mask"):
+        torch.testing.assert_close(getattr(got, key), getattr(want, key), msg=key, check_dtype=False, rtol=0, atol=0)
+    assert got.video.shape[0] == len(set(got.vid)) < len(rows)
+    assert got.qid == want.qid and got.vid == want.vid and got.windows == want.windows and got.query == want.query
+    seen = sum(len(b) for b in fast.batches(7, shuffle=True, seed=1))
+    assert seen == len(dataset)
+    shards = [sum(len(b) for b in fast.batches(8, shuffle=True, rank=r, world=3)) for r in range(3)]
     assert len(set(shards)) == 1 and sum(shards) >= len(dataset)  # equal shards for DDP

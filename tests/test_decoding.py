@@ -3,12 +3,15 @@ import math
 import pytest
 import torch
 
-from grounding.models.decoding import DecodeConfig, batched_nms, decode, to_prediction_records, window_scores
+from grounding.eval.predictions import prediction_records
+from grounding.models.decoding import DecodeConfig, batched_nms, decode, window_scores
+from grounding.models.outputs import StageOutput
 
 
 def _stage(start, end, inside=None):
     start, end = torch.tensor([start]), torch.tensor([end])
-    return {"start_logits": start, "end_logits": end, "inside_logits": torch.zeros_like(start) if inside is None else torch.tensor([inside])}
+    inside = torch.zeros_like(start) if inside is None else torch.tensor([inside])
+    return StageOutput(start, end, inside, span=torch.zeros(1, 2), tokens=torch.zeros(1, start.shape[1], 1))
 
 
 def test_joint_scores_respect_order_and_max_length():
@@ -43,8 +46,7 @@ def test_padded_clips_are_never_decoded_and_records_are_json_ready():
     windows, saliency = decode(stage, mask, torch.tensor([4.0]), DecodeConfig(topk=5, nms_threshold=1.0))
     real = windows[0][~torch.isnan(windows[0, :, 0])]
     assert len(real) == 3 and (real[:, 1] <= 4.0).all()  # 2 clips of 2 s: (0,0), (0,1), (1,1)
-    batch = {"qid": [7], "vid": ["v"], "query": ["q"], "num_clips": torch.tensor([2])}
-    record = to_prediction_records(batch, windows, saliency)[0]
+    record = prediction_records([7], ["v"], ["q"], windows, saliency, torch.tensor([2]))[0]
     assert record["qid"] == 7 and len(record["pred_relevant_windows"]) == 3 and len(record["pred_saliency_scores"]) == 2
     assert record["pred_relevant_windows"][0][2] >= record["pred_relevant_windows"][1][2]
 

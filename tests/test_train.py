@@ -112,7 +112,7 @@ def test_non_finite_loss_stops_with_step_and_qids(tiny_synthetic, tmp_path, monk
     from grounding.losses.base import Criterion
 
     real = Criterion.forward
-    monkeypatch.setattr(Criterion, "forward", lambda self, o, b, m: (real(self, o, b, m)[0] * float("nan"), {}))
+    monkeypatch.setattr(Criterion, "forward", lambda self, o, b: (real(self, o, b)[0] * float("nan"), {}))
     with pytest.raises(GroundingError, match=r"non-finite loss .* step 0; batch qids \["):
         Trainer(_cfg(tiny_synthetic), tmp_path / "nan").fit()
 

@@ -1,49 +1,12 @@
 #!/usr/bin/env python
-"""Train the CCMAN ablation variants (full, coarse only, fine only, no focus, no alignment, baseline) and
-print one results table.
+"""Train the CCMAN ablation variants (full, coarse only, fine only, no focus, no alignment, baseline) and.
 
-    python tools/run_ablations.py --config configs/charades_sta.yaml --work-root work_dirs/ablation data.root=data/synthetic
+A thin wrapper: the tool lives in grounding/cli/run_ablations.py and is also the `grounding-ablations` command.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from grounding.engine.ablation import TABLE_METRICS, VARIANTS, run_ablation  # noqa: E402
-from grounding.errors import GroundingError, exit_cleanly_on_user_errors  # noqa: E402
-from grounding.eval.results_table import collect_results, to_markdown, write_table  # noqa: E402
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--work-root", required=True, help="one work dir per variant is made below it")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--parallel", type=int, default=1, help="variants trained at the same time")
-    parser.add_argument("overrides", nargs="*", help="overrides applied to every variant, e.g. data.root=...")
-    return parser.parse_args(argv)
-
-
-@exit_cleanly_on_user_errors
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    codes = run_ablation(args.config, args.work_root, args.overrides, args.variants, args.parallel)
-    done = [name for name in args.variants if codes.get(name) == 0]
-    if not done:
-        raise GroundingError(f"every variant failed; see the logs in {args.work_root}")
-    table = collect_results([Path(args.work_root) / name for name in done], TABLE_METRICS)
-    write_table(table, Path(args.work_root) / "ablation.md")
-    write_table(table, Path(args.work_root) / "ablation.csv")
-    print(to_markdown(table))
-    failed = sorted(set(args.variants) - set(done))
-    if failed:
-        print(f"failed: {failed} (see their .log files)", file=sys.stderr)
-    return 1 if failed else 0
-
+from grounding.cli.run_ablations import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,13 +5,16 @@ inside one ground-truth window. Queries that name exactly the same clips of the 
 moment (one gallery item); every query's correct item is its own moment.
 
     videos        (V, T, D) float   clip features, padded    video_mask  (V, T) bool
+    durations     (V,) float        seconds
     words         (N, L) int64 ids or (N, L, Dw) float        word_mask   (N, L) bool
     query_moment  (N,) int64        the moment each query describes (row of the moment tensors)
     moment_video  (M,) int64        the video each moment lies in (row of ``videos``)
+    moment_clips  (M, 2) int64      first and last clip of each moment
     moment_mask   (M, T) bool       the clips inside each moment
 
-A query's window is its first ground-truth window (as in ``grounding.data.dataset``); queries without
-any window cannot be retrieved and are skipped (the log says how many).
+A query's window is its training window (``grounding.data.batch.target_window``); queries without
+any window cannot be retrieved and are skipped (the log says how many). Training batches are the
+grounding ``Batch`` of ``grounding.data.batch`` (``vid_index`` = the video of each query).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from grounding.data.dataset import pad_sequences, window_to_clips
+from grounding.data.batch import Batch, make_batch, pad_sequences, target_window, window_to_clips
 from grounding.data.features import FeatureBank
 from grounding.data.records import MomentRecord
 from grounding.data.text import TextInput
@@ -40,9 +43,16 @@ class MomentSplit:
     word_mask: torch.Tensor
     query_moment: torch.Tensor
     moment_video: torch.Tensor
-    moment_mask: torch.Tensor
+    moment_clips: torch.Tensor
+    durations: torch.Tensor
     qids: list
     vids: list[str]
+
+    @property
+    def moment_mask(self) -> torch.Tensor:
+        """(M, T) the clips inside each moment."""
+        clips = torch.arange(self.videos.shape[1])
+        return (clips[None] >= self.moment_clips[:, :1]) & (clips[None] <= self.moment_clips[:, 1:])
 
     @property
     def num_queries(self) -> int:
@@ -56,17 +66,17 @@ class MomentSplit:
     def video_dim(self) -> int:
         return int(self.videos.shape[-1])
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The training inputs of the queries ``index`` (B,): each of their videos once, words, moments."""
+    def batch(self, index: torch.Tensor) -> tuple[Batch, torch.Tensor]:
+        """The queries ``index`` (B,) as a grounding ``Batch`` (each of their videos once; ``inside`` = the
+        moment's clips), and the moment (B,) of each query."""
         moment = self.query_moment[index]
-        rows, query_video = torch.unique(self.moment_video[moment], return_inverse=True)
-        return {
-            "video": self.videos[rows], "video_mask": self.video_mask[rows],  # (V_b, T, D), (V_b, T)
-            "query_video": query_video,  # (B,) row of "video" each query is about
-            "moment_mask": self.moment_mask[moment] & self.video_mask[self.moment_video[moment]],  # (B, T)
-            "words": self.words[index], "word_mask": self.word_mask[index],  # (B, L[, Dw]), (B, L)
-            "moment": moment, "query": index,  # (B,), (B,)
-        }
+        rows, vid_index = torch.unique(self.moment_video[moment], return_inverse=True)
+        num_clips = self.video_mask[rows].sum(1)[vid_index]
+        start, end = self.moment_clips[moment].unbind(1)
+        batch = make_batch(self.videos[rows], self.video_mask[rows], vid_index, self.words[index], self.word_mask[index],
+                           start, end, span=torch.stack([start / num_clips, (end + 1) / num_clips], 1),
+                           duration=self.durations[rows][vid_index], qid=[self.qids[i] for i in index.tolist()])
+        return batch, moment
 
     def video_batches(self, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
         """All queries in batches of whole videos (random video order): each batch runs every video it
@@ -91,13 +101,13 @@ class MomentSplit:
         index = torch.as_tensor(index, dtype=torch.long)
         used, query_moment = torch.unique(self.query_moment[index], return_inverse=True)
         return MomentSplit(self.videos, self.video_mask, self.words[index], self.word_mask[index], query_moment,
-                           self.moment_video[used], self.moment_mask[used], [self.qids[i] for i in index.tolist()],
-                           self.vids)
+                           self.moment_video[used], self.moment_clips[used], self.durations,
+                           [self.qids[i] for i in index.tolist()], self.vids)
 
     def with_words(self, words: torch.Tensor, word_mask: torch.Tensor) -> MomentSplit:
         """The same split with other token inputs (e.g. an old model's own vocabulary)."""
         return MomentSplit(self.videos, self.video_mask, words, word_mask, self.query_moment, self.moment_video,
-                           self.moment_mask, self.qids, self.vids)
+                           self.moment_clips, self.durations, self.qids, self.vids)
 
 
 def encode_words(records: Sequence[MomentRecord], text: TextInput, max_words: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,16 +127,18 @@ def build_moment_split(records: Sequence[MomentRecord], bank: FeatureBank, text:
     videos, video_mask = pad_sequences([bank.get(vid) for vid in vids], torch.float32)
     moment_row: dict[tuple[int, int, int], int] = {}
     query_moment = []
+    durations = {}
     for rec in records:
         v = video_row[rec.vid]
-        start, end = window_to_clips(rec.windows[0], float(rec.duration), int(video_mask[v].sum()))  # type: ignore[arg-type]
+        durations[v] = float(rec.duration)  # type: ignore[arg-type]
+        window = target_window(rec.windows, durations[v])
+        start, end = window_to_clips(window, durations[v], int(video_mask[v].sum()))
         query_moment.append(moment_row.setdefault((v, start, end), len(moment_row)))
     keys = torch.tensor(list(moment_row), dtype=torch.long)  # (M, 3): video, first clip, last clip
-    clips = torch.arange(videos.shape[1])
-    moment_mask = (clips[None] >= keys[:, 1:2]) & (clips[None] <= keys[:, 2:3])
     words, word_mask = encode_words(records, text, max_words)
     split = MomentSplit(videos, video_mask, words, word_mask, torch.tensor(query_moment, dtype=torch.long),
-                        keys[:, 0].clone(), moment_mask, [r.qid for r in records], vids)
+                        keys[:, 0].clone(), keys[:, 1:].clone(), torch.tensor([durations[v] for v in range(len(vids))]),
+                        [r.qid for r in records], vids)
     log.info("%s: %d queries, %d moments in %d videos%s", name, split.num_queries, split.num_moments, len(vids),
              "" if total == len(records) else f" ({total - len(records)} queries without a window skipped)")
     return split

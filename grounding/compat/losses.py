@@ -43,19 +43,6 @@ def same_moment(moment_ids: torch.Tensor) -> torch.Tensor:
     return moment_ids[:, None] == moment_ids[None, :]
 
 
-def info_nce(queries: torch.Tensor, items: torch.Tensor, temperature: float | torch.Tensor,
-             same: torch.Tensor | None = None, symmetric: bool = True) -> torch.Tensor:
-    """InfoNCE between row i of ``queries`` and row i of ``items`` (B, E); other rows are negatives,
-    except rows ``same`` marks as the same moment (they are neither positive nor negative)."""
-    sim = (queries @ items.t() / temperature).float()  # (B, B)
-    if same is not None:
-        off_diagonal = same & ~torch.eye(len(same), dtype=torch.bool, device=same.device)
-        sim = sim.masked_fill(off_diagonal, torch.finfo(sim.dtype).min)
-    target = torch.arange(sim.shape[0], device=sim.device)
-    loss = F.cross_entropy(sim, target)
-    return (loss + F.cross_entropy(sim.t(), target)) / 2 if symmetric else loss
-
-
 class CompatLoss(nn.Module):
     """Base class: ``prepare`` once with the old model's reference, then call on batches."""
 

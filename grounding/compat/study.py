@@ -47,11 +47,14 @@ from grounding.compat.report import (
 from grounding.compat.train import CompatTerms, TrainSettings, train_dual_encoder
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
+from grounding.data.prepare import ensure_synthetic_data
 from grounding.data.text import build_text_input
 from grounding.engine.checkpoint import load_checkpoint, save_atomic
-from grounding.engine.runtime import DistInfo, seed_everything, select_device
-from grounding.engine.trainer import ensure_synthetic_data, setup_logging
-from grounding.engine.workdir import prepare_work_dir
+from grounding.engine.run import Run
+from grounding.engine.runtime import seed_everything
+from grounding.engine.settings import Splits
+from grounding.engine.settings import TrainSettings as RunSettings
+from grounding.engine.settings import max_words as settings_max_words
 from grounding.errors import GroundingError
 
 log = logging.getLogger("grounding")
@@ -86,26 +89,21 @@ class CompatStudy:
     def __init__(self, cfg: DictConfig, work_dir: str | Path, overwrite: bool = False) -> None:
         self.compat = compat_section(cfg)
         self.cfg = cfg
-        self.work_dir = prepare_work_dir(work_dir, resume=False, overwrite=overwrite)
+        self.session = Run.start(RunSettings.from_config(cfg), work_dir, overwrite=overwrite)
+        self.work_dir, self.device, self.writer = Path(work_dir), self.session.device, self.session.writer
         for name in OUTPUTS:
             (self.work_dir / name).unlink(missing_ok=True)
-        setup_logging(self.work_dir, True)
         save_config(cfg, self.work_dir / "config.yaml")
-        self.device = select_device(cfg.train.get("device", "auto"), DistInfo())
-        if cfg.train.get("num_threads"):
-            torch.set_num_threads(int(cfg.train.num_threads))  # on a shared CPU, fewer threads avoid thrashing
         ensure_synthetic_data(cfg)
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(str(self.work_dir / "tb"))
+        self.splits = Splits.from_config(cfg)
 
     # ------------------------------------------------------------------ data
     def _load_data(self) -> None:
         cfg = self.cfg
         self.data = DataBundle(cfg)
-        max_words = int(cfg.data.get("max_words", 30))
-        train_split = cfg.data.get("train_split", "train")
-        test_split = self.compat["eval"].get("split") or (list(cfg.data.get("eval_splits") or ["test"])[0])
+        max_words = settings_max_words(cfg)
+        train_split = self.splits.train
+        test_split = self.compat["eval"].get("split") or self.splits.evaluate[0]
         self.train = build_moment_split(self.data.records(train_split), self.data.bank, self.data.text, max_words, train_split)
         self.test = build_moment_split(self.data.records(test_split), self.data.bank, self.data.text, max_words, test_split)
         self.test_name = test_split
@@ -129,10 +127,9 @@ class CompatStudy:
             if state["text"] != self.data.text.state():  # another vocabulary: give the old model its own token ids
                 text = build_text_input(self.cfg.get("text") or {"input": "vocab"})
                 text.load_state(state["text"])
-                max_words = int(self.cfg.data.get("max_words", 30))
-                recs = {name: [r for r in self.data.records(name) if r.windows]
-                        for name in (self.cfg.data.get("train_split", "train"), self.test_name)}
-                train = train.with_words(*encode_words(recs[self.cfg.data.get("train_split", "train")], text, max_words))
+                max_words = settings_max_words(self.cfg)
+                recs = {name: [r for r in self.data.records(name) if r.windows] for name in (self.splits.train, self.test_name)}
+                train = train.with_words(*encode_words(recs[self.splits.train], text, max_words))
                 test = test.with_words(*encode_words(recs[self.test_name], text, max_words))
             vocab = len(state["text"]["words"]) if "words" in state["text"] else None
             model = build_dual_encoder(model_cfg, train, vocab).to(self.device)

@@ -22,10 +22,13 @@ import torch
 
 from grounding.compat.adapter import ForwardAdapter, forward_loss
 from grounding.compat.data import MomentSplit
-from grounding.compat.losses import CompatLoss, info_nce, same_moment
+from grounding.compat.losses import CompatLoss, same_moment
 from grounding.compat.model import DualEncoder
+from grounding.data.batch import Batch
+from grounding.engine.guards import NonFiniteLossGuard
 from grounding.engine.schedule import warmup_decay
-from grounding.errors import GroundingError
+from grounding.engine.step import TrainStep, make_optimizer
+from grounding.losses.infonce import info_nce
 
 log = logging.getLogger("grounding")
 
@@ -70,43 +73,41 @@ def train_dual_encoder(model: DualEncoder, split: MomentSplit, settings: TrainSe
     old_moments = terms.old_moments.to(device) if terms.old_moments is not None else None
     old_sentences = terms.old_sentences.to(device) if terms.old_sentences is not None else None
     params = list(model.parameters()) + (list(terms.adapter.parameters()) if terms.adapter is not None else [])
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = make_optimizer(params, settings.lr, settings.weight_decay, device)
     steps = len(split.video_batches(settings.batch_size, torch.Generator().manual_seed(0)))
     scheduler = warmup_decay(optimizer, steps * settings.epochs, int(settings.warmup_epochs * steps), "cosine")
+    guard = NonFiniteLossGuard(1, hint="Lower compat.train.lr or the loss weights")
+    train_step = TrainStep(optimizer, device, settings.grad_clip, autocast=None, scheduler=scheduler, guard=guard)
     generator = torch.Generator().manual_seed(settings.seed)
     forward_params = terms.forward_params or {}
-    history, step = [], 0
+    history = []
     for epoch in range(settings.epochs):
         model.train()
         if terms.adapter is not None:
             terms.adapter.train()
         start, sums = time.perf_counter(), {}
         for index in split.video_batches(settings.batch_size, generator):
-            batch = {k: v.to(device) for k, v in split.batch(index).items()}
-            tokens = model.video(batch["video"], batch["video_mask"])  # (V_b, T, dim): each video once
-            moments = model.moments_from_tokens(tokens[batch["query_video"]], batch["moment_mask"])  # (B, E)
-            sentences = model.embed_sentences(batch["words"], batch["word_mask"])  # (B, E)
-            same = same_moment(batch["moment"])
-            parts = {"task": info_nce(sentences, moments, model.embedding.temperature, same)}
-            if terms.loss is not None:
-                parts["compat"] = terms.weight * terms.loss(moments, sentences, old_moments[batch["moment"]],
-                                                            old_sentences[batch["query"]], batch["moment"])
-            if terms.adapter is not None:
-                adapted = terms.adapter(old_moments[batch["moment"]])
-                parts["forward"] = terms.forward_weight * forward_loss(adapted, moments, sentences, same, **forward_params)
-            loss = sum(parts.values())
-            if not torch.isfinite(loss):
-                raise GroundingError(f"{tag}: non-finite loss at epoch {epoch + 1} ({ {k: float(v) for k, v in parts.items()} }); "
-                                     "lower compat.train.lr or the loss weights")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
+            batch, moment = split.batch(index)
+            batch, moment, index = batch.to(device), moment.to(device), index.to(device)
+
+            def losses(batch: Batch = batch, moment: torch.Tensor = moment, index: torch.Tensor = index):
+                tokens = model.video(batch.video, batch.video_mask)  # (V_b, T, dim): each video once
+                moments = model.moments_from_tokens(tokens[batch.vid_index], batch.inside > 0)  # (B, E)
+                sentences = model.embed_sentences(batch.words, batch.word_mask)  # (B, E)
+                same = same_moment(moment)
+                parts = {"task": info_nce(sentences, moments, model.embedding.temperature, same)}
+                if terms.loss is not None:
+                    parts["compat"] = terms.weight * terms.loss(moments, sentences, old_moments[moment],
+                                                                old_sentences[index], moment)
+                if terms.adapter is not None:
+                    adapted = terms.adapter(old_moments[moment])
+                    parts["forward"] = terms.forward_weight * forward_loss(adapted, moments, sentences, same,
+                                                                           **forward_params)
+                return sum(parts.values()), {k: v.detach() for k, v in parts.items()}
+
+            _, parts = train_step(losses, batch.qid, epoch + 1)
             for name, value in parts.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(index)
+                sums[name] = sums.get(name, 0.0) + float(value) * len(index)
         record = {name: total / split.num_queries for name, total in sums.items()}
         if on_epoch is not None:
             record.update(on_epoch(epoch + 1))

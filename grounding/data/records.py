@@ -128,13 +128,14 @@ def clean_records(
     return kept, report
 
 
-def write_jsonl(records: Iterable[MomentRecord], path: str | Path) -> int:
+def write_jsonl(items: Iterable[MomentRecord | dict[str, Any]], path: str | Path) -> int:
+    """One JSON line per record (native annotation) or dict (e.g. a prediction); returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with path.open("w") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec.to_json()) + "\n")
+        for item in items:
+            fh.write(json.dumps(item.to_json() if isinstance(item, MomentRecord) else item) + "\n")
             n += 1
     return n
 

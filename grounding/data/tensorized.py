@@ -3,19 +3,19 @@
 With a fixed clip count (``data.num_clips``) every video is a ``(T, D)`` matrix, so a split becomes a
 few stacked tensors: videos ``(V, T, D)``, padded query tokens ``(N, L)``, and per-query targets.
 A batch is then a handful of index operations instead of per-item Python, which keeps a GPU fed at
-tens of thousands of queries per second. Batches have exactly the keys and meaning of
-``dataset.collate`` (plus ``vid_index``, which the contrastive loss uses to find same-video pairs).
+tens of thousands of queries per second. Batches are ``grounding.data.batch.Batch`` objects made by
+the same ``make_batch`` as the per-item collate, so the two paths give equal batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 
-from grounding.data.dataset import GroundingDataset, pad_sequences, window_to_clips
+from grounding.data.batch import Batch, make_batch, pad_sequences, target_window, window_to_clips
+from grounding.data.dataset import GroundingDataset
 from grounding.errors import GroundingError
 
 
@@ -29,51 +29,46 @@ class TensorizedSplit:
         index = {v: i for i, v in enumerate(vids)}
         self.device = torch.device(device)
         self.videos = torch.from_numpy(np.stack([dataset.features.get(v) for v in vids])).to(self.device)  # (V, T, D)
-        words, self.word_mask = pad_sequences([dataset.text.encode(r, dataset.max_words) for r in records],
-                                     torch.long if dataset.text.kind == "ids" else torch.float32)
-        self.word_lengths = self.word_mask.sum(1)  # kept on the host: trimming a batch's padding needs no sync
-        self.words, self.word_mask = words.to(self.device), self.word_mask.to(self.device)
-        durations = np.asarray([float(r.duration) for r in records], dtype=np.float32)
-        windows = np.asarray([r.windows[0] if r.windows else [0.0, float(r.duration)] for r in records], dtype=np.float32)
-        clips = np.asarray([window_to_clips(w, d, num_clips) for w, d in zip(windows, durations, strict=True)])
-        self.vid_index = torch.as_tensor([index[r.vid] for r in records], device=self.device)
-        self.start_idx = torch.as_tensor(clips[:, 0], device=self.device)
-        self.end_idx = torch.as_tensor(clips[:, 1], device=self.device)
-        self.span = torch.as_tensor(windows / durations[:, None], device=self.device)
-        self.duration = torch.as_tensor(durations, device=self.device)
+        words, word_mask = pad_sequences([dataset.text.encode(r, dataset.max_words) for r in records],
+                                         torch.long if dataset.text.kind == "ids" else torch.float32)
+        self.word_lengths = word_mask.sum(1)  # kept on the host: trimming a batch's padding needs no sync
+        self.words, self.word_mask = words.to(self.device), word_mask.to(self.device)
+        durations = torch.tensor([float(r.duration) for r in records], dtype=torch.float32)
+        windows = torch.tensor([target_window(r.windows, float(r.duration)) for r in records], dtype=torch.float32)
+        clips = torch.tensor([window_to_clips(w, float(r.duration), num_clips) for w, r in zip(windows.tolist(), records, strict=True)])
+        self.video_of = torch.tensor([index[r.vid] for r in records])  # host: distinct videos per batch without a sync
+        self.start_idx = clips[:, 0].to(self.device)
+        self.end_idx = clips[:, 1].to(self.device)
+        self.span = (windows / durations[:, None]).to(self.device)
+        self.duration = durations.to(self.device)
         self.records = records
         self.num_clips = num_clips
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def batch(self, rows: torch.Tensor) -> dict[str, Any]:
+    def batch(self, rows: torch.Tensor) -> Batch:
         rows = rows.cpu()
         width = int(self.word_lengths[rows].max())  # host-side: no device sync
+        distinct, vid_index = torch.unique(self.video_of[rows], return_inverse=True)
+        first = torch.full((len(distinct),), len(rows))
+        first.scatter_reduce_(0, vid_index, torch.arange(len(rows)), "amin")
+        order = first.argsort()  # distinct videos in order of first appearance, as collate stores them
+        vid_index = order.argsort()[vid_index]
+        distinct = distinct[order]
         host_rows = rows.tolist()
         rows = rows.to(self.device, non_blocking=True)
-        vid_index = self.vid_index[rows]
-        video = self.videos[vid_index]  # (B, T, D)
-        start, end = self.start_idx[rows], self.end_idx[rows]
-        pos = torch.arange(self.num_clips, device=self.device)
-        inside = ((pos[None] >= start[:, None]) & (pos[None] <= end[:, None])).float()
-        return {
-            "video": video,
-            "video_mask": torch.ones(video.shape[:2], dtype=torch.bool, device=self.device),
-            "words": self.words[rows, :width],
-            "word_mask": self.word_mask[rows, :width],
-            "span": self.span[rows], "start_idx": start, "end_idx": end, "inside": inside,
-            "duration": self.duration[rows],
-            "num_clips": torch.full((len(host_rows),), self.num_clips, device=self.device),
-            "vid_index": vid_index,
-            "qid": [self.records[i].qid for i in host_rows],
-            "vid": [self.records[i].vid for i in host_rows],
-            "query": [self.records[i].query for i in host_rows],
-            "windows": [self.records[i].windows for i in host_rows],
-        }
+        video = self.videos[distinct.to(self.device, non_blocking=True)]  # (V, T, D)
+        records = [self.records[i] for i in host_rows]
+        return make_batch(
+            video, torch.ones(video.shape[:2], dtype=torch.bool, device=self.device),
+            vid_index.to(self.device, non_blocking=True), self.words[rows, :width], self.word_mask[rows, :width],
+            start_idx=self.start_idx[rows], end_idx=self.end_idx[rows], span=self.span[rows],
+            duration=self.duration[rows], qid=[r.qid for r in records], vid=[r.vid for r in records],
+            query=[r.query for r in records], windows=[r.windows for r in records],
+        )
 
-    def batches(self, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1
-                ) -> Iterator[dict[str, Any]]:
+    def batches(self, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1) -> Iterator[Batch]:
         """Shuffled (seeded, so a resumed epoch sees the same order) or ordered batches of this rank's shard."""
         if shuffle:
             order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))

@@ -40,6 +40,16 @@ class TextInput:
 
     kind: str  # "ids" or "feats"
 
+    @property
+    def vocab_size(self) -> int | None:
+        """Rows of the word-embedding table the model needs (word-id inputs), else None."""
+        return None
+
+    @property
+    def feature_dim(self) -> int | None:
+        """Dimension of each token feature (feature inputs), else None."""
+        return None
+
     def fit(self, records: Iterable[MomentRecord]) -> None:  # noqa: B027 - optional hook
         pass
 
@@ -100,6 +110,10 @@ class WordVocabulary(TextInput):
     def __len__(self) -> int:
         return len(self.words)
 
+    @property
+    def vocab_size(self) -> int:
+        return len(self.words)
+
     def encode(self, record: MomentRecord, max_words: int) -> np.ndarray:
         ids = [self.index.get(tok, 1) for tok in tokenize(record.query)][:max_words]
         return np.asarray(ids or [1], dtype=np.int64)  # an empty query still has one (unknown) token
@@ -141,6 +155,18 @@ class PrecomputedText(TextInput):
         self.key = key
         if not self.root.is_dir():
             raise GroundingError(f"text feature folder {self.root} does not exist; set text.root")
+        self._dim: int | None = None
+
+    @property
+    def feature_dim(self) -> int:
+        """Read from the first feature file of the folder (all queries share one encoder)."""
+        if self._dim is None:
+            first = next(iter(sorted(self.root.glob("*.npz"))), None)
+            if first is None:
+                raise GroundingError(f"text feature folder {self.root} holds no .npz file; run the --text extraction")
+            with np.load(first) as archive:
+                self._dim = int(np.asarray(archive[self.key]).shape[-1])
+        return self._dim
 
     def encode(self, record: MomentRecord, max_words: int) -> np.ndarray:
         path = self.root / f"{record.qid}.npz"
@@ -155,7 +181,8 @@ class PrecomputedText(TextInput):
 
 @TEXT_INPUTS.register("hf")
 class HFTextEncoder(TextInput):
-    """A frozen transformers encoder from a local folder; features cached per query text."""
+    """A frozen transformers text encoder from a local folder, the same one ``tools/extract_features.py
+    --text`` runs (CLIP-aware), so features computed online equal the precomputed ones; cached per text."""
 
     kind = "feats"
 
@@ -166,23 +193,19 @@ class HFTextEncoder(TextInput):
                 f"text model folder {path} does not exist; set text.model to a local transformers folder "
                 "(models are never downloaded at run time)"
             )
-        from transformers import AutoModel, AutoTokenizer
+        from grounding.extract.backbones.text import TextEncoder
 
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(device)
-        self.device = device
+        self.encoder = TextEncoder(path).eval().to(device)
         self._cache: dict[str, np.ndarray] = {}
 
-    def encode(self, record: MomentRecord, max_words: int) -> np.ndarray:
-        import torch
+    @property
+    def feature_dim(self) -> int:
+        return self.encoder.feature_dim
 
-        key = record.query
-        if key not in self._cache:
-            tokens = self.tokenizer(record.query, return_tensors="pt", truncation=True, max_length=max_words)
-            with torch.no_grad():
-                out = self.model(**{k: v.to(self.device) for k, v in tokens.items()})
-            self._cache[key] = out.last_hidden_state[0].float().cpu().numpy()
-        return self._cache[key][:max_words]
+    def encode(self, record: MomentRecord, max_words: int) -> np.ndarray:
+        if record.query not in self._cache:
+            self._cache[record.query] = self.encoder.encode([record.query])[0][0]
+        return self._cache[record.query][:max_words]
 
 
 def build_text_input(spec: dict[str, Any]) -> TextInput:

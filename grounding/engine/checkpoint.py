@@ -36,3 +36,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:  # a truncated or foreign file
         raise GroundingError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from err
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, Any], source: str | Path) -> None:
+    """Load a checkpoint's weights into ``model``, with an error that says what to do when they do not fit."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise GroundingError(
+            f"checkpoint {source} does not fit the model of this config ({str(err).splitlines()[0]}); use the "
+            "config.yaml saved beside the checkpoint (checkpoints written before the q/k/v fusion of daf3be6 "
+            "cannot be loaded: retrain them)"
+        ) from err

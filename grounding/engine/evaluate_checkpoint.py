@@ -8,18 +8,17 @@ from typing import Any
 from omegaconf import DictConfig
 
 from grounding.data.build import DataBundle
-from grounding.engine.checkpoint import load_checkpoint
-from grounding.engine.inference import compute_metrics, predict
-from grounding.engine.runtime import DistInfo, select_device
-from grounding.engine.trainer import (
-    autocast_dtype,
-    build_model_for,
-    decode_config,
-    ensure_synthetic_data,
-    make_loader,
-)
+from grounding.data.prepare import ensure_synthetic_data
+from grounding.engine.batches import BatchSource
+from grounding.engine.checkpoint import load_checkpoint, load_weights
+from grounding.engine.inference import predict
+from grounding.engine.run import Run
+from grounding.engine.settings import TrainSettings, dataset_name
 from grounding.errors import GroundingError
+from grounding.eval.evaluate import compute_metrics
 from grounding.eval.predictions import write_predictions
+from grounding.models import build_model_for_text
+from grounding.models.decoding import DecodeConfig
 
 
 def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path, split: str, out: str | Path,
@@ -32,21 +31,15 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path, split: str, out
     out = Path(out)
     if out.exists() and not overwrite:
         raise GroundingError(f"{out} exists; pass --overwrite or choose another --out")
+    settings = TrainSettings.from_config(cfg)
+    run = Run.start(settings, tensorboard=False)
     state = load_checkpoint(checkpoint)
     ensure_synthetic_data(cfg)
     data = DataBundle(cfg, text_state=state.get("text"))
-    device = select_device(cfg.train.get("device", "auto"), DistInfo())
-    model = build_model_for(cfg, data).to(device)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise GroundingError(
-            f"checkpoint {checkpoint} does not fit the model of this config ({str(err).splitlines()[0]}); "
-            "use the config.yaml saved beside the checkpoint"
-        ) from err
+    model = build_model_for_text(cfg.model, data.text, settings.seed).to(run.device)
+    load_weights(model, state, checkpoint)
     dataset = data.dataset(split)
-    loader = make_loader(dataset, cfg, DistInfo(), train=False)
-    preds = predict(model, loader, device, decode_config(cfg), autocast_dtype(device, cfg.train.get("precision", "auto")),
-                    progress=True)
+    batches = BatchSource(settings, run.dist, run.device).batches(dataset, train=False)
+    preds = predict(model, batches, run.device, DecodeConfig.from_config(cfg), run.autocast, progress=True)
     write_predictions(preds, out)
-    return compute_metrics(preds, dataset.records, cfg.data.get("dataset", "native"), dataset.tags)
+    return compute_metrics(preds, dataset.records, dataset_name(cfg), dataset.tags)

@@ -17,8 +17,10 @@ class NonFiniteLossGuard:
     wait for, so the trainer uses ``interval=1`` there and stops at the very step that went bad.
     """
 
-    def __init__(self, interval: int = 1) -> None:
+    def __init__(self, interval: int = 1, hint: str = "Lower train.lr, check those queries' features, or resume "
+                 "from checkpoints/last.pt") -> None:
         self.interval = max(1, int(interval))
+        self.hint = hint
         self.pending: list[tuple[int, int, list[Any], torch.Tensor, dict[str, torch.Tensor]]] = []
 
     def add(self, epoch: int, step: int, qids: list[Any], loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
@@ -36,7 +38,6 @@ class NonFiniteLossGuard:
                     if self.interval > 1 else "")
             raise GroundingError(
                 f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}{late}; batch qids {qids}; "
-                f"terms { {k: round(float(v), 4) for k, v in terms.items()} }. Lower train.lr, check those "
-                "queries' features, or resume from checkpoints/last.pt"
+                f"terms { {k: round(float(v), 4) for k, v in terms.items()} }. {self.hint}"
             )
         self.pending.clear()

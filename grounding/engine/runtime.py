@@ -1,4 +1,4 @@
-"""Process-level setup: device choice, seeds and determinism, torch.distributed."""
+"""Process-level state of a run: torch.distributed, seeds and determinism, RNG snapshots."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
-
-from grounding.errors import GroundingError
 
 
 @dataclass
@@ -27,29 +25,20 @@ class DistInfo:
     def enabled(self) -> bool:
         return self.world_size > 1
 
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
 
-def init_distributed(device_kind: str) -> DistInfo:
+
+def init_distributed(use_cuda: bool) -> DistInfo:
     """Join the process group when launched by torchrun (NCCL on GPUs, gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group("nccl" if use_cuda else "gloo")
     return info
-
-
-def select_device(choice: str, dist_info: DistInfo) -> torch.device:
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda":
-        if not torch.cuda.is_available():
-            raise GroundingError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto")
-        torch.cuda.set_device(dist_info.local_rank)
-        return torch.device("cuda", dist_info.local_rank)
-    if choice != "cpu":
-        raise GroundingError(f"train.device must be auto, cpu or cuda, not '{choice}'")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

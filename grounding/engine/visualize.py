@@ -32,14 +32,15 @@ def query_figure(query: str, duration: float, gt: list[list[float]], predicted: 
     return fig
 
 
-def stage_curves(outputs: dict[str, Any], index: int, num_clips: int) -> dict[str, np.ndarray]:
-    """Per-clip relevance / inside probability and pooling attention of every stage for one query."""
+def stage_curves(output: Any, index: int, num_clips: int) -> dict[str, np.ndarray]:
+    """Per-clip relevance / inside probability and pooling attention of every stage of a
+    ``GroundingOutput`` for one query."""
     import torch
 
     curves = {}
-    for name, stage in outputs["stages"].items():
-        curves[f"{name} inside"] = torch.sigmoid(stage["inside_logits"][index, :num_clips].float()).cpu().numpy()
-        if "attn" in stage:
-            attn = stage["attn"][index, :num_clips].float().cpu().numpy()
+    for name, stage in output.stages.items():
+        curves[f"{name} inside"] = torch.sigmoid(stage.inside_logits[index, :num_clips].float()).cpu().numpy()
+        if stage.attn is not None:
+            attn = stage.attn[index, :num_clips].float().cpu().numpy()
             curves[f"{name} attention"] = attn / max(attn.max(), 1e-9)
     return curves

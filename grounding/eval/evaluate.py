@@ -1,9 +1,11 @@
-"""Evaluate a predictions file against a ground-truth file, choosing the metric set by dataset.
+"""The one metrics dispatcher, for predictions made in-process (training, checkpoint evaluation) and
+for a predictions file scored standalone: both get exactly the same dict.
 
 QVHighlights (and any ground truth with several windows per query or saliency scores) gets the
-official QVHighlights metrics; the single-window benchmarks get R@{1,5} at IoU {0.1,0.3,0.5,0.7} and
-mIoU. Both results carry ``num_queries`` and ``num_missing`` (queries without a prediction, scored as
-misses) so that a partial predictions file cannot pass unnoticed.
+official QVHighlights metrics (``brief`` first, then the blocks); the single-window benchmarks get
+R@{1,5} at IoU {0.1,0.3,0.5,0.7} and mIoU, plus ``<tag>/<metric>`` per query subset when tags are
+given. Both carry ``num_queries`` and ``num_missing`` (queries without a prediction, scored as misses)
+so that a partial predictions file cannot pass unnoticed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from grounding.data.records import MomentRecord, read_native_jsonl
 from grounding.errors import GroundingError
 from grounding.eval.metrics import evaluate_single_window
-from grounding.eval.predictions import read_predictions
+from grounding.eval.predictions import Prediction, read_predictions
 from grounding.eval.qvhighlights import evaluate_qvhighlights
 
 MULTI_WINDOW_DATASETS = ("qvhighlights",)
@@ -24,6 +26,37 @@ SINGLE_WINDOW_DATASETS = ("activitynet", "charades_sta", "tacos")
 def is_multi_window(records: list[MomentRecord]) -> bool:
     """True when the ground truth looks like QVHighlights: saliency scores or several windows."""
     return any("saliency_scores" in r.extra or len(r.windows) > 1 for r in records)
+
+
+def compute_metrics(predictions: list[Prediction], records: list[MomentRecord], dataset: str | None = None,
+                    tags: dict[Any, list[str]] | None = None, pred_source: str = "predictions",
+                    gt_source: str = "ground truth") -> dict[str, Any]:
+    """Metrics of ``predictions`` against ``records``; ``dataset=None`` (or ``native``) infers the set.
+
+    Queries without a ground-truth window (QVHighlights' test split) are left out of the scoring.
+    """
+    labelled = [r for r in records if r.windows]
+    multi = dataset in MULTI_WINDOW_DATASETS if dataset in MULTI_WINDOW_DATASETS + SINGLE_WINDOW_DATASETS \
+        else is_multi_window(labelled)
+    if multi:
+        return evaluate_qvhighlights(predictions, labelled, pred_source=pred_source, gt_source=gt_source)
+    metrics: dict[str, Any] = dict(evaluate_single_window(predictions, labelled, pred_source=pred_source,
+                                                          gt_source=gt_source))
+    if tags:
+        by_qid = {str(p["qid"]): p for p in predictions}
+        for tag in sorted({t for ts in tags.values() for t in ts}):
+            subset = [r for r in labelled if tag in tags.get(r.qid, [])]
+            if subset:
+                sub = evaluate_single_window([by_qid[str(r.qid)] for r in subset if str(r.qid) in by_qid], subset)
+                metrics.update({f"{tag}/{k}": v for k, v in sub.items() if k != "num_missing"})
+    return metrics
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """One flat level of numbers (QVHighlights' ``brief`` plus the counts) for logs, TensorBoard, selection."""
+    if "brief" not in metrics:
+        return metrics
+    return {**metrics["brief"], "num_queries": metrics["num_queries"], "num_missing": metrics["num_missing"]}
 
 
 def evaluate(pred_path: str | Path, gt_path: str | Path, dataset: str | None = None) -> dict[str, Any]:
@@ -38,9 +71,7 @@ def evaluate(pred_path: str | Path, gt_path: str | Path, dataset: str | None = N
         raise GroundingError(f"ground-truth file {gt_path} does not exist; check the --ground-truth path")
     ground_truth = read_native_jsonl(gt_path)
     predictions = read_predictions(pred_path)
-    multi = dataset in MULTI_WINDOW_DATASETS if dataset else is_multi_window(ground_truth)
-    evaluate_fn = evaluate_qvhighlights if multi else evaluate_single_window
-    return evaluate_fn(predictions, ground_truth, pred_source=str(pred_path), gt_source=str(gt_path))
+    return compute_metrics(predictions, ground_truth, dataset, pred_source=str(pred_path), gt_source=str(gt_path))
 
 
 def format_summary(metrics: dict[str, Any]) -> str:

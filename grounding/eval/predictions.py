@@ -9,15 +9,16 @@ with no line at all: it counts as a miss, and the count is returned so callers c
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grounding.data.records import MomentRecord, iter_jsonl
+import numpy as np
+
+from grounding.data.records import MomentRecord, iter_jsonl, write_jsonl
 from grounding.errors import GroundingError
 
 Prediction = dict[str, Any]
@@ -50,14 +51,23 @@ def read_predictions(path: str | Path) -> list[Prediction]:
 
 def write_predictions(predictions: Iterable[Prediction], path: str | Path) -> int:
     """Write one JSON line per query; returns the number written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("w") as fh:
-        for pred in predictions:
-            fh.write(json.dumps(pred) + "\n")
-            n += 1
-    return n
+    return write_jsonl(predictions, path)
+
+
+def prediction_records(qids: Sequence[Any], vids: Sequence[str], queries: Sequence[str], windows: Any,
+                       saliency: Any, num_clips: Any) -> list[Prediction]:
+    """JSON-ready prediction lines (DESIGN.md section 4) from decoded arrays: ``windows`` (B, K, 3)
+    ``[start_s, end_s, score]`` with NaN rows past the valid ones, ``saliency`` (B, T), ``num_clips`` (B,)."""
+    windows, saliency, num_clips = np.asarray(windows), np.asarray(saliency), np.asarray(num_clips)
+    out = []
+    for i, qid in enumerate(qids):
+        rows = [[round(float(s), 4), round(float(e), 4), round(float(c), 6)] for s, e, c in windows[i] if s == s]
+        out.append({
+            "qid": qid, "vid": vids[i], "query": queries[i],
+            "pred_relevant_windows": rows,
+            "pred_saliency_scores": [round(float(x), 4) for x in saliency[i, : int(num_clips[i])]],
+        })
+    return out
 
 
 @dataclass

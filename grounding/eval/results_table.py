@@ -87,6 +87,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 def write_table(table: pd.DataFrame, path: str | Path) -> None:
     """Write ``.md`` as Markdown or ``.csv`` as CSV, chosen by the file name."""
     path = Path(path)
+    if path.suffix in (".md", ".csv"):
+        path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".md":
         path.write_text(to_markdown(table) + "\n")
     elif path.suffix == ".csv":

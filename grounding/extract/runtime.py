@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
 
-from grounding.errors import GroundingError
+from grounding.device import select_device, weights_dtype
 
 
-def resolve_device(name: str, env: Mapping[str, str] = os.environ) -> tuple[torch.device, torch.dtype]:
-    """``cpu`` runs in float32; ``cuda`` (``cuda:N``) in float16. Under ``torchrun`` a bare ``cuda``
-    means this process's GPU (``LOCAL_RANK``)."""
-    if name == "cpu":
-        return torch.device("cpu"), torch.float32
-    if not name.startswith("cuda"):
-        raise GroundingError(f"--device {name}: use cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise GroundingError(f"--device {name}, but this torch sees no CUDA GPU; use --device cpu or a CUDA build of torch")
-    if name == "cuda" and "LOCAL_RANK" in env:
-        name = f"cuda:{int(env['LOCAL_RANK'])}"
-    return torch.device(name), torch.float16
+def resolve_device(name: str) -> tuple[torch.device, torch.dtype]:
+    """The extraction device and the dtype the backbone runs in, by the project's one policy
+    (``grounding.device``): float32 on the CPU, bf16 (fp16 on older GPUs) on CUDA."""
+    device = select_device(name, setting="--device")
+    return device, weights_dtype(device)
 
 
 def progress_bar(total: int, unit: str, enabled: bool = True) -> tqdm:

@@ -1,44 +1,32 @@
 """Alignment losses: pull the video and text embeddings together in the shared space.
 
-All of them read the *unimodal* encodings (``video_tokens`` (B, T, D), ``sentence`` (B, D)), so that
-the two encoders themselves become aligned, and go through ``model.embedding`` (the
-``SharedEmbeddingSpace``), the same module the compatibility experiments use.
+All of them read the *unimodal* encodings as the model projected them into the shared space
+(``output.space``: clip projections and sentence embeddings, ``grounding/models/embedding.py``), so
+that the two encoders themselves become aligned; none of them needs the model.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from grounding.data.batch import Batch
 from grounding.losses.base import LOSSES, Loss
+from grounding.losses.infonce import info_nce
+from grounding.models.outputs import GroundingOutput
 
 
 @LOSSES.register("contrastive")
 class SentenceMomentContrastive(Loss):
     """Symmetric InfoNCE across the batch between sentence i and ground-truth moment i.
 
-    ``L = (CE(S, I) + CE(S^T, I)) / 2`` with ``S_ij = cos(text_i, moment_j) / tau``. Another query of the
-    *same video* is not used as a negative for sentence i (its moment may overlap), so pairs with
-    ``vid_i == vid_j, i != j`` are masked out.
+    Another query of the *same video* is not used as a negative for sentence i (its moment may
+    overlap), so pairs with ``vid_index_i == vid_index_j, i != j`` are masked out.
     """
 
-    def forward(self, outputs: dict[str, Any], batch: dict[str, Any], model: nn.Module) -> torch.Tensor:
-        space = model.embedding
-        moments = space.embed_video(space.pool_moment(outputs["video_tokens"], batch["inside"] > 0))
-        sentences = space.embed_text(outputs["sentence"])
-        sim = space.similarity(sentences, moments).float()  # (B, B)
-        if "vid_index" in batch:
-            same = batch["vid_index"][:, None] == batch["vid_index"][None, :]
-        else:
-            vids = batch["vid"]
-            same = torch.tensor([[a == b for b in vids] for a in vids], device=sim.device)
-        same = same & ~torch.eye(len(same), dtype=torch.bool, device=sim.device)
-        sim = sim.masked_fill(same, torch.finfo(sim.dtype).min)
-        target = torch.arange(sim.shape[0], device=sim.device)
-        return (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target)) / 2
+    def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
+        moments = output.space.moments(batch.inside > 0)
+        same_video = batch.vid_index[:, None] == batch.vid_index[None, :]
+        return info_nce(output.space.sentence, moments, output.space.temperature, same_video)
 
 
 @LOSSES.register("clip_alignment")
@@ -49,12 +37,9 @@ class IntraVideoClipAlignment(Loss):
     with ``s_t = cos(text, clip_t) / tau``; queries whose moment covers the whole video are skipped.
     """
 
-    def forward(self, outputs: dict[str, Any], batch: dict[str, Any], model: nn.Module) -> torch.Tensor:
-        space = model.embedding
-        mask, inside = batch["video_mask"], batch["inside"] > 0
-        clips = space.embed_video(outputs["video_tokens"])  # (B, T, E)
-        text = space.embed_text(outputs["sentence"])  # (B, E)
-        sim = (torch.einsum("bte,be->bt", clips, text) / space.temperature).float()
+    def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
+        mask, inside = output.clip_mask, batch.inside > 0
+        sim = (torch.einsum("bte,be->bt", output.space.clips(), output.space.sentence) / output.space.temperature).float()
         neg = torch.finfo(sim.dtype).min
         log_all = torch.logsumexp(sim.masked_fill(~mask, neg), dim=1)
         log_in = torch.logsumexp(sim.masked_fill(~inside, neg), dim=1)
@@ -66,12 +51,16 @@ class IntraVideoClipAlignment(Loss):
 
 @LOSSES.register("attention_guidance")
 class AttentionGuidance(Loss):
-    """``-log(sum_{t in moment} a_t)`` for every stage's query-guided temporal pooling weights ``a``."""
+    """``-log(sum_{t in moment} a_t)`` for every stage's query-guided temporal pooling weights ``a``.
 
-    def forward(self, outputs: dict[str, Any], batch: dict[str, Any], model: nn.Module) -> torch.Tensor:
+    A supervision of where the stages look, not an embedding-space loss: ablations switch it apart
+    from the alignment terms.
+    """
+
+    def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
         terms = [
-            -torch.log((stage["attn"].float() * batch["inside"]).sum(1).clamp_min(1e-6)).mean()
-            for stage in outputs["stages"].values()
-            if "attn" in stage
+            -torch.log((stage.attn.float() * batch.inside).sum(1).clamp_min(1e-6)).mean()
+            for stage in output.stages.values()
+            if stage.attn is not None
         ]
-        return torch.stack(terms).mean() if terms else batch["video"].sum() * 0
+        return torch.stack(terms).mean() if terms else output.sentence.sum() * 0

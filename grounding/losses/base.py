@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from grounding.data.batch import Batch
+from grounding.models.outputs import GroundingOutput, StageOutput
 from grounding.registry import Registry
 
 
@@ -24,10 +26,10 @@ class Loss(nn.Module):
         super().__init__()
         self.weight = float(weight)
 
-    def forward(self, outputs: dict[str, Any], batch: dict[str, Any], model: nn.Module) -> torch.Tensor:
+    def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
-    def stage(self, stage: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
+    def stage(self, stage: StageOutput, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -40,21 +42,20 @@ class Criterion(nn.Module):
         self.terms = nn.ModuleDict(terms)
         self.stage_weights = dict(stage_weights)
 
-    def forward(self, outputs: dict[str, Any], batch: dict[str, Any], model: nn.Module
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, output: GroundingOutput, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and each term's unweighted value (detached), keyed ``name`` or ``stage/name``."""
         logs: dict[str, torch.Tensor] = {}
-        total = torch.zeros((), device=batch["video"].device)
+        total = torch.zeros((), device=batch.video.device)
         for name, term in self.terms.items():
             if term.weight == 0:
                 continue
             if term.per_stage:
-                for stage_name, stage in outputs["stages"].items():
+                for stage_name, stage in output.stages.items():
                     value = term.stage(stage, batch)
                     total = total + term.weight * self.stage_weights.get(stage_name, 1.0) * value
                     logs[f"{stage_name}/{name}"] = value.detach()
             else:
-                value = term(outputs, batch, model)
+                value = term(output, batch)
                 total = total + term.weight * value
                 logs[name] = value.detach()
         logs["total"] = total.detach()

@@ -10,8 +10,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from grounding.data.batch import Batch
 from grounding.losses.base import LOSSES, Loss
-from grounding.models.layers import masked_softmax
+from grounding.models.outputs import StageOutput
 
 
 def soft_targets(index: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -33,11 +34,11 @@ class BoundaryCrossEntropy(Loss):
         super().__init__(weight)
         self.sigma = float(gaussian_sigma)
 
-    def stage(self, stage: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
-        mask = batch["video_mask"]
+    def stage(self, stage: StageOutput, batch: Batch) -> torch.Tensor:
+        mask = batch.clip_mask
         total = 0.0
-        for key, index in (("start_logits", batch["start_idx"]), ("end_logits", batch["end_idx"])):
-            log_p = torch.log_softmax(stage[key].float(), dim=1).masked_fill(~mask, 0.0)
+        for logits, index in ((stage.start_logits, batch.start_idx), (stage.end_logits, batch.end_idx)):
+            log_p = torch.log_softmax(logits.float(), dim=1).masked_fill(~mask, 0.0)
             total = total + -(soft_targets(index, mask, self.sigma) * log_p).sum(1).mean()
         return total / 2
 
@@ -49,24 +50,31 @@ def temporal_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return inter / union.clamp_min(1e-6)
 
 
+def predicted_spans(stage: StageOutput) -> list[torch.Tensor]:
+    """The spans a span loss supervises: the one implied by the stage's own start/end distributions
+    (the logits that decoding reads), and the refined span where the stage regresses one."""
+    return [stage.span] if stage.refined_span is None else [stage.span, stage.refined_span]
+
+
 @LOSSES.register("span_l1")
 class SpanL1(Loss):
-    """|span - span*|_1 on normalised [start, end]."""
+    """|span - span*|_1 on normalised [start, end] (averaged over ``predicted_spans``)."""
 
     per_stage = True
 
-    def stage(self, stage: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
-        return F.l1_loss(stage["span"].float(), batch["span"], reduction="none").sum(1).mean()
+    def stage(self, stage: StageOutput, batch: Batch) -> torch.Tensor:
+        terms = [F.l1_loss(span.float(), batch.span, reduction="none").sum(1).mean() for span in predicted_spans(stage)]
+        return torch.stack(terms).mean()
 
 
 @LOSSES.register("span_iou")
 class SpanIoU(Loss):
-    """1 - tIoU(span, span*)."""
+    """1 - tIoU(span, span*) (averaged over ``predicted_spans``)."""
 
     per_stage = True
 
-    def stage(self, stage: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
-        return (1 - temporal_iou(stage["span"].float(), batch["span"])).mean()
+    def stage(self, stage: StageOutput, batch: Batch) -> torch.Tensor:
+        return torch.stack([(1 - temporal_iou(span.float(), batch.span)).mean() for span in predicted_spans(stage)]).mean()
 
 
 @LOSSES.register("inside_bce")
@@ -75,12 +83,9 @@ class InsideBCE(Loss):
 
     per_stage = True
 
-    def stage(self, stage: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
-        mask = batch["video_mask"]
-        logits = stage["inside_logits"].float().masked_fill(~mask, 0.0)
-        bce = F.binary_cross_entropy_with_logits(logits, batch["inside"], reduction="none")
+    def stage(self, stage: StageOutput, batch: Batch) -> torch.Tensor:
+        mask = batch.clip_mask
+        logits = stage.inside_logits.float().masked_fill(~mask, 0.0)
+        bce = F.binary_cross_entropy_with_logits(logits, batch.inside, reduction="none")
         return ((bce * mask).sum(1) / mask.sum(1).clamp_min(1)).mean()
 
-
-# re-exported for the alignment losses
-__all__ = ["masked_softmax", "temporal_iou", "soft_targets"]

@@ -4,19 +4,37 @@ alignment losses: the reference every CCMAN claim is compared against."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from grounding.models.ccman import CCMANConfig, GlobalFusion
+from grounding.data.batch import Batch
+from grounding.models.ccman import encode_inputs, project
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import QueryEncoder, VideoEncoder
 from grounding.models.heads import BoundaryHeads, expected_span
-from grounding.models.layers import AttentionBlock
+from grounding.models.layers import AttentionBlock, GlobalFusion
+from grounding.models.outputs import GroundingOutput, StageOutput
+
+
+@dataclass
+class SpanBaselineConfig:
+    video_dim: int = 1024
+    dim: int = 128
+    heads: int = 4
+    dropout: float = 0.1
+    video_layers: int = 2
+    query_layers: int = 1
+    query_context: str = "transformer"
+    word_dim: int = 300
+    temporal_layers: int = 2
+    embed_dim: int = 128  # the shared space is unused by its losses but lets the compatibility study use it
+    temperature: float = 0.07
 
 
 class SpanBaseline(nn.Module):
-    def __init__(self, cfg: CCMANConfig, vocab_size: int | None = None, token_feat_dim: int | None = None,
+    def __init__(self, cfg: SpanBaselineConfig, vocab_size: int | None = None, token_feat_dim: int | None = None,
                  pretrained_words: Any = None) -> None:
         super().__init__()
         self.cfg = cfg
@@ -24,17 +42,18 @@ class SpanBaseline(nn.Module):
         self.query_encoder = QueryEncoder(cfg.dim, vocab_size, cfg.word_dim, token_feat_dim, cfg.query_context,
                                           cfg.query_layers, cfg.heads, cfg.dropout, pretrained_words)
         self.fusion = GlobalFusion(cfg.dim, cfg.dropout)
-        self.temporal = nn.ModuleList(AttentionBlock(cfg.dim, cfg.heads, cfg.dropout) for _ in range(cfg.fine_layers))
+        self.temporal = nn.ModuleList(AttentionBlock(cfg.dim, cfg.heads, cfg.dropout) for _ in range(cfg.temporal_layers))
         self.heads = BoundaryHeads(cfg.dim, cfg.dropout)
-        self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)  # for compat use
+        self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
 
-    def forward(self, video, video_mask, words, word_mask) -> dict[str, Any]:
-        v = self.video_encoder(video, video_mask)
-        w, sentence, word_attn = self.query_encoder(words, word_mask)
-        x = self.fusion(v, video_mask, sentence)
+    def forward(self, batch: Batch) -> GroundingOutput:
+        state, clips, word_attn = encode_inputs(self.video_encoder, self.query_encoder, batch)
+        mask = state.clip_mask
+        x = self.fusion(clips, mask, state.sentence)
         for layer in self.temporal:
-            x = layer(x, video_mask)
-        x = x * video_mask.unsqueeze(-1).to(x.dtype)
-        span = self.heads(x, video_mask)
-        span.update(tokens=x, span=expected_span(span["start_logits"], span["end_logits"], video_mask))
-        return {"video_tokens": v, "sentence": sentence, "word_attn": word_attn, "stages": {"span": span}, "final": "span"}
+            x = layer(x, mask)
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+        logits = self.heads(x, mask)
+        span = StageOutput(*logits, span=expected_span(logits[0], logits[1], mask), tokens=x)
+        return GroundingOutput(mask, clips, state.sentence, word_attn, project(self.embedding, clips, state.sentence),
+                               {"span": span}, final="span")

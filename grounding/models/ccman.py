@@ -8,20 +8,25 @@ The coarse stage sees *global* context (each clip fused with the whole sentence,
 whole video, then cross-modal attention); the fine stage looks *locally* (clip-word cross-attention
 and windowed clip-clip attention), focused on where the coarse stage put the moment. Alignment losses
 act on the unimodal encodings through the shared embedding space (``grounding/models/embedding.py``).
+
+Ablations swap a part for one that passes its input through (``model.stages``, ``model.focus``), so
+``CCMAN.forward`` is the same cascade for every variant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from grounding.data.batch import Batch
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import QueryEncoder, VideoEncoder
 from grounding.models.heads import BoundaryHeads, expected_span, inside_probability
-from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias
+from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias, GlobalFusion
+from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
 
 
 @dataclass
@@ -44,17 +49,36 @@ class CCMANConfig:
     temperature: float = 0.07
 
 
-class GlobalFusion(nn.Module):
-    """x_i <- LayerNorm(x_i + MLP([x_i; g; x_i * g])): every element sees one global vector g."""
+@dataclass
+class CascadeState:
+    """What flows from one stage to the next."""
 
-    def __init__(self, dim: int, dropout: float) -> None:
-        super().__init__()
-        self.mlp = MLP(3 * dim, dim, dim, dropout)
-        self.norm = nn.LayerNorm(dim)
+    clips: torch.Tensor  # (B, T, D)
+    clip_mask: torch.Tensor  # (B, T)
+    words: torch.Tensor  # (B, L, D)
+    word_mask: torch.Tensor  # (B, L)
+    sentence: torch.Tensor  # (B, D)
+    focus: torch.Tensor | None = None  # (B, T) where the previous stage put the moment, in [0, 1]
+    span: torch.Tensor | None = None  # (B, 2) the previous stage's span
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        g = g.unsqueeze(1).expand_as(x)
-        return self.norm(x + self.mlp(torch.cat([x, g, x * g], dim=-1))) * mask.unsqueeze(-1).to(x.dtype)
+
+def encode_inputs(video_encoder: VideoEncoder, query_encoder: QueryEncoder, batch: Batch
+                  ) -> tuple[CascadeState, torch.Tensor, torch.Tensor]:
+    """Each distinct video once, then one row per query: the cascade's input, the clip tokens, word weights."""
+    clips = video_encoder(batch.video, batch.video_mask)[batch.vid_index]  # (B, T, D)
+    words, sentence, word_attn = query_encoder(batch.words, batch.word_mask)
+    return CascadeState(clips, batch.clip_mask, words, batch.word_mask, sentence), clips, word_attn
+
+
+def project(space: SharedEmbeddingSpace, clips: torch.Tensor, sentence: torch.Tensor) -> SpaceOutput:
+    return SpaceOutput(space.video_proj(clips), space.embed_text(sentence), space.temperature)
+
+
+class PassThrough(nn.Module):
+    """A switched-off stage: the state goes on unchanged and the stage predicts nothing."""
+
+    def forward(self, state: CascadeState) -> tuple[CascadeState, None]:
+        return state, None
 
 
 class CoarseStage(nn.Module):
@@ -71,7 +95,8 @@ class CoarseStage(nn.Module):
         self.temporal = AttentionBlock(d, cfg.heads, cfg.dropout)
         self.heads = BoundaryHeads(d, cfg.dropout)
 
-    def forward(self, v, v_mask, w, w_mask, sentence) -> dict[str, torch.Tensor]:
+    def forward(self, state: CascadeState) -> tuple[CascadeState, StageOutput]:
+        v, v_mask, w, w_mask, sentence = state.clips, state.clip_mask, state.words, state.word_mask, state.sentence
         video_global, pool_attn = self.video_pool(v, v_mask, sentence)
         v = self.clip_fusion(v, v_mask, sentence)
         w = self.word_fusion(w, w_mask, video_global)
@@ -79,9 +104,33 @@ class CoarseStage(nn.Module):
             v, w = to_word(v, v_mask, w, w_mask), to_clip(w, w_mask, v, v_mask)
         v = self.temporal(v, v_mask) * v_mask.unsqueeze(-1).to(v.dtype)
         w = w * w_mask.unsqueeze(-1).to(w.dtype)
-        out = self.heads(v, v_mask)
-        out.update(tokens=v, word_tokens=w, attn=pool_attn, span=expected_span(out["start_logits"], out["end_logits"], v_mask))
-        return out
+        logits = self.heads(v, v_mask)
+        out = StageOutput(*logits, span=expected_span(logits[0], logits[1], v_mask), tokens=v, attn=pool_attn)
+        return replace(state, clips=v, words=w, span=out.span), out
+
+
+class Focus(nn.Module):
+    """Where the coarse stage put the moment, per clip: P(inside its span), its relevance, or their mean."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        if source not in ("span", "relevance", "both"):
+            raise ValueError(f"model.focus_source must be span, relevance or both, not '{source}'")
+        self.source = source
+
+    def forward(self, state: CascadeState, coarse: StageOutput | None) -> CascadeState:
+        if coarse is None:
+            return state
+        mask = state.clip_mask
+        span = inside_probability(coarse.start_logits, coarse.end_logits, mask)
+        relevance = torch.sigmoid(coarse.inside_logits) * mask
+        focus = {"span": span, "relevance": relevance, "both": 0.5 * (span + relevance)}[self.source]
+        return replace(state, focus=focus)
+
+
+class NoFocus(nn.Module):
+    def forward(self, state: CascadeState, coarse: StageOutput | None) -> CascadeState:
+        return state
 
 
 class FineStage(nn.Module):
@@ -99,7 +148,8 @@ class FineStage(nn.Module):
         self.refine_pool = AttentivePooling(d, cond_dim=d)
         self.refine = MLP(d + 2, d, 2, cfg.dropout)
 
-    def forward(self, v, v_mask, w, w_mask, sentence, focus=None, base_span=None) -> dict[str, torch.Tensor]:
+    def forward(self, state: CascadeState) -> tuple[CascadeState, StageOutput]:
+        v, v_mask, w, w_mask, focus = state.clips, state.clip_mask, state.words, state.word_mask, state.focus
         # one (B, T, T) bias for every local layer: the window band, the log-focus over keys, padded keys
         bias = self.band(v.shape[1])[None]
         if focus is not None:
@@ -110,14 +160,15 @@ class FineStage(nn.Module):
             v = cross(v, v_mask, w, w_mask)
             v = local(v, v_mask, bias=bias)
         v = v * v_mask.unsqueeze(-1).to(v.dtype)
-        out = self.heads(v, v_mask)
-        own_span = expected_span(out["start_logits"], out["end_logits"], v_mask)
-        base = base_span if base_span is not None else own_span.detach()
-        pooled, attn = self.refine_pool(v, v_mask, sentence)
-        delta = 0.5 * torch.tanh(self.refine(torch.cat([pooled, base], dim=-1)))
-        refined = (base + delta).clamp(0.0, 1.0)
-        out.update(tokens=v, attn=attn, span=torch.stack([refined.min(1).values, refined.max(1).values], 1))
-        return out
+        logits = self.heads(v, v_mask)
+        span = expected_span(logits[0], logits[1], v_mask)
+        # the refinement regresses a correction of the previous stage's span (or of its own, detached)
+        base = state.span if state.span is not None else span.detach()
+        pooled, attn = self.refine_pool(v, v_mask, state.sentence)
+        refined = (base + 0.5 * torch.tanh(self.refine(torch.cat([pooled, base], dim=-1)))).clamp(0.0, 1.0)
+        refined = torch.stack([refined.min(1).values, refined.max(1).values], 1)
+        out = StageOutput(*logits, span=span, tokens=v, attn=attn, refined_span=refined)
+        return replace(state, clips=v, span=refined), out
 
 
 class CCMAN(nn.Module):
@@ -131,27 +182,15 @@ class CCMAN(nn.Module):
         self.video_encoder = VideoEncoder(cfg.video_dim, cfg.dim, cfg.video_layers, cfg.heads, cfg.dropout)
         self.query_encoder = QueryEncoder(cfg.dim, vocab_size, cfg.word_dim, token_feat_dim, cfg.query_context,
                                           cfg.query_layers, cfg.heads, cfg.dropout, pretrained_words)
-        self.coarse = CoarseStage(cfg) if "coarse" in cfg.stages else None
-        self.fine = FineStage(cfg) if "fine" in cfg.stages else None
+        self.coarse = CoarseStage(cfg) if "coarse" in cfg.stages else PassThrough()
+        self.focus = Focus(cfg.focus_source) if cfg.focus else NoFocus()
+        self.fine = FineStage(cfg) if "fine" in cfg.stages else PassThrough()
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
 
-    def _focus(self, coarse: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        span_focus = inside_probability(coarse["start_logits"], coarse["end_logits"], mask)
-        relevance = torch.sigmoid(coarse["inside_logits"]) * mask
-        return {"span": span_focus, "relevance": relevance, "both": 0.5 * (span_focus + relevance)}[self.cfg.focus_source]
-
-    def forward(self, video, video_mask, words, word_mask) -> dict[str, Any]:
-        v = self.video_encoder(video, video_mask)
-        w, sentence, word_attn = self.query_encoder(words, word_mask)
-        out: dict[str, Any] = {"video_tokens": v, "sentence": sentence, "word_attn": word_attn, "stages": {}}
-        tokens, word_tokens, focus, base_span = v, w, None, None
-        if self.coarse is not None:
-            coarse = self.coarse(v, video_mask, w, word_mask, sentence)
-            out["stages"]["coarse"] = coarse
-            tokens, word_tokens, base_span = coarse["tokens"], coarse["word_tokens"], coarse["span"]
-            if self.cfg.focus:
-                focus = self._focus(coarse, video_mask)
-        if self.fine is not None:
-            out["stages"]["fine"] = self.fine(tokens, video_mask, word_tokens, word_mask, sentence, focus, base_span)
-        out["final"] = "fine" if self.fine is not None else "coarse"
-        return out
+    def forward(self, batch: Batch) -> GroundingOutput:
+        state, clips, word_attn = encode_inputs(self.video_encoder, self.query_encoder, batch)
+        state, coarse = self.coarse(state)
+        state, fine = self.fine(self.focus(state, coarse))
+        stages = {name: out for name, out in (("coarse", coarse), ("fine", fine)) if out is not None}
+        return GroundingOutput(batch.clip_mask, clips, state.sentence, word_attn,
+                               project(self.embedding, clips, state.sentence), stages, final=list(stages)[-1])

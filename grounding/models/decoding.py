@@ -12,10 +12,12 @@ spans ``[i, i + 1) * duration / T``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from grounding.models.layers import masked_softmax
+from grounding.models.outputs import StageOutput
 
 
 @dataclass
@@ -25,6 +27,12 @@ class DecodeConfig:
     nms_threshold: float = 0.5
     inside_weight: float = 0.0
     candidates: int = 50
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> DecodeConfig:
+        """From the config's ``decode`` section (missing keys keep the defaults above)."""
+        section = cfg.get("decode") or {}
+        return cls(**{k: v for k, v in dict(section).items() if v is not None})
 
 
 def pairwise_window_iou(w: torch.Tensor) -> torch.Tensor:
@@ -78,12 +86,11 @@ def window_scores(start_logits, end_logits, inside_logits, mask, max_len: float,
     return scores * valid
 
 
-def decode(outputs_stage: dict[str, torch.Tensor], mask: torch.Tensor, duration: torch.Tensor,
+def decode(stage: StageOutput, mask: torch.Tensor, duration: torch.Tensor,
            cfg: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranked windows (B, K, 3) as ``[start_s, end_s, score]`` (rows past the valid ones are NaN) and
     per-clip saliency (B, T) = sigmoid(inside logits), 0 on padding."""
-    scores = window_scores(outputs_stage["start_logits"], outputs_stage["end_logits"], outputs_stage["inside_logits"],
-                           mask, cfg.max_len, cfg.inside_weight)
+    scores = window_scores(stage.start_logits, stage.end_logits, stage.inside_logits, mask, cfg.max_len, cfg.inside_weight)
     b, t, _ = scores.shape
     top = scores.view(b, -1).topk(min(cfg.candidates, t * t), dim=1)
     starts, ends = top.indices // t, top.indices % t
@@ -95,20 +102,5 @@ def decode(outputs_stage: dict[str, torch.Tensor], mask: torch.Tensor, duration:
     order = rank.argsort(dim=1)[:, : cfg.topk]
     picked = torch.cat([windows.gather(1, order[..., None].expand(-1, -1, 2)), top.values.gather(1, order)[..., None]], -1)
     picked[~keep.gather(1, order)] = float("nan")
-    saliency = torch.sigmoid(outputs_stage["inside_logits"].float()) * mask
+    saliency = torch.sigmoid(stage.inside_logits.float()) * mask
     return picked, saliency
-
-
-def to_prediction_records(batch: dict, windows: torch.Tensor, saliency: torch.Tensor) -> list[dict]:
-    """JSON-ready prediction lines (DESIGN.md section 4) for one batch."""
-    windows, saliency = windows.cpu().numpy(), saliency.cpu().numpy()
-    num = batch["num_clips"].cpu().numpy()
-    out = []
-    for i, qid in enumerate(batch["qid"]):
-        rows = [[round(float(s), 4), round(float(e), 4), round(float(c), 6)] for s, e, c in windows[i] if s == s]
-        out.append({
-            "qid": qid, "vid": batch["vid"][i], "query": batch["query"][i],
-            "pred_relevant_windows": rows,
-            "pred_saliency_scores": [round(float(x), 4) for x in saliency[i, : num[i]]],
-        })
-    return out

@@ -19,11 +19,12 @@ class BoundaryHeads(nn.Module):
         self.out = nn.Linear(dim, 3)  # start, end, inside
         self.p = dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(start, end, inside) logits, each (B, T)."""
         hidden = F.gelu(self.hidden(dropout(self.norm(x), self.p, self.training)))
         logits = self.out(hidden).float().masked_fill(~mask.unsqueeze(-1), torch.finfo(torch.float32).min)
         start, end, inside = logits.unbind(-1)
-        return {"start_logits": start, "end_logits": end, "inside_logits": inside}
+        return start, end, inside
 
 
 def expected_span(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

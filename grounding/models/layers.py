@@ -26,12 +26,6 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> t
     return torch.softmax(logits, dim=dim) * mask
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the sequence axis of ``x`` (B, T, D) using ``mask`` (B, T) -> (B, D)."""
-    weights = mask.to(x.dtype).unsqueeze(-1)
-    return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-
-
 def cpu_dropout_keep(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
     """A CPU dropout mask for ``x`` (True = kept) and the scale of kept values, ``1 / (1 - p')``.
 
@@ -237,3 +231,16 @@ class InputProjection(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(self.norm(self.linear(x)), self.p, self.training)
+
+
+class GlobalFusion(nn.Module):
+    """x_i <- LayerNorm(x_i + MLP([x_i; g; x_i * g])): every element sees one global vector g."""
+
+    def __init__(self, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.mlp = MLP(3 * dim, dim, dim, dropout)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        g = g.unsqueeze(1).expand_as(x)
+        return self.norm(x + self.mlp(torch.cat([x, g, x * g], dim=-1))) * mask.unsqueeze(-1).to(x.dtype)

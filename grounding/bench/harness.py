@@ -2,7 +2,8 @@
 
 Every measurement runs warm-up iterations first, then ``repeats`` timed runs, and reports the median
 and the spread (min..max). Inputs are synthetic tensors of each benchmark's real shape (feature dim,
-clip count, query length), so no dataset is needed.
+clip count, query length), so no dataset is needed. Models and losses come from the configs shipped
+with the package (``grounding.config.packaged_config``) and train with the trainer's own ``TrainStep``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from grounding.config import load_config
+from grounding.config import load_config, packaged_config
+from grounding.data.batch import Batch, make_batch
+from grounding.device import autocast_dtype
+from grounding.engine.step import TrainStep, make_optimizer
 from grounding.losses import build_criterion
 from grounding.models import build_model
 from grounding.models.decoding import DecodeConfig, decode
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,10 @@ class Shape:
 
 
 SHAPES = [
-    Shape("charades_sta", "configs/charades_sta.yaml", 1024, 32, 10),
-    Shape("activitynet", "configs/activitynet.yaml", 500, 128, 15),
-    Shape("tacos", "configs/tacos.yaml", 4096, 128, 10),
-    Shape("qvhighlights", "configs/qvhighlights.yaml", 2816, 75, 12),
+    Shape("charades_sta", "charades_sta.yaml", 1024, 32, 10),
+    Shape("activitynet", "activitynet.yaml", 500, 128, 15),
+    Shape("tacos", "tacos.yaml", 4096, 128, 10),
+    Shape("qvhighlights", "qvhighlights.yaml", 2816, 75, 12),
 ]
 
 
@@ -61,32 +63,27 @@ def summarise(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def synthetic_batch(shape: Shape, batch: int, device: torch.device, vocab: int = 1000) -> dict[str, Any]:
+def synthetic_batch(shape: Shape, batch: int, device: torch.device, vocab: int = 1000) -> Batch:
+    """A batch of ``batch`` queries, one video each, at ``shape``: random features, words and windows."""
     g = torch.Generator().manual_seed(0)
     start = torch.randint(0, shape.clips // 2, (batch,), generator=g)
     end = start + torch.randint(0, shape.clips // 2, (batch,), generator=g)
-    pos = torch.arange(shape.clips)
-    out = {
-        "video": torch.randn(batch, shape.clips, shape.video_dim, generator=g),
-        "video_mask": torch.ones(batch, shape.clips, dtype=torch.bool),
-        "words": torch.randint(2, vocab, (batch, shape.words), generator=g),
-        "word_mask": torch.ones(batch, shape.words, dtype=torch.bool),
-        "start_idx": start, "end_idx": end,
-        "inside": ((pos >= start[:, None]) & (pos <= end[:, None])).float(),
-        "span": torch.stack([start / shape.clips, (end + 1) / shape.clips], 1).float(),
-        "duration": torch.full((batch,), 30.0),
-    }
-    out["vid_index"] = torch.arange(batch)
-    out = {k: v.to(device) for k, v in out.items()}
-    out["vid"] = [str(i) for i in range(batch)]
-    return out
+    out = make_batch(
+        torch.randn(batch, shape.clips, shape.video_dim, generator=g), torch.ones(batch, shape.clips, dtype=torch.bool),
+        torch.arange(batch), torch.randint(2, vocab, (batch, shape.words), generator=g),
+        torch.ones(batch, shape.words, dtype=torch.bool), start, end,
+        span=torch.stack([start / shape.clips, (end + 1) / shape.clips], 1), duration=torch.full((batch,), 30.0),
+        qid=list(range(batch)), vid=[str(i) for i in range(batch)],
+    )
+    return out.to(device)
 
 
-def _model_and_loss(shape: Shape, model_name: str, device: torch.device, overrides: list[str]):
-    cfg = load_config(REPO / shape.config, overrides)
+def model_and_loss(shape: Shape, model_name: str, device: torch.device, overrides: list[str]):
+    """The model (``ccman`` or ``span_baseline``) and loss of ``shape``'s packaged config."""
+    cfg = load_config(packaged_config(shape.config), overrides)
     if model_name != "ccman":
-        base = load_config(REPO / "configs/models/span_baseline.yaml")
-        cfg.model.name, cfg.loss = base.model.name, base.loss
+        base = load_config(packaged_config("models/span_baseline.yaml"))
+        cfg.model, cfg.loss = base.model, base.loss
     cfg.model.video_dim = shape.video_dim
     model = build_model(cfg.model, vocab_size=1000).to(device)
     return cfg, model, build_criterion(cfg.loss).to(device)
@@ -97,19 +94,13 @@ def _sync(device: torch.device) -> Callable[[], None]:
 
 
 def _autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    dtype = autocast_dtype(device)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def training_step(forward: Callable, model: torch.nn.Module, criterion: torch.nn.Module,
-                  optimizer: torch.optim.Optimizer, data: dict[str, Any], device: torch.device) -> None:
-    """One step as the trainer takes it: autocast forward + loss, backward, clipping, optimizer."""
-    with _autocast(device):
-        out = forward(data["video"], data["video_mask"], data["words"], data["word_mask"])
-        loss, _ = criterion(out, data, model)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-    optimizer.step()
+def train_step_for(model: torch.nn.Module, device: torch.device) -> TrainStep:
+    """The trainer's step (fused AdamW, autocast policy, clipping at 1.0) for ``model``."""
+    return TrainStep(make_optimizer(model.parameters(), 1e-4, 0.01, device), device, 1.0, autocast_dtype(device))
 
 
 @contextmanager
@@ -126,15 +117,15 @@ def one_thread_on_cpu(device: torch.device) -> Iterator[None]:
 
 def bench_training(shape: Shape, model_name: str, device: torch.device, batch: int, steps: int, repeats: int,
                    overrides: list[str] = (), compile: bool = False) -> dict[str, Any]:
-    _, model, criterion = _model_and_loss(shape, model_name, device, list(overrides))
+    _, model, criterion = model_and_loss(shape, model_name, device, list(overrides))
     forward = torch.compile(model) if compile else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # as the trainer does
+    step = train_step_for(model, device)
     data = synthetic_batch(shape, batch, device)
     model.train()
 
     def run():
         for _ in range(steps):
-            training_step(forward, model, criterion, opt, data, device)
+            step(lambda: criterion(forward(data), data))
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -162,17 +153,17 @@ def bench_inference(shape: Shape, model_name: str, device: torch.device, batch: 
 
     On the CPU the latency runs on one thread (``one_thread_on_cpu``). ``compile`` measures a frozen ``torch.compile`` forward instead.
     """
-    _, model, _ = _model_and_loss(shape, model_name, device, [])
+    _, model, _ = model_and_loss(shape, model_name, device, [])
     model.eval()
     forward = compile_for_inference(model) if compile else model
     decode_cfg = DecodeConfig()
     # compiled graphs with frozen weights are built under no_grad; eager runs under inference_mode
     grad_mode = torch.no_grad if compile else torch.inference_mode
 
-    def infer(data):
+    def infer(data: Batch):
         with grad_mode(), _autocast(device):
-            out = forward(data["video"], data["video_mask"], data["words"], data["word_mask"])
-            decode(out["stages"][out["final"]], data["video_mask"], data["duration"], decode_cfg)
+            out = forward(data)
+            decode(out.decoded, out.clip_mask, data.duration, decode_cfg)
 
     big, one = synthetic_batch(shape, batch, device), synthetic_batch(shape, 1, device)
     throughput = [batch / t for t in timed(lambda: infer(big), 2, repeats, _sync(device))]

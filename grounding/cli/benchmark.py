@@ -1,0 +1,107 @@
+"""Measure training/inference/data-loading/metric/extraction speed at each benchmark's real shapes.
+
+    python tools/benchmark.py --device cpu [--shapes charades_sta ...] [--out bench.json] [--quick]
+
+Prints a Markdown table and writes the raw numbers as JSON (median and min..max over repeats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from grounding.bench import harness as bench
+from grounding.errors import GroundingError, exit_cleanly_on_user_errors
+
+SECTIONS = ["train", "infer", "data", "metrics", "extract"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--shapes", nargs="+", default=[s.name for s in bench.SHAPES])
+    parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
+    parser.add_argument("--models", nargs="+", default=["ccman", "span_baseline"])
+    parser.add_argument("--batch", type=int, default=None, help="training batch (default 32 on CPU, 256 on CUDA)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model in the training measurement")
+    parser.add_argument("--compile-inference", action="store_true",
+                        help="torch.compile (weights frozen) the model in the inference measurement; ~45 s per shape on a CPU")
+    parser.add_argument("--quick", action="store_true", help="fewer steps (what `make bench` runs)")
+    parser.add_argument("--out", default=None, help="write the raw results as JSON here")
+    return parser.parse_args(argv)
+
+
+def table(results: dict) -> str:
+    lines = ["| shape | model | train q/s | infer q/s | latency ms | data cold/warm/tensorized q/s |",
+             "|---|---|---|---|---|---|"]
+    for shape, per_model in results.get("shapes", {}).items():
+        data = per_model.get("data", {})
+        data_cell = "-"
+        if data:
+            data_cell = f"{data['cold_queries_per_s']:.0f} / {data['warm_queries_per_s']:.0f}"
+            if "tensorized_queries_per_s" in data:
+                data_cell += f" / {data['tensorized_queries_per_s']:.0f}"
+        for model, r in per_model.items():
+            if model == "data":
+                continue
+            train = r.get("train", {}).get("queries_per_s", {})
+            infer = r.get("infer", {})
+            lines.append(
+                f"| {shape} | {model} | {train.get('median', float('nan')):.0f} "
+                f"({train.get('min', float('nan')):.0f}..{train.get('max', float('nan')):.0f}) | "
+                f"{infer.get('queries_per_s', {}).get('median', float('nan')):.0f} | "
+                f"{infer.get('latency_ms', {}).get('median', float('nan')):.1f} | {data_cell} |"
+            )
+    if "metrics" in results:
+        lines.append(f"\nmetrics (R@n, mIoU) on {results['metrics']['queries']} queries: "
+                     f"{results['metrics']['seconds']['median'] * 1000:.1f} ms")
+    if "extract" in results:
+        e = results["extract"]
+        lines.append(f"extraction, CLIP-B/32-sized: {e['clips_per_s']:.1f} clips/s, {e['videos_per_s']:.2f} videos/s")
+    return "\n".join(lines)
+
+
+@exit_cleanly_on_user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise GroundingError("--device cuda but no CUDA device is visible")
+    device = torch.device(args.device)
+    shapes = {s.name: s for s in bench.SHAPES}
+    unknown = set(args.shapes) - set(shapes)
+    if unknown:
+        raise GroundingError(f"unknown shape(s) {sorted(unknown)}; choose from {sorted(shapes)}")
+    batch = args.batch or (32 if args.device == "cpu" else 256)
+    steps = 2 if args.quick else 5
+    results: dict = {"device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
+                     "threads": torch.get_num_threads(), "torch": torch.__version__, "shapes": {}}
+    for name in args.shapes:
+        shape, row = shapes[name], {}
+        for model in args.models:
+            row[model] = {}
+            if "train" in args.sections:
+                row[model]["train"] = bench.bench_training(shape, model, device, batch, steps, args.repeats,
+                                                             compile=args.compile)
+            if "infer" in args.sections:
+                row[model]["infer"] = bench.bench_inference(shape, model, device, 4 * batch, args.repeats,
+                                                              compile=args.compile_inference)
+            print(f"{name} {model}: {json.dumps(row[model])}", file=sys.stderr)
+        if "data" in args.sections:
+            row["data"] = bench.bench_data_pipeline(shape, 40 if args.quick else 200, 4, batch, device)
+        results["shapes"][name] = row
+    if "metrics" in args.sections:
+        results["metrics"] = bench.bench_metrics()
+    if "extract" in args.sections:
+        results["extract"] = bench.bench_extraction(args.device, num_videos=1 if args.quick else 4)
+    print(table(results))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
+    return 0

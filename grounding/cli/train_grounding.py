@@ -1,0 +1,34 @@
+"""Train a grounding model: python tools/train_grounding.py --config CONFIG --work-dir DIR [key=value ...]
+
+Also launchable with torchrun (DistributedDataParallel; NCCL on GPUs, gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from grounding.config import load_config
+from grounding.engine.trainer import Trainer, summary
+from grounding.errors import exit_cleanly_on_user_errors
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML experiment config (see configs/)")
+    parser.add_argument("--work-dir", required=True, help="where config.yaml, checkpoints/, tb/ and results go")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --work-dir from checkpoints/last.pt")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --work-dir")
+    parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.epochs=5 data.root=/x")
+    return parser.parse_args(argv)
+
+
+@exit_cleanly_on_user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    trainer = Trainer(cfg, args.work_dir, resume=args.resume, overwrite=args.overwrite)
+    results = trainer.fit()
+    if trainer.dist.is_main:
+        print(summary(results, Path(args.work_dir)))
+    return 0

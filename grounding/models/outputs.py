@@ -1,0 +1,74 @@
+"""What a grounding model returns: typed, so that losses, decoding and figures read named fields.
+
+    GroundingOutput
+      clip_mask      (B, T) bool   the valid clips of each query's video
+      video_tokens   (B, T, D)     unimodal clip encodings (what the alignment losses align)
+      sentence       (B, D)        unimodal sentence vector
+      word_attn      (B, L)        the sentence pooling weights over words
+      space          SpaceOutput   the same encodings projected into the shared embedding space
+      stages         {name: StageOutput} in cascade order; ``final`` names the decoded stage
+
+    StageOutput
+      start_logits, end_logits, inside_logits  (B, T), padded clips at the float32 minimum
+      span           (B, 2) the soft span implied by this stage's own start/end distributions, in [0, 1]
+      refined_span   (B, 2) or None: a regression on top of the span (the fine stage's refinement)
+      tokens         (B, T, D) the stage's clip tokens;  attn (B, T) or None: its query-guided pooling weights
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class StageOutput:
+    start_logits: torch.Tensor
+    end_logits: torch.Tensor
+    inside_logits: torch.Tensor
+    span: torch.Tensor
+    tokens: torch.Tensor
+    attn: torch.Tensor | None = None
+    refined_span: torch.Tensor | None = None
+
+
+@dataclass
+class SpaceOutput:
+    """Clip and sentence encodings in the shared space (``grounding.models.embedding``).
+
+    ``clip_proj`` (B, T, E) is the *un-normalised* projection of every clip, so a moment embedding is
+    ``normalize(masked mean of clip_proj)``: the same vector as projecting the mean clip (the
+    projection is affine), for any moment, without running the model again.
+    """
+
+    clip_proj: torch.Tensor
+    sentence: torch.Tensor  # (B, E) unit norm
+    temperature: torch.Tensor  # () learnable
+
+    def clips(self) -> torch.Tensor:
+        """(B, T, E) unit-norm clip embeddings."""
+        return F.normalize(self.clip_proj, dim=-1)
+
+    def moments(self, moment_mask: torch.Tensor) -> torch.Tensor:
+        """(B, E) unit-norm embedding of the clips ``moment_mask`` (B, T) selects in each row."""
+        weights = moment_mask.to(self.clip_proj.dtype).unsqueeze(-1)
+        pooled = (self.clip_proj * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return F.normalize(pooled, dim=-1)
+
+
+@dataclass
+class GroundingOutput:
+    clip_mask: torch.Tensor
+    video_tokens: torch.Tensor
+    sentence: torch.Tensor
+    word_attn: torch.Tensor
+    space: SpaceOutput
+    stages: dict[str, StageOutput] = field(default_factory=dict)
+    final: str = ""
+
+    @property
+    def decoded(self) -> StageOutput:
+        """The stage whose scores become predictions."""
+        return self.stages[self.final]

@@ -23,6 +23,7 @@ from grounding.extract import synthetic  # noqa: E402
 from grounding.extract.pipeline import ExtractConfig, extract_videos  # noqa: E402
 from grounding.extract.queries import TextExtractConfig, extract_text  # noqa: E402
 from grounding.extract.writers import read_manifest  # noqa: E402
+from tests import fakes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def videos(tmp_path_factory):
         if synthetic.has_encoder(codec):
             synthetic.make_video(folder / name, frames, fps, codec=codec)
             expected[Path(name).stem] = (clips, duration)
-    synthetic.make_corrupt_video(folder / "broken.mp4")
+    fakes.make_corrupt_video(folder / "broken.mp4")
     return folder, expected
 
 
@@ -227,7 +228,7 @@ def test_user_errors_exit_2_with_a_clear_message(tool, videos, clip_model, tmp_p
 
 def test_text_mode_writes_token_and_sentence_features(tool, tmp_path):
     sentences = ["A person opens the door.", "The person walks in the room.", "a person opens the door."]
-    model = synthetic.save_random_bert(tmp_path / "bert", " ".join(sentences).replace(".", " .").split())
+    model = fakes.save_random_bert(tmp_path / "bert", " ".join(sentences).replace(".", " .").split())
     native = tmp_path / "val.jsonl"
     native.write_text(
         "".join(json.dumps({"qid": i, "query": s, "vid": "v1", "duration": 30.0, "relevant_windows": [[0, 5]]}) + "\n"
@@ -251,7 +252,7 @@ def test_text_mode_writes_token_and_sentence_features(tool, tmp_path):
 def test_text_mode_reads_charades_sta_without_durations(tmp_path):
     model = synthetic.save_random_clip(tmp_path / "clip", full_model=True)  # CLIP's own text tower
     words = "person opens door"
-    tokenizer_dir = synthetic.save_random_bert(tmp_path / "tok", words.split())
+    tokenizer_dir = fakes.save_random_bert(tmp_path / "tok", words.split())
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tokenizer_dir / name, model / name)
     annotation = tmp_path / "charades_sta_test.txt"

@@ -15,6 +15,7 @@ from grounding.extract.inputs import list_videos, parse_shard, take_shard  # noq
 from grounding.extract.sampling import ClipSampling, frame_indices  # noqa: E402
 from grounding.extract.transforms import FramePreprocess  # noqa: E402
 from grounding.extract.video_io import VideoReader, VideoReadError  # noqa: E402
+from tests import fakes  # noqa: E402
 
 CONTAINERS = [  # (name, frames, fps, codec)
     ("h264.mp4", 100, "30000/1001", "libx264"),
@@ -60,7 +61,7 @@ def test_sampled_indices_decode_to_exactly_those_frames_at_29_97(tmp_path):
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        (lambda p: synthetic.make_corrupt_video(p), "not a readable video"),
+        (lambda p: fakes.make_corrupt_video(p), "not a readable video"),
         (lambda p: p.write_bytes(b""), "empty file"),
         (lambda p: None, "no such file"),
     ],

@@ -14,7 +14,7 @@ sentence vector.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,12 +22,6 @@ from torch import nn
 from grounding.compat.data import MomentSplit
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import QueryEncoder, VideoEncoder
-
-
-class EmbeddingModel(Protocol):
-    def embed_moments(self, video: torch.Tensor, video_mask: torch.Tensor, moment_mask: torch.Tensor) -> torch.Tensor: ...
-
-    def embed_sentences(self, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor: ...
 
 
 class DualEncoder(nn.Module):

@@ -17,11 +17,6 @@ from grounding.errors import GroundingError
 log = logging.getLogger(__name__)
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-    return default if value is None else value
-
-
 def resolve(root: str | Path, path: str | Path) -> Path:
     path = Path(path)
     return path if path.is_absolute() else Path(root) / path

@@ -3,13 +3,10 @@ randomly initialised transformers models saved to a folder, so that nothing is d
 
 from __future__ import annotations
 
-import inspect
 import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 from grounding.errors import GroundingError
 
@@ -62,14 +59,6 @@ def make_video(
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg could not write {path}: {result.stderr.strip()[-300:]}")
-    return path
-
-
-def make_corrupt_video(path: str | Path, num_bytes: int = 4096, seed: int = 0) -> Path:
-    """Random bytes under a video name: what a failed download or a disk error leaves behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(np.random.default_rng(seed).integers(0, 256, num_bytes, dtype=np.uint8).tobytes())
     return path
 
 
@@ -163,26 +152,4 @@ def save_random_xclip(folder: str | Path, num_frames: int = 4, image_size: int =
         projection_dim=16, prompt_layers=1, prompt_attention_heads=2,
     )
     XCLIPModel(config).save_pretrained(folder)
-    return folder
-
-
-def save_random_bert(folder: str | Path, words: Sequence[str], hidden_size: int = 32, seed: int = 0) -> Path:
-    """A tiny random BERT with a word-level vocabulary of ``words`` (plus the special tokens)."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(w.lower() for w in words)]
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(vocab) + "\n")
-    if "vocab" in inspect.signature(BertTokenizer.__init__).parameters:  # transformers 5
-        tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)})
-    else:
-        tokenizer = BertTokenizer(vocab_file=str(vocab_file))
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=2 * hidden_size, max_position_embeddings=64)
-    BertModel(config).save_pretrained(folder)
     return folder

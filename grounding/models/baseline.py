@@ -10,12 +10,11 @@ from typing import Any
 from torch import nn
 
 from grounding.data.batch import Batch
-from grounding.models.ccman import encode_inputs, project
 from grounding.models.embedding import SharedEmbeddingSpace
-from grounding.models.encoders import QueryEncoder, VideoEncoder
+from grounding.models.encoders import QueryEncoder, VideoEncoder, encode_batch
 from grounding.models.heads import BoundaryHeads, expected_span
 from grounding.models.layers import AttentionBlock, GlobalFusion
-from grounding.models.outputs import GroundingOutput, StageOutput
+from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
 
 
 @dataclass
@@ -47,13 +46,13 @@ class SpanBaseline(nn.Module):
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
 
     def forward(self, batch: Batch) -> GroundingOutput:
-        state, clips, word_attn = encode_inputs(self.video_encoder, self.query_encoder, batch)
-        mask = state.clip_mask
-        x = self.fusion(clips, mask, state.sentence)
+        clips, _, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
+        mask = batch.clip_mask
+        x = self.fusion(clips, mask, sentence)
         for layer in self.temporal:
             x = layer(x, mask)
         x = x * mask.unsqueeze(-1).to(x.dtype)
         logits = self.heads(x, mask)
         span = StageOutput(*logits, span=expected_span(logits[0], logits[1], mask), tokens=x)
-        return GroundingOutput(mask, clips, state.sentence, word_attn, project(self.embedding, clips, state.sentence),
+        return GroundingOutput(mask, clips, sentence, word_attn, SpaceOutput.project(self.embedding, clips, sentence),
                                {"span": span}, final="span")

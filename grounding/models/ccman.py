@@ -23,7 +23,7 @@ from torch import nn
 
 from grounding.data.batch import Batch
 from grounding.models.embedding import SharedEmbeddingSpace
-from grounding.models.encoders import QueryEncoder, VideoEncoder
+from grounding.models.encoders import QueryEncoder, VideoEncoder, encode_batch
 from grounding.models.heads import BoundaryHeads, expected_span, inside_probability
 from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
@@ -60,18 +60,6 @@ class CascadeState:
     sentence: torch.Tensor  # (B, D)
     focus: torch.Tensor | None = None  # (B, T) where the previous stage put the moment, in [0, 1]
     span: torch.Tensor | None = None  # (B, 2) the previous stage's span
-
-
-def encode_inputs(video_encoder: VideoEncoder, query_encoder: QueryEncoder, batch: Batch
-                  ) -> tuple[CascadeState, torch.Tensor, torch.Tensor]:
-    """Each distinct video once, then one row per query: the cascade's input, the clip tokens, word weights."""
-    clips = video_encoder(batch.video, batch.video_mask)[batch.vid_index]  # (B, T, D)
-    words, sentence, word_attn = query_encoder(batch.words, batch.word_mask)
-    return CascadeState(clips, batch.clip_mask, words, batch.word_mask, sentence), clips, word_attn
-
-
-def project(space: SharedEmbeddingSpace, clips: torch.Tensor, sentence: torch.Tensor) -> SpaceOutput:
-    return SpaceOutput(space.video_proj(clips), space.embed_text(sentence), space.temperature)
 
 
 class PassThrough(nn.Module):
@@ -188,9 +176,9 @@ class CCMAN(nn.Module):
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
 
     def forward(self, batch: Batch) -> GroundingOutput:
-        state, clips, word_attn = encode_inputs(self.video_encoder, self.query_encoder, batch)
-        state, coarse = self.coarse(state)
+        clips, words, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
+        state, coarse = self.coarse(CascadeState(clips, batch.clip_mask, words, batch.word_mask, sentence))
         state, fine = self.fine(self.focus(state, coarse))
         stages = {name: out for name, out in (("coarse", coarse), ("fine", fine)) if out is not None}
-        return GroundingOutput(batch.clip_mask, clips, state.sentence, word_attn,
-                               project(self.embedding, clips, state.sentence), stages, final=list(stages)[-1])
+        return GroundingOutput(batch.clip_mask, clips, sentence, word_attn,
+                               SpaceOutput.project(self.embedding, clips, sentence), stages, final=list(stages)[-1])

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from grounding.data.batch import Batch
 from grounding.models.layers import AttentionBlock, AttentivePooling, InputProjection, SinusoidalPositions
 
 
@@ -83,3 +84,12 @@ class QueryEncoder(nn.Module):
         x = x * mask.unsqueeze(-1).to(x.dtype)
         sentence, weights = self.pool(x, mask)
         return x, sentence, weights  # (B, L, D), (B, D), (B, L)
+
+
+def encode_batch(video_encoder: VideoEncoder, query_encoder: QueryEncoder, batch: Batch
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each distinct video of ``batch`` through the video encoder once, then one row per query:
+    clip tokens (B, T, D), word tokens (B, L, D), sentence vectors (B, D), word pooling weights (B, L)."""
+    clips = video_encoder(batch.video, batch.video_mask)[batch.vid_index]
+    words, sentence, word_attn = query_encoder(batch.words, batch.word_mask)
+    return clips, words, sentence, word_attn

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from grounding.models.embedding import SharedEmbeddingSpace
+
 
 @dataclass
 class StageOutput:
@@ -51,11 +53,14 @@ class SpaceOutput:
         """(B, T, E) unit-norm clip embeddings."""
         return F.normalize(self.clip_proj, dim=-1)
 
+    @classmethod
+    def project(cls, space: SharedEmbeddingSpace, clips: torch.Tensor, sentence: torch.Tensor) -> SpaceOutput:
+        """Clip encodings (B, T, D) and sentence vectors (B, D) through ``space``'s two projections."""
+        return cls(space.video_proj(clips), space.embed_text(sentence), space.temperature)
+
     def moments(self, moment_mask: torch.Tensor) -> torch.Tensor:
         """(B, E) unit-norm embedding of the clips ``moment_mask`` (B, T) selects in each row."""
-        weights = moment_mask.to(self.clip_proj.dtype).unsqueeze(-1)
-        pooled = (self.clip_proj * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-        return F.normalize(pooled, dim=-1)
+        return F.normalize(SharedEmbeddingSpace.pool_moment(self.clip_proj, moment_mask), dim=-1)
 
 
 @dataclass

@@ -14,7 +14,7 @@ def test_base_parts_merge_in_order_then_file_then_overrides(tmp_path):
     (tmp_path / "a.yaml").write_text("x: 1\ny: {p: 1, q: 1}\n")
     (tmp_path / "b.yaml").write_text("y: {q: 2}\n")
     (tmp_path / "top.yaml").write_text("_base_: [a.yaml, b.yaml]\ny: {r: 3}\n")
-    cfg = load_config(tmp_path / "top.yaml", ["y.p=9", "z=hello"])
+    cfg = load_config(tmp_path / "top.yaml", ["y.p=9", "+z=hello"])
     assert OmegaConf.to_container(cfg) == {"x": 1, "y": {"p": 9, "q": 2, "r": 3}, "z": "hello"}
 
 

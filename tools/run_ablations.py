@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from grounding.config import load_config  # noqa: E402
 from grounding.engine.ablation import TABLE_METRICS, VARIANTS, run_ablation  # noqa: E402
 from grounding.errors import GroundingError, exit_cleanly_on_user_errors  # noqa: E402
 from grounding.eval.results_table import collect_results, to_markdown, write_table  # noqa: E402
@@ -31,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_cleanly_on_user_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    for name in args.variants:  # a bad override fails here, once, instead of in every variant's log
+        load_config(args.config, [*args.overrides, *VARIANTS[name]])
     codes = run_ablation(args.config, args.work_root, args.overrides, args.variants, args.parallel)
     done = [name for name in args.variants if codes.get(name) == 0]
     if not done:

@@ -133,7 +133,8 @@ class ModelWithLoss(nn.Module):
 
 
 class Trainer:
-    def __init__(self, cfg: DictConfig, work_dir: str | Path, resume: bool = False, overwrite: bool = False) -> None:
+    def __init__(self, cfg: DictConfig, work_dir: str | Path, resume: bool = False, overwrite: bool = False,
+                 progress: bool = True) -> None:
         self.cfg = cfg
         device_kind = "cuda" if cfg.train.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
         self.dist = init_distributed(device_kind)
@@ -165,6 +166,8 @@ class Trainer:
         self.eval_splits = list(cfg.data.get("eval_splits") or [cfg.data.get("test_split", "test")])
         self.val_split = cfg.data.get("val_split")
         self.select_split = self.val_split or self.eval_splits[0]
+        self.progress = progress and self.dist.is_main
+        self.data.validate([self.train_split, self.select_split, *self.eval_splits], progress=self.progress)
         self.model = build_model_for(cfg, self.data).to(self.device)
         self.criterion = build_criterion(cfg.get("loss"))
         self.autocast = autocast_dtype(self.device, cfg.train.get("precision", "auto"))
@@ -273,7 +276,7 @@ class Trainer:
         # every step on the CPU; on a GPU every log_every steps, so that the step never waits for the device
         guard = NonFiniteLossGuard(1 if self.device.type == "cpu" else log_every)
         start, seen = time.perf_counter(), 0
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}", disable=not self.dist.is_main,
+        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}", disable=not self.progress,
                    dynamic_ncols=True, mininterval=1.0)
         for batch in bar:
             batch = batch_to(batch, self.device)

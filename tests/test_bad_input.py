@@ -181,6 +181,7 @@ def test_bad_features_drop_policy_trains_without_those_videos(failed_then_rerun,
     bad = sum(x.split()[0] in ("SYNTE00001", "SYNTE00002") for x in tests)
     assert f"test: dropped {bad} queries of 2 videos with unusable features (data.bad_features=drop)" in err
     assert json.loads((work / "metrics.json").read_text())["test"]["num_queries"] == len(tests) - bad
+    assert "epoch 1: " in err and "epoch 1/1" not in err  # --no-progress: the log line, no progress bar
     assert "error" not in (work / "train.log").read_text()  # the failed start's log was replaced
 
 
@@ -297,3 +298,17 @@ def test_subset_counts_print_as_integers():
 
     text = format_summary({"num_queries": 9, "num_missing": 0, "R1@0.5": 12.5, "novel/num_queries": 4.0})
     assert text.splitlines()[1:] == ["  R1@0.5                 12.50", "  novel/num_queries      4"]
+
+
+def test_a_crash_is_recorded_in_train_log(tiny_synthetic, tmp_path, monkeypatch):
+    from grounding.engine.trainer import Trainer
+
+    def boom(self):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Trainer, "_train_epoch", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        call(train_grounding.main, "--config", CONFIG, "--work-dir", tmp_path / "w", "--no-progress",
+             *tiny_overrides(tiny_synthetic))
+    log = (tmp_path / "w/train.log").read_text()
+    assert "crashed: RuntimeError: boom" in log and "Traceback" in log

@@ -312,3 +312,18 @@ def test_a_crash_is_recorded_in_train_log(tiny_synthetic, tmp_path, monkeypatch)
              *tiny_overrides(tiny_synthetic))
     log = (tmp_path / "w/train.log").read_text()
     assert "crashed: RuntimeError: boom" in log and "Traceback" in log
+
+
+def test_as_a_command_a_typo_is_one_line_on_stderr_and_exit_2(tiny_synthetic, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "tools/train_grounding.py"), "--config", CONFIG, "--work-dir",
+                           str(tmp_path / "w"), *tiny_overrides(tiny_synthetic), "train.epoch=3"],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: override 'train.epoch=3': 'train.epoch' is not a key of {CONFIG} (or its _base_ parts); "
+        "did you mean 'train.epochs'? write +train.epoch=3 to add a new key"]
+    assert not (tmp_path / "w").exists()

@@ -2,7 +2,9 @@
 
 A config file may list parts to start from under ``_base_`` (paths relative to the file); parts are
 merged in order, then the file itself, then the command-line overrides. The resolved result is what
-a run saves as ``config.yaml``, so any number can be reproduced from it alone.
+a run saves as ``config.yaml``, so any number can be reproduced from it alone. Overrides are checked
+against the composed config first (``grounding.overrides``): a misspelt key or a value of the wrong kind
+is an error, and ``+key=value`` adds a key the config does not have.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from grounding.errors import GroundingError
+from grounding.overrides import check_overrides, parse_override
 
 BASE_KEY = "_base_"
 
@@ -40,17 +43,16 @@ def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
 
 
 def parse_overrides(overrides: Sequence[str]) -> DictConfig:
-    """``["train.epochs=5", "data.root=/x"]`` -> a config holding just those keys."""
-    for item in overrides:
-        if "=" not in item or item.startswith("="):
-            raise GroundingError(f"override '{item}' is not of the form dotted.key=value (e.g. train.epochs=5)")
-    return OmegaConf.from_dotlist(list(overrides))
+    """``["train.epochs=5", "+new.key=1"]`` -> a config holding just those keys (not checked)."""
+    items = [parse_override(item).as_dotlist_item() for item in overrides]
+    return OmegaConf.from_dotlist(items)
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """Load ``path`` with its ``_base_`` parts, apply overrides, and resolve interpolations."""
+    """Load ``path`` with its ``_base_`` parts, check and apply overrides, and resolve interpolations."""
     cfg = _load_tree(Path(path))
-    cfg = OmegaConf.merge(cfg, parse_overrides(overrides))
+    checked = check_overrides(cfg, overrides, source=str(path))
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.as_dotlist_item() for o in checked]))
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,14 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 ANNOTATIONS = SHARED / "annotations"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def feature_check_cache(tmp_path_factory) -> Path:
+    """Cached feature checks (grounding.data.validate) go to a temporary folder, not the user's cache."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["GROUNDING_CACHE_DIR"] = str(path)  # inherited by the tools run as subprocesses
+    return path
 
 
 @pytest.fixture

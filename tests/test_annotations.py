@@ -81,12 +81,37 @@ def test_empty_window_policies():
     def records():
         return [_rec([(3, 3)]), _rec([(11, 12)], qid=1), _rec([(1, 2)], qid=2)]
 
-    kept, report = clean_records(records(), empty_windows="keep")
-    assert len(kept) == 3 and report.empty_windows == 2
+    kept, report = clean_records(records(), empty_windows="keep")  # zero-length kept; outside the video never
+    assert [r.qid for r in kept] == [0, 2] and report.empty_windows == 1
+    assert (report.windows_outside, report.dropped_outside) == (1, 1)
     kept, report = clean_records(records(), empty_windows="drop")
-    assert [r.qid for r in kept] == [2] and report.dropped_empty == 2
+    assert [r.qid for r in kept] == [2] and (report.dropped_empty, report.dropped_outside) == (1, 1)
     with pytest.raises(GroundingError, match="empty window"):
-        clean_records(records(), empty_windows="error")
+        clean_records([_rec([(3, 3)])], empty_windows="error")
+    with pytest.raises(GroundingError, match=r"query 1\): window \[11, 12\] lies outside the video"):
+        clean_records(records()[1:], empty_windows="error")
+
+
+def test_window_outside_the_video_is_removed_never_kept_as_a_point():
+    # [50, 60] in a 31.86 s video used to become [50, 50]: a target no prediction can hit
+    rec = MomentRecord(0, "q", "v", 31.86, [[50.0, 60.0], [1.0, 2.0]], source="a.txt:7")
+    kept, report = clean_records([rec, _rec([(-5, -1)], qid=1), _rec([(10, 14)], qid=2)])
+    assert [r.qid for r in kept] == [0] and kept[0].windows == [[1.0, 2.0]]
+    assert (report.windows_outside, report.dropped_outside, report.kept) == (3, 2, 1)
+    assert report.details()[0] == "a.txt:7 (query 0): window [50, 60] lies outside the video (0 to 31.86 s); removed"
+
+
+def test_repairs_name_the_line_first_few_then_a_count(tmp_path):
+    ann = tmp_path / "a.txt"
+    ann.write_text("".join(f"V1 {i}.0 12.0##query {i}.\n" for i in range(5)))
+    kept, report = clean_records(read_charades_sta(ann, {"V1": 10.0}))
+    assert len(kept) == 5 and report.windows_clipped == 5
+    assert report.details() == [
+        f"{ann}:1 (query 0): window [0, 12] clipped to [0, 10] (video length 10 s)",
+        f"{ann}:2 (query 1): window [1, 12] clipped to [1, 10] (video length 10 s)",
+        f"{ann}:3 (query 2): window [2, 12] clipped to [2, 10] (video length 10 s)",
+        "... and 2 more clipped windows",
+    ]
 
 
 def test_missing_duration_policies():

@@ -14,7 +14,7 @@ def test_base_parts_merge_in_order_then_file_then_overrides(tmp_path):
     (tmp_path / "a.yaml").write_text("x: 1\ny: {p: 1, q: 1}\n")
     (tmp_path / "b.yaml").write_text("y: {q: 2}\n")
     (tmp_path / "top.yaml").write_text("_base_: [a.yaml, b.yaml]\ny: {r: 3}\n")
-    cfg = load_config(tmp_path / "top.yaml", ["y.p=9", "z=hello"])
+    cfg = load_config(tmp_path / "top.yaml", ["y.p=9", "+z=hello"])
     assert OmegaConf.to_container(cfg) == {"x": 1, "y": {"p": 9, "q": 2, "r": 3}, "z": "hello"}
 
 
@@ -63,3 +63,51 @@ def test_charades_keys_follow_the_design_contract():
 def test_feature_dims_of_the_standard_sets():
     dims = {n: load_config(REPO / "configs" / f"{n}.yaml").model.video_dim for n in TOP_CONFIGS[:4]}
     assert dims == {"charades_sta": 1024, "activitynet": 500, "tacos": 4096, "qvhighlights": 2304 + 512}
+
+
+def _tree(tmp_path, text="train: {epochs: 12, lr: 4.0e-4, stages: [a, b], fast: auto, flag: true}\nopen: {}\nnothing: null\n"):
+    (tmp_path / "c.yaml").write_text(text)
+    return tmp_path / "c.yaml"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.epoch=3", "'train.epoch' is not a key of .*c.yaml .*did you mean 'train.epochs'\\? write \\+train.epoch=3"),
+    ("trian.epochs=3", "'trian.epochs' is not a key .*did you mean 'train.epochs'\\?"),
+    ("train.epochs=two", "train.epochs takes an integer \\(it is 12 in .*c.yaml\\), not 'two'"),
+    ("train.epochs=2.5", "train.epochs takes an integer"),
+    ("train.epochs=true", "train.epochs takes an integer"),
+    ("train.lr=fast", "train.lr takes a number"),
+    ("train.flag=1", "train.flag takes a boolean"),
+    ("train.stages=a", "train.stages takes a list like \\[a,b\\] \\(it is \\[a, b\\]"),
+    ("train.fast=[x]", "train.fast takes a string"),
+    ("train={epochs: 1, lr2: 3}", "'train.lr2' is not a key .*did you mean 'train.lr'"),
+    ("train.epochs.inner=1", "'train.epochs' is an integer, not a section"),
+])
+def test_overrides_are_checked_against_the_composed_config(tmp_path, override, message):
+    with pytest.raises(GroundingError, match=message):
+        load_config(_tree(tmp_path), [override])
+
+
+def test_overrides_that_fit_the_config_are_accepted(tmp_path):
+    cfg = load_config(_tree(tmp_path), [
+        "train.lr=1", "train.fast=true", "train.flag=false", "train.stages=[c]", "train.epochs=null",
+        "open.anything.below=1", "nothing.at.all=[1]", "+train.note=hi", "train.note=again", "+fresh=3",
+    ])
+    assert cfg.train.lr == 1 and cfg.train.fast is True and cfg.train.stages == ["c"] and cfg.train.epochs is None
+    assert cfg.open.anything.below == 1 and cfg.nothing.at.all == [1]
+    assert cfg.train.note == "again" and cfg.fresh == 3
+
+
+@pytest.mark.parametrize("name", TOP_CONFIGS + ["compat/synthetic", "compat/charades_sta"])
+def test_every_config_takes_the_ablation_variants(name):
+    from grounding.bench.ablation import VARIANTS, variant_config
+
+    for variant in VARIANTS:
+        variant_config(REPO / "configs" / f"{name}.yaml", variant, ["train.warmup_epochs=0.5", "data.bad_features=drop"])
+
+
+@pytest.mark.parametrize("name", ["synthetic", "synthetic_baseline", "compat/synthetic"])
+def test_synthetic_configs_take_the_test_overrides(name, tmp_path):
+    from tests.conftest import tiny_overrides
+
+    load_config(REPO / "configs" / f"{name}.yaml", tiny_overrides(tmp_path))

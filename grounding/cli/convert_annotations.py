@@ -10,6 +10,11 @@ from grounding.data.records import clean_records, write_jsonl
 from grounding.errors import GroundingError, exit_cleanly_on_user_errors
 
 
+def flag_fix(option: str, value: str) -> str:
+    """Errors name this tool's own flag (``--empty-windows drop``), not the training config key."""
+    return f"pass --{option.replace('_', '-')} {value}"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", required=True, choices=[n for n in ANNOTATION_READERS.names() if n != "native"])
@@ -29,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists() and not args.overwrite:
         raise GroundingError(f"{out} exists; pass --overwrite to replace it")
     records = read_annotations(args.dataset, args.input, args.durations)
-    records, report = clean_records(records, args.empty_windows, args.missing_duration, source=args.input)
+    records, report = clean_records(records, args.empty_windows, args.missing_duration, source=args.input,
+                                    fix=flag_fix)
     n = write_jsonl(records, out)
     print(report.summary())
+    for line in report.details():
+        print(f"  {line}")
     print(f"wrote {n} queries over {len({r.vid for r in records})} videos to {out}")
     return 0

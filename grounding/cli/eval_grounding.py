@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from grounding.errors import GroundingError, exit_cleanly_on_user_errors
 from grounding.eval.evaluate import (
@@ -43,13 +44,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     checkpoint.add_argument("--split", help="split to predict on, e.g. test")
     checkpoint.add_argument("--out", help="where to write the predictions JSONL")
     checkpoint.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    checkpoint.add_argument("overrides", nargs="*", help="config overrides, key=value with dotted paths")
+    checkpoint.add_argument("overrides", nargs="*",
+                            help="config overrides, key=value with dotted paths (+key=value adds a new key)")
     return parser.parse_args(argv)
 
 
 def run_standalone(args: argparse.Namespace) -> int:
     """Score ``--predictions`` against ``--ground-truth``; the last stdout line is the metrics JSON."""
-    metrics = evaluate(args.predictions, args.ground_truth, args.dataset)
+    metrics = evaluate(args.predictions, args.ground_truth, args.dataset,
+                       warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     print(format_summary(metrics))
     print(json.dumps(metrics))
     return 0
@@ -66,6 +69,11 @@ def run_checkpoint(args: argparse.Namespace) -> int:
         raise GroundingError(f"checkpoint mode needs {', '.join(missing)} as well")
     metrics = evaluate_checkpoint(load_config(args.config, args.overrides), args.checkpoint, args.split, args.out,
                                   args.overwrite)
+    if metrics.get("ground_truth") is False:
+        print(f"split '{args.split}' has no ground-truth windows (hidden labels): predictions of "
+              f"{metrics['num_queries']} queries written to {args.out}; there is nothing to score")
+        print(json.dumps(metrics))
+        return 0
     print(format_summary(metrics))
     print(f"predictions written to {args.out}")
     print(json.dumps(metrics))

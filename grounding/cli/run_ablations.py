@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from grounding.bench.ablation import TABLE_METRICS, VARIANTS, run_ablation
+from grounding.bench.ablation import TABLE_METRICS, VARIANTS, run_ablation, variant_config
 from grounding.errors import GroundingError, exit_cleanly_on_user_errors
 from grounding.eval.results_table import collect_results, to_markdown, write_table
 
@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_cleanly_on_user_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    for name in args.variants:  # a bad override fails here, once, before any variant trains
+        variant_config(args.config, name, args.overrides)
     errors = run_ablation(args.config, args.work_root, args.overrides, args.variants)
     done = [name for name in args.variants if errors.get(name) is None]
     if not done:

@@ -19,7 +19,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", required=True, help="where config.yaml, checkpoints/, tb/ and results go")
     parser.add_argument("--resume", action="store_true", help="continue the run in --work-dir from checkpoints/last.pt")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --work-dir")
-    parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.epochs=5 data.root=/x")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs and batch jobs)")
+    parser.add_argument("overrides", nargs="*",
+                        help="dotted config overrides, e.g. train.epochs=5 data.root=/x (+key=value adds a new key)")
     return parser.parse_args(argv)
 
 
@@ -27,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.overrides)
-    trainer = Trainer(cfg, args.work_dir, resume=args.resume, overwrite=args.overwrite)
+    trainer = Trainer(cfg, args.work_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     results = trainer.fit()
     if trainer.dist.is_main:
         print(summary(results, Path(args.work_dir)))

@@ -104,6 +104,7 @@ class CompatStudy:
         max_words = settings_max_words(cfg)
         train_split = self.splits.train
         test_split = self.compat["eval"].get("split") or self.splits.evaluate[0]
+        self.data.validate([train_split, test_split])  # features of both splits, before any training
         self.train = build_moment_split(self.data.records(train_split), self.data.bank, self.data.text, max_words, train_split)
         self.test = build_moment_split(self.data.records(test_split), self.data.bank, self.data.text, max_words, test_split)
         self.test_name = test_split

@@ -36,6 +36,11 @@ def _load_json(path: Path) -> dict:
         raise GroundingError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from err
 
 
+def _position(path: Path, vid: str, index: int) -> str:
+    """Where a sentence of a ``{vid: {timestamps, sentences}}`` JSON file is (such files are often one line)."""
+    return f"{path}: video '{vid}', timestamp {index}"
+
+
 def read_durations(path: str | Path) -> dict[str, float]:
     """Video durations from a Charades csv (columns ``id``, ``length``) or a ``{vid: {"duration": s}}`` JSON."""
     path = _require_file(path, "durations file")
@@ -76,7 +81,8 @@ def read_charades_sta(path: str | Path, durations: str | Path | dict[str, float]
                 vid, start, end = parts[0], float(parts[1]), float(parts[2])
             except ValueError as err:
                 raise GroundingError(f"{path}:{line_no}: cannot parse '{line.strip()[:60]}' ({err})") from err
-            records.append(MomentRecord(len(records), sentence.strip(), vid, lengths.get(vid), [[start, end]]))
+            records.append(MomentRecord(len(records), sentence.strip(), vid, lengths.get(vid), [[start, end]],
+                                        source=f"{path}:{line_no}"))
     return records
 
 
@@ -89,9 +95,10 @@ def read_activitynet(path: str | Path, durations: object = None) -> list[MomentR
         stamps, sentences = item.get("timestamps", []), item.get("sentences", [])
         if len(stamps) != len(sentences):
             raise GroundingError(f"{path}: video {vid} has {len(stamps)} timestamps but {len(sentences)} sentences")
-        for (start, end), sentence in zip(stamps, sentences, strict=True):
+        for i, ((start, end), sentence) in enumerate(zip(stamps, sentences, strict=True)):
             records.append(
-                MomentRecord(len(records), sentence.strip(), vid, item.get("duration"), [[float(start), float(end)]])
+                MomentRecord(len(records), sentence.strip(), vid, item.get("duration"), [[float(start), float(end)]],
+                             source=_position(path, vid, i))
             )
     return records
 
@@ -110,9 +117,10 @@ def read_tacos(path: str | Path, durations: object = None) -> list[MomentRecord]
         if len(stamps) != len(sentences):
             raise GroundingError(f"{path}: video {vid} has {len(stamps)} timestamps but {len(sentences)} sentences")
         stem = vid[:-4] if vid.endswith(".avi") else vid  # feature files are named without the extension
-        for (f0, f1), sentence in zip(stamps, sentences, strict=True):
+        for i, ((f0, f1), sentence) in enumerate(zip(stamps, sentences, strict=True)):
             records.append(
-                MomentRecord(len(records), sentence.strip(), stem, num_frames / fps, [[f0 / fps, f1 / fps]])
+                MomentRecord(len(records), sentence.strip(), stem, num_frames / fps, [[f0 / fps, f1 / fps]],
+                             source=_position(path, vid, i))
             )
     return records
 

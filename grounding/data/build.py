@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from grounding.data.dataset import GroundingDataset
 from grounding.data.features import FeatureBank, build_store
 from grounding.data.records import MomentRecord, clean_records
 from grounding.data.text import TextInput, build_text_input
+from grounding.data.validate import bad_features_error, check_features
 from grounding.errors import GroundingError
 
 log = logging.getLogger(__name__)
@@ -42,13 +45,24 @@ def build_feature_bank(data_cfg: Any, video_dim: int | None) -> FeatureBank:
     )
 
 
+def annotation_file(data_cfg: Any, split: str) -> str:
+    """``data.annotations.<split>``, or an error naming the splits the config has."""
+    annotations = data_cfg.get("annotations") or {}
+    if split not in annotations or annotations[split] is None:
+        known = [name for name in annotations if annotations[name] is not None]
+        close = difflib.get_close_matches(split, known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise GroundingError(
+            f"no annotation file for split '{split}' (this config has {', '.join(known) or 'none'}); "
+            f"{hint}or set data.annotations.{split}"
+        )
+    return str(annotations[split])
+
+
 def load_split_records(data_cfg: Any, split: str) -> list[MomentRecord]:
     """Read and clean one split's annotations, logging what cleaning changed."""
     root = data_cfg.get("root", ".")
-    annotations = data_cfg.get("annotations") or {}
-    if split not in annotations or annotations[split] is None:
-        raise GroundingError(f"no annotation file for split '{split}'; set data.annotations.{split}")
-    path = resolve(root, annotations[split])
+    path = resolve(root, annotation_file(data_cfg, split))
     durations = (data_cfg.get("durations") or {}).get(split)
     durations_path = resolve(root, durations) if durations else None
     records = read_annotations(data_cfg.get("dataset", "native"), path, durations_path)
@@ -59,6 +73,8 @@ def load_split_records(data_cfg: Any, split: str) -> list[MomentRecord]:
         source=str(path),
     )
     log.info("%s (%s): %s", split, path, report.summary())
+    for line in report.details():
+        log.warning("  %s", line)
     if not records:
         raise GroundingError(f"{path}: no usable query is left after cleaning ({report.summary()})")
     return records
@@ -101,6 +117,7 @@ class DataBundle:
         self.bank = build_feature_bank(self.data_cfg, cfg.model.get("video_dim"))
         self._records: dict[str, list[MomentRecord]] = {}
         self._datasets: dict[str, GroundingDataset] = {}
+        self._validated: set[str] = set()
         self.text: TextInput = build_text_input(cfg.get("text") or {"input": "vocab"})
         if text_state is not None:
             self.text.load_state(text_state)
@@ -115,19 +132,51 @@ class DataBundle:
             )
         return self._records[split]
 
+    def validate(self, splits: Iterable[str], progress: bool = False) -> None:
+        """Check the features of every video of ``splits`` now, before they are used (cached across runs).
+
+        ``data.bad_features=error`` (the default) stops with the first problems and the fix; ``drop``
+        removes the queries of videos whose features are unusable (wrong dim, NaN/inf, unreadable).
+        """
+        splits = [s for s in dict.fromkeys(splits) if s not in self._validated]
+        if not splits:
+            return
+        policy = self.data_cfg.get("bad_features", "error")
+        if policy not in ("error", "drop"):
+            raise GroundingError(f"data.bad_features is '{policy}'; use error or drop")
+        check = check_features(self.bank, (r.vid for s in splits for r in self.records(s)), progress)
+        log.info("features of %d videos (%s) checked: %d read, %d known from the cache, %d unusable",
+                 check.videos, ", ".join(splits), check.read, check.videos - check.read, len(check.bad))
+        if check.bad and (policy == "error" or len(check.bad) == check.videos):
+            raise bad_features_error(check, splits)
+        for split in splits:
+            records = self._records[split]
+            kept = [r for r in records if r.vid not in check.bad]
+            if len(kept) < len(records):
+                vids = sorted({r.vid for r in records} & check.bad.keys())
+                log.warning("%s: dropped %d queries of %d videos with unusable features (data.bad_features=drop), "
+                            "e.g. %s", split, len(records) - len(kept), len(vids), check.bad[vids[0]])
+                if not kept:
+                    raise GroundingError(f"split '{split}': no query is left after dropping videos with unusable "
+                                         "features; re-extract them")
+                self._records[split] = kept
+                self._datasets.pop(split, None)
+            self._validated.add(split)
+
     def tags_path(self, split: str) -> Path | None:
         """``data.tags.<split>``, else a sidecar ``<annotation stem>.tags.jsonl`` beside the annotations."""
         root = self.data_cfg.get("root", ".")
         configured = (self.data_cfg.get("tags") or {}).get(split)
         if configured:
             return resolve(root, configured)
-        annotation = resolve(root, self.data_cfg.annotations[split])
+        annotation = resolve(root, annotation_file(self.data_cfg, split))
         sidecar = annotation.with_name(annotation.name.split(".")[0] + ".tags.jsonl")
         return sidecar if sidecar.is_file() else None
 
     def dataset(self, split: str) -> GroundingDataset:
         """The split's dataset, built once (annotations and tags are read a single time per run)."""
         if split not in self._datasets:
+            self.validate([split])
             tags_path = self.tags_path(split)
             tags = read_tags(tags_path) if tags_path else None
             self._datasets[split] = GroundingDataset(self.records(split), self.bank, self.text,

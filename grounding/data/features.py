@@ -31,6 +31,14 @@ class FeatureStore:
     def __contains__(self, vid: str) -> bool:
         raise NotImplementedError
 
+    def identity(self) -> list[Any]:
+        """What names this store on disk (part of the key of cached feature checks)."""
+        raise NotImplementedError
+
+    def stamp(self, vid: str) -> list[int] | None:
+        """Size and modification time of what holds ``vid`` (None if absent): a changed file is checked again."""
+        raise NotImplementedError
+
     def _missing(self, vid: str, where: Path) -> GroundingError:
         return GroundingError(
             f"no features for video '{vid}' in {self.description} {where}; extract them "
@@ -50,6 +58,14 @@ def _check_matrix(array: Any, vid: str, where: Path) -> np.ndarray:
     return array
 
 
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 class FolderStore(FeatureStore):
     """A folder holding one ``<vid><suffix>`` file per video."""
 
@@ -65,6 +81,12 @@ class FolderStore(FeatureStore):
 
     def path(self, vid: str) -> Path:
         return self.root / f"{vid}{self.suffix}"
+
+    def identity(self) -> list[Any]:
+        return [type(self).__name__, str(self.root.resolve()), self.key]
+
+    def stamp(self, vid: str) -> list[int] | None:
+        return _stamp(self.path(vid))
 
     def __contains__(self, vid: str) -> bool:
         return self.path(vid).is_file()
@@ -138,6 +160,12 @@ class HDF5Store(FeatureStore):
 
     def __contains__(self, vid: str) -> bool:
         return vid in self._file()
+
+    def identity(self) -> list[Any]:
+        return [type(self).__name__, str(self.file_path.resolve()), self.key]
+
+    def stamp(self, vid: str) -> list[int] | None:
+        return _stamp(self.file_path) if vid in self else None
 
     def load(self, vid: str) -> np.ndarray:
         handle = self._file()
@@ -231,24 +259,39 @@ class FeatureBank:
     def missing(self, vids: Iterable[str]) -> list[str]:
         return sorted({v for v in vids if v not in self})
 
-    def _load_raw(self, vid: str) -> np.ndarray:
+    def identity(self) -> list[Any]:
+        """The stores and the expected dim: what a cached verdict on a video's features depends on."""
+        return [store.identity() for store in self.stores] + [self.expected_dim]
+
+    def stamp(self, vid: str) -> list[Any] | None:
+        stamps = [store.stamp(vid) for store in self.stores]
+        return None if any(s is None for s in stamps) else stamps
+
+    def load_raw(self, vid: str) -> np.ndarray:
+        """The stores' matrices of ``vid`` concatenated along the feature axis, unchecked and uncached."""
         parts = [store.load(vid) for store in self.stores]
         length = min(p.shape[0] for p in parts)  # sets extracted separately can differ by a clip
         feats = np.concatenate([np.asarray(p[:length], dtype=np.float32) for p in parts], axis=1)
         return feats
 
-    def _prepare(self, vid: str) -> np.ndarray:
-        feats = self._load_raw(vid)
+    def problem(self, vid: str, feats: np.ndarray) -> str | None:
+        """Why ``feats`` of ``vid`` cannot be used (wrong dim, NaN/inf, no clips), or None if they can."""
         if self.expected_dim is not None and feats.shape[1] != self.expected_dim:
             where = ", ".join(getattr(s, "description", "store") for s in self.stores)
-            raise GroundingError(
-                f"features of '{vid}' ({where}) have dim {feats.shape[1]} but the config says "
-                f"model.video_dim={self.expected_dim}; fix data.features or set model.video_dim={feats.shape[1]}"
-            )
-        if not np.isfinite(feats).all():
-            raise GroundingError(f"features of '{vid}' contain NaN or inf; re-extract this video or drop it")
+            return (f"features of '{vid}' ({where}) have dim {feats.shape[1]} but the config says "
+                    f"model.video_dim={self.expected_dim}; fix data.features or set model.video_dim={feats.shape[1]}")
         if feats.shape[0] == 0:
-            raise GroundingError(f"features of '{vid}' have zero clips; re-extract this video or drop it")
+            return f"features of '{vid}' have zero clips"
+        if not np.isfinite(feats).all():
+            return f"features of '{vid}' contain NaN or inf"
+        return None
+
+    def _prepare(self, vid: str) -> np.ndarray:
+        feats = self.load_raw(vid)
+        problem = self.problem(vid, feats)
+        if problem is not None:
+            fix = "" if "video_dim" in problem else "; re-extract this video, or set data.bad_features=drop to skip it"
+            raise GroundingError(problem + fix)
         if self.l2_normalize:
             feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-6)
         if self.num_clips:

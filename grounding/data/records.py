@@ -3,13 +3,15 @@
 Every benchmark converts to one QVHighlights-style record ``{qid, query, vid, duration,
 relevant_windows}`` (seconds). ``clean_records`` then makes the windows safe to train and evaluate on
 and counts each repair, so that a user sees what was changed instead of getting silently odd numbers.
+Each record remembers where it was read (``file:line``, or the file and the position for JSON formats),
+so that every repair can name the line to fix.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +31,7 @@ class MomentRecord:
     duration: float | None
     windows: list[Window]
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. relevant_clip_ids, saliency_scores
+    source: str = field(default="", compare=False, repr=False)  # where it was read: "file:line" or file + position
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -49,31 +52,76 @@ class MomentRecord:
         extra = {k: v for k, v in obj.items() if k not in ("qid", "query", "vid", "duration", "relevant_windows")}
         windows = [[float(s), float(e)] for s, e in obj.get("relevant_windows") or []]
         duration = None if obj["duration"] is None else float(obj["duration"])
-        return cls(obj["qid"], str(obj["query"]), str(obj["vid"]), duration, windows, extra)
+        return cls(obj["qid"], str(obj["query"]), str(obj["vid"]), duration, windows, extra, source=where)
+
+
+EXAMPLES_PER_KIND = 3
 
 
 @dataclass
 class CleanReport:
-    """What ``clean_records`` changed; printed by the converter and logged by training."""
+    """What ``clean_records`` changed; printed by the converter and logged by training.
+
+    Besides the counts it keeps the first few repairs of each kind with the line they come from, so
+    that a user can find and fix the annotation instead of trusting a bare number.
+    """
 
     total: int = 0
     kept: int = 0
     windows_clipped: int = 0
     windows_reversed: int = 0
     empty_windows: int = 0
+    windows_outside: int = 0
     dropped_empty: int = 0
+    dropped_outside: int = 0
     dropped_no_duration: int = 0
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def note(self, kind: str, text: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        shown = self.examples.setdefault(kind, [])
+        if len(shown) < EXAMPLES_PER_KIND:
+            shown.append(text)
 
     def summary(self) -> str:
         return (
             f"{self.kept}/{self.total} queries kept; windows clipped to [0, duration]: {self.windows_clipped}, "
-            f"reversed (start > end, swapped): {self.windows_reversed}, zero-length: {self.empty_windows}; "
-            f"dropped for an empty window: {self.dropped_empty}, for a missing duration: {self.dropped_no_duration}"
+            f"reversed (start > end, swapped): {self.windows_reversed}, zero-length: {self.empty_windows}, "
+            f"outside the video (removed): {self.windows_outside}; dropped for an empty window: {self.dropped_empty}, "
+            f"for no window inside the video: {self.dropped_outside}, for a missing duration: {self.dropped_no_duration}"
         )
+
+    def details(self) -> list[str]:
+        """One line per shown repair (``file:line: what``), then how many more of that kind there are."""
+        lines: list[str] = []
+        for kind, shown in self.examples.items():
+            lines.extend(shown)
+            more = self.counts[kind] - len(shown)
+            if more > 0:
+                lines.append(f"... and {more} more {kind}")
+        return lines
 
 
 EmptyPolicy = Literal["keep", "drop", "error"]
 MissingDurationPolicy = Literal["drop", "error"]
+FixHint = Callable[[str, str], str]
+
+
+def config_fix(option: str, value: str) -> str:
+    """How to change a cleaning policy in a training config (the converter passes its own flags)."""
+    return f"set data.{option}={value}"
+
+
+def _outside(start: float, end: float, duration: float) -> bool:
+    """No part of ``[start, end]`` lies in the video (a zero-length window inside it is merely empty)."""
+    if start == end:
+        return not 0.0 <= start <= duration
+    return min(end, duration) - max(start, 0.0) <= 0.0
+
+
+def _fmt(window: Iterable[float]) -> str:
+    return "[" + ", ".join(f"{x:g}" for x in window) + "]"
 
 
 def clean_records(
@@ -81,43 +129,64 @@ def clean_records(
     empty_windows: EmptyPolicy = "keep",
     missing_duration: MissingDurationPolicy = "drop",
     source: str = "annotations",
+    fix: FixHint = config_fix,
 ) -> tuple[list[MomentRecord], CleanReport]:
     """Clip windows to [0, duration], swap reversed ones, and apply the empty-window/duration policies.
 
     ``empty_windows="keep"`` is the default because the reference evaluators keep zero-length
-    ground truth (it simply cannot be hit), so the published query counts include them.
+    ground truth (it simply cannot be hit), so the published query counts include them. A window with
+    no part inside the video is never kept: it is removed (a query left without windows is dropped),
+    or, under ``empty_windows="error"``, an error. ``fix(option, value)`` words the hint in errors.
     """
     report = CleanReport()
     kept: list[MomentRecord] = []
     for rec in records:
         report.total += 1
+        where = f"{rec.source or source} (query {rec.qid})"
         if rec.duration is None or not math.isfinite(rec.duration) or rec.duration <= 0:
             if missing_duration == "error":
                 raise GroundingError(
-                    f"{source}: video '{rec.vid}' (query {rec.qid}) has no duration; "
-                    "give a durations file that lists it, or set data.missing_duration=drop"
+                    f"{where}: video '{rec.vid}' has no duration; "
+                    f"give a durations file that lists it, or {fix('missing_duration', 'drop')}"
                 )
             report.dropped_no_duration += 1
+            report.note("queries without a duration", f"{where}: video '{rec.vid}' has no duration; query dropped")
             continue
         windows: list[Window] = []
-        has_empty = False
+        has_empty, empty_given = False, (0.0, 0.0)
         for start, end in rec.windows:
+            given = (start, end)
             if start > end:
                 start, end = end, start
                 report.windows_reversed += 1
+                report.note("reversed windows", f"{where}: window {_fmt(given)} has start > end; swapped")
+            if _outside(start, end, rec.duration):
+                report.windows_outside += 1
+                if empty_windows == "error":
+                    raise GroundingError(
+                        f"{where}: window {_fmt(given)} lies outside the video (0 to {rec.duration:g} s); "
+                        f"fix the annotation, or {fix('empty_windows', 'drop')} to remove such windows"
+                    )
+                report.note("windows outside the video",
+                            f"{where}: window {_fmt(given)} lies outside the video (0 to {rec.duration:g} s); removed")
+                continue
             clipped_start, clipped_end = max(0.0, start), min(rec.duration, end)
             if (clipped_start, clipped_end) != (start, end):
                 report.windows_clipped += 1
+                report.note("clipped windows", f"{where}: window {_fmt(given)} clipped to "
+                                               f"{_fmt((clipped_start, clipped_end))} (video length {rec.duration:g} s)")
             if clipped_end <= clipped_start:
-                has_empty = True
+                has_empty, empty_given = True, given
                 report.empty_windows += 1
-                clipped_end = max(clipped_start, clipped_end)
-                clipped_start = min(clipped_start, clipped_end)
+                report.note("zero-length windows", f"{where}: window {_fmt(given)} has zero length")
             windows.append([clipped_start, clipped_end])
+        if rec.windows and not windows:
+            report.dropped_outside += 1
+            continue
         if has_empty and empty_windows == "error":
             raise GroundingError(
-                f"{source}: query {rec.qid} ('{rec.query[:40]}') has an empty window {rec.windows}; "
-                "fix the annotation or set data.empty_windows=drop"
+                f"{where}: query '{rec.query[:40]}' has an empty window {_fmt(empty_given)}; "
+                f"fix the annotation or {fix('empty_windows', 'drop')}"
             )
         if has_empty and empty_windows == "drop":
             report.dropped_empty += 1

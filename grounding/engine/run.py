@@ -38,7 +38,18 @@ class Run:
     autocast: torch.dtype | None
     threads: int
     work_dir: Path | None = None
-    writer: Any = None  # a TensorBoard SummaryWriter on the main process of a run with a work dir
+    tensorboard: bool = True
+    _writer: Any = None
+
+    @property
+    def writer(self) -> Any:
+        """TensorBoard's SummaryWriter on the main process of a run with a work dir, else None; made on first
+        use, so a run that fails its start-up checks leaves no ``tb/`` behind."""
+        if self._writer is None and self.tensorboard and self.work_dir is not None and self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.work_dir / "tb"))
+        return self._writer
 
     @classmethod
     def start(cls, settings: TrainSettings, work_dir: str | Path | None = None, resume: bool = False,
@@ -53,13 +64,8 @@ class Run:
         torch.set_flush_denormal(True)  # tiny optimizer statistics otherwise become slow denormals on CPUs
         threads = configure_threads(settings.num_threads) if device.type == "cpu" else torch.get_num_threads()
         seed_everything(settings.seed + dist.rank, settings.deterministic)
-        writer = None
-        if tensorboard and work is not None and dist.is_main:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(work / "tb"))
-        return cls(settings, dist, device, autocast_dtype(device, settings.precision), threads, work, writer)
+        return cls(settings, dist, device, autocast_dtype(device, settings.precision), threads, work, tensorboard)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self._writer is not None:
+            self._writer.close()

@@ -66,7 +66,7 @@ class Trainer:
                  progress: bool = True) -> None:
         self.run = Run.start(TrainSettings.from_config(cfg), work_dir, resume, overwrite)
         self.dist, self.device, self.work_dir = self.run.dist, self.run.device, Path(work_dir)
-        self.progress = progress
+        self.progress = progress and self.dist.is_main
         if self.dist.is_main:
             ensure_synthetic_data(cfg)
         self.dist.barrier()
@@ -79,6 +79,7 @@ class Trainer:
             save_config(cfg, self.work_dir / "config.yaml")
         self.cfg, self.settings, self.splits = cfg, TrainSettings.from_config(cfg), Splits.from_config(cfg)
         self.data = DataBundle(cfg, text_state=resume_state["text"] if resume_state else None)
+        self.data.validate([self.splits.train, self.splits.select, *self.splits.evaluate], progress=self.progress)
         self.model = build_model_for_text(cfg.model, self.data.text, self.settings.seed).to(self.device)
         self.criterion = build_criterion(cfg.get("loss"))
         self.train_model: nn.Module = maybe_compile(self.model, self.settings.compile)
@@ -148,7 +149,7 @@ class Trainer:
         batches = self.source.batches(self.data.dataset(self.splits.train), train=True, epoch=self.epoch)
         self.train_model.train()
         start, seen, loss = time.perf_counter(), 0, torch.zeros(())
-        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{s.epochs}", disable=not (self.dist.is_main and self.progress),
+        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{s.epochs}", disable=not self.progress,
                    dynamic_ncols=True, mininterval=1.0)
         for batch in bar:
             batch = batch.to(self.device)

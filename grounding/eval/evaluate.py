@@ -10,6 +10,8 @@ so that a partial predictions file cannot pass unnoticed.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,13 @@ from grounding.eval.qvhighlights import evaluate_qvhighlights
 
 MULTI_WINDOW_DATASETS = ("qvhighlights",)
 SINGLE_WINDOW_DATASETS = ("activitynet", "charades_sta", "tacos")
+
+log = logging.getLogger(__name__)
+
+
+def has_ground_truth(records: list[MomentRecord]) -> bool:
+    """False for a split whose labels are hidden (QVHighlights test): there is nothing to score."""
+    return any(r.windows for r in records)
 
 
 def is_multi_window(records: list[MomentRecord]) -> bool:
@@ -59,8 +68,13 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {**metrics["brief"], "num_queries": metrics["num_queries"], "num_missing": metrics["num_missing"]}
 
 
-def evaluate(pred_path: str | Path, gt_path: str | Path, dataset: str | None = None) -> dict[str, Any]:
-    """Metrics for ``pred_path`` against the native JSONL ``gt_path``; ``dataset=None`` infers the set."""
+def evaluate(pred_path: str | Path, gt_path: str | Path, dataset: str | None = None,
+             warn: Callable[[str], None] = log.warning) -> dict[str, Any]:
+    """Metrics for ``pred_path`` against the native JSONL ``gt_path``; ``dataset=None`` infers the set.
+
+    An empty predictions file is scored (every query a miss) but ``warn`` says so, since it is more
+    likely a failed prediction run than a model that found nothing.
+    """
     if dataset is not None and dataset not in MULTI_WINDOW_DATASETS + SINGLE_WINDOW_DATASETS:
         raise GroundingError(
             f"unknown dataset '{dataset}' for evaluation; choose one of "
@@ -70,8 +84,21 @@ def evaluate(pred_path: str | Path, gt_path: str | Path, dataset: str | None = N
     if not gt_path.is_file():
         raise GroundingError(f"ground-truth file {gt_path} does not exist; check the --ground-truth path")
     ground_truth = read_native_jsonl(gt_path)
+    if not has_ground_truth(ground_truth):
+        raise GroundingError(f"{gt_path} has no ground-truth windows (hidden labels?); there is nothing to score")
     predictions = read_predictions(pred_path)
+    if not predictions:
+        warn(f"{pred_path} holds no predictions: all {len(ground_truth)} queries count as misses")
     return compute_metrics(predictions, ground_truth, dataset, pred_source=str(pred_path), gt_source=str(gt_path))
+
+
+def _number(name: str, value: Any) -> str:
+    """Rates with two decimals, counts (``num_queries`` of a subset) as the integers they are."""
+    if value is None:
+        return "-"
+    if isinstance(value, int) or name.rsplit("/", 1)[-1].startswith("num_"):
+        return str(int(value))
+    return f"{value:.2f}"
 
 
 def format_summary(metrics: dict[str, Any]) -> str:
@@ -83,5 +110,5 @@ def format_summary(metrics: dict[str, Any]) -> str:
     for name, value in headline.items():
         if name in ("num_queries", "num_missing"):
             continue
-        lines.append(f"  {name:<22} {'-' if value is None else f'{value:.2f}'}")
+        lines.append(f"  {name:<22} {_number(name, value)}")
     return "\n".join(lines)

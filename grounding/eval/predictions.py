@@ -38,6 +38,12 @@ def _check_prediction(obj: Any, where: str) -> Prediction:
         raise GroundingError(
             f"{where}: 'pred_relevant_windows' must be a list of [start, end, score] lists of finite numbers"
         )
+    reversed_windows = [w for w in windows if w[0] > w[1]]
+    if reversed_windows:
+        raise GroundingError(
+            f"{where}: predicted window {list(reversed_windows[0])} has start > end (it could never match); "
+            "write each window as [start, end, score] with start <= end"
+        )
     return obj
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
+from grounding.api.provenance import feature_provenance
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
 from grounding.data.dataset import batch_to, collate
@@ -200,6 +201,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "epoch": self.epoch, "step": self.step, "best": self.best, "rng": rng_state(),
             "config": to_plain(self.cfg), "text": self.data.text.state(),
+            "feature_provenance": feature_provenance(self.cfg),  # how encode_video reproduces the features
         }
 
     def _restore(self, state: dict[str, Any]) -> None:

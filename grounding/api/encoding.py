@@ -41,11 +41,23 @@ class EncodedVideo:
         return int(self.features.shape[0])
 
 
+def quiet_decoder_logs() -> None:
+    """ffmpeg's own log lines (e.g. 'moov atom not found') would precede our one-line message on stderr;
+    decord's error text keeps the reason."""
+    try:
+        import decord
+
+        decord.logging.set_level(decord.logging.QUIET)
+    except ImportError:
+        pass  # VideoReader raises the install hint
+
+
 def open_video(path: str | Path, clip_len: float) -> VideoReader:
     """A reader for ``path``, or one clear error: not a file, not a video, empty, shorter than one clip."""
     path = Path(path)
     if path.is_dir():
         raise GroundingError(f"{path} is a folder; pass a video file")
+    quiet_decoder_logs()
     try:
         reader = VideoReader(path)
     except VideoReadError as err:

@@ -145,7 +145,8 @@ class Grounder:
             if video.features.shape[1] != self.video_dim:
                 raise GroundingError(f"video '{video.vid}' has {video.features.shape[1]}-d features, {self.name} "
                                      f"takes {self.video_dim}-d ones; encode it with this grounder's encode_video")
-            size = window_clip_count(self.provenance, video.clip_len)
+            known = self.provenance["stores"][0] if self.knows_recipe() else {}
+            size = window_clip_count({**self.provenance, **known}, video.clip_len)
             ranges = plan_windows(video.num_clips, size)
             tensor, mask = stack_windows(video.features, ranges, self.l2_normalize, self.num_clips, self.max_clips)
             if len(ranges) == 1:

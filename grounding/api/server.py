@@ -13,7 +13,6 @@ with a message; uploads are named by their content hash, never by the client's f
 is written outside ``cache_dir``. Errors are ``{"error": message}`` with a 4xx status.
 """
 
-from __future__ import annotations
 
 import hashlib
 import re
@@ -73,6 +72,7 @@ class GroundingService:
             raise GroundingError(f"--videos {self.videos_dir} is not a folder of videos")
         self.lock = threading.Lock()  # one model call at a time
         self.encoded: OrderedDict[str, Any] = OrderedDict()
+        self.names: dict[str, str] = {}  # upload id -> the client's file stem, shown on the page only
 
     def library(self) -> list[str]:
         if self.videos_dir is None:
@@ -114,6 +114,7 @@ class GroundingService:
             self._check_video(tmp, filename)
             video_id = digest.hexdigest()[:32] + suffix
             tmp.replace(self.cache / "uploads" / video_id)
+            self.names[video_id] = Path(filename).stem[:100] or video_id
         finally:
             tmp.unlink(missing_ok=True)
         return {"video_id": video_id, "bytes": size}
@@ -148,22 +149,24 @@ class GroundingService:
             raise RequestError(400, "top_k must be between 1 and 50")
         if body.get("video_id"):
             path, url = self.upload_path(str(body["video_id"])), f"/media/{body['video_id']}"
+            name = self.names.get(str(body["video_id"]), path.stem)
         elif body.get("video"):
             path, url = self.library_path(str(body["video"])), f"/library/{body['video']}"
+            name = path.stem
         else:
             raise RequestError(400, "give 'video_id' (from /api/upload) or 'video' (a name from /api/info)")
         with self.lock:
-            video = self._encoded(path)
+            video = self._encoded(path, name)
             results = self.grounder.predict(list(queries), video, top_k=top_k)
         payload = {"vid": video.vid, "duration": video.duration, "clip_len": video.clip_len, "results": results,
                    "video_src": url, "thumbnails": thumbnails(path, video.duration)}
         return {"videos": [payload], "seconds": time.perf_counter() - started}
 
-    def _encoded(self, path: Path) -> Any:
+    def _encoded(self, path: Path, name: str) -> Any:
         key = str(path.resolve())
         if key not in self.encoded:
             self._check_video(path, path.name)
-            self.encoded[key] = self.grounder.encode_video(path)
+            self.encoded[key] = self.grounder.encode_video(path, vid=name)
             while len(self.encoded) > self.config.encoded_cache:
                 self.encoded.popitem(last=False)
         self.encoded.move_to_end(key)
@@ -223,3 +226,20 @@ def run_server(app: Any, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def start_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0):
+    """Serve ``app`` from a background thread (tests, notebooks); returns ``(server, url)``.
+    ``port=0`` takes a free port. Stop with ``server.should_exit = True``."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise GroundingError(f"the server did not start on {host}:{port}")
+        time.sleep(0.05)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return server, f"http://{host}:{bound}"

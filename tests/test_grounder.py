@@ -17,23 +17,6 @@ from tests.conftest import REPO
 GROUND = str(REPO / "tools/ground.py")
 
 
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    """The README's newcomer flow, once per session (a few seconds): random CLIP, videos, features, training."""
-    from grounding.api.demo import build_demo
-
-    root = tmp_path_factory.mktemp("demo")
-    paths = build_demo(root / "demo", epochs=1)
-    return root / "demo", paths
-
-
-@pytest.fixture(scope="session")
-def grounder(demo):
-    from grounding import Grounder
-
-    return Grounder.from_pretrained(demo[1]["run"], device="cpu")
-
-
 def _ground(*args, **kw):
     import os
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.test_grounder import demo, grounder  # noqa: F401  (session fixtures)
 
 
 def _post(url, data, headers=None):
@@ -28,7 +27,7 @@ def _ground(url, **body):
 
 
 @pytest.fixture(scope="module")
-def served(grounder, demo, tmp_path_factory):  # noqa: F811
+def served(grounder, demo, tmp_path_factory):
     from grounding.api.server import ServerConfig, create_app, start_in_thread
 
     cache = tmp_path_factory.mktemp("serve") / "cache"

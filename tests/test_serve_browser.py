@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_grounder import demo, grounder  # noqa: F401  (session fixtures)
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
@@ -32,7 +30,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def page_url(grounder, tmp_path_factory):  # noqa: F811
+def page_url(grounder, tmp_path_factory):
     from grounding.api.server import ServerConfig, create_app, start_in_thread
 
     server, url = start_in_thread(create_app(grounder, ServerConfig(cache_dir=tmp_path_factory.mktemp("cache"))))
@@ -40,7 +38,7 @@ def page_url(grounder, tmp_path_factory):  # noqa: F811
     server.should_exit = True
 
 
-def test_upload_the_real_clip_and_read_the_rendered_moments(browser, page_url, grounder, shared):  # noqa: F811
+def test_upload_the_real_clip_and_read_the_rendered_moments(browser, page_url, grounder, shared):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait

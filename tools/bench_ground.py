@@ -1,0 +1,34 @@
+#!/usr/bin/env python
+"""Speed of the grounding API on this machine (see grounding/api/bench.py); the last stdout line is JSON.
+
+    python tools/bench_ground.py [--quick] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grounding.api.bench import run  # noqa: E402
+from grounding.errors import exit_cleanly_on_user_errors  # noqa: E402
+
+
+@exit_cleanly_on_user_errors
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, a 15 s video for the end-to-end figure")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = parser.parse_args(argv)
+    results = run(args.quick, args.threads)
+    for key, value in results.items():
+        print(f"{key:>40}: {value}")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

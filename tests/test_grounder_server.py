@@ -75,7 +75,7 @@ def test_pick_a_library_video(served):
     ("notes.txt", b"hello", 415, "is not a video file"),
     ("fake.mp4", b"hello there, not a video", 415, "is not a readable video"),
     ("empty.mp4", b"", 400, "is empty"),
-    ("big.mp4", b"\0" * (3 * 2**20 + 1), 413, "takes up to 3 MB"),
+    ("big.mp4", b"\0" * (3 * 2**20 + 1), 413, "this server takes up to 3 MB"),
 ])
 def test_bad_uploads_are_refused_and_leave_nothing(served, name, data, status, message):
     url, cache = served

@@ -48,6 +48,15 @@ class RequestError(Exception):
         self.status = status
 
 
+async def _drain(chunks, budget: int) -> None:
+    """Discard up to ``budget`` more bytes of a refused upload; a client still sending would otherwise see a
+    broken connection instead of the 413 message."""
+    async for chunk in chunks:
+        budget -= len(chunk)
+        if budget < 0:
+            return
+
+
 def check_port_free(host: str, port: int) -> None:
     """One clear error, before the model loads, when another program listens on ``host:port``."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -97,16 +106,22 @@ class GroundingService:
             raise RequestError(415, f"'{filename or 'the upload'}' is not a video file; upload one of "
                                     f"{', '.join(VIDEO_EXTENSIONS)}")
         limit = self.config.max_upload_bytes
-        if length is not None and length > limit:
-            raise RequestError(413, f"the upload is {length / 2**20:.1f} MB; this server takes up to {limit / 2**20:.0f} MB")
+        too_big = RequestError(413, f"the upload is over {limit / 2**20:.0f} MB; this server takes up to "
+                                    f"{limit / 2**20:.0f} MB (--max-upload-mb)")
         tmp = self.cache / "uploads" / f".{uuid.uuid4().hex}.part"
         digest, size = hashlib.sha256(), 0
         try:
+            if length is not None and length > limit:
+                await _drain(chunks, 2 * limit)
+                raise too_big
             with tmp.open("wb") as fh:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > limit:
-                        raise RequestError(413, f"the upload exceeds this server's limit of {limit / 2**20:.0f} MB")
+                        fh.close()
+                        tmp.unlink(missing_ok=True)
+                        await _drain(chunks, 2 * limit)  # read (not keep) the rest, so the client gets the answer
+                        raise too_big
                     digest.update(chunk)
                     fh.write(chunk)
             if size == 0:

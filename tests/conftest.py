@@ -53,3 +53,22 @@ def tiny_overrides(root: Path, **extra: object) -> list[str]:
     }
     items.update(extra)
     return [f"{k}={'null' if v is None else v}" for k, v in items.items()]
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The README's newcomer flow, once per session (a few seconds): a tiny random CLIP saved locally,
+    short videos, their features extracted with it, and a CCMAN trained on them (grounding.api.demo)."""
+    from grounding.api.demo import build_demo
+
+    root = tmp_path_factory.mktemp("demo")
+    paths = build_demo(root / "demo", epochs=1)
+    return root / "demo", paths
+
+
+@pytest.fixture(scope="session")
+def grounder(demo):
+    """A ``Grounder`` on the demo checkpoint."""
+    from grounding import Grounder
+
+    return Grounder.from_pretrained(demo[1]["run"], device="cpu")

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
+from grounding.api.provenance import feature_provenance
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
 from grounding.data.dataset import collate
@@ -80,6 +81,7 @@ class Trainer:
         self.cfg, self.settings, self.splits = cfg, TrainSettings.from_config(cfg), Splits.from_config(cfg)
         self.data = DataBundle(cfg, text_state=resume_state["text"] if resume_state else None)
         self.data.validate([self.splits.train, self.splits.select, *self.splits.evaluate], progress=self.progress)
+        self.provenance = feature_provenance(cfg)
         self.model = build_model_for_text(cfg.model, self.data.text, self.settings.seed).to(self.device)
         self.criterion = build_criterion(cfg.get("loss"))
         self.train_model: nn.Module = maybe_compile(self.model, self.settings.compile)
@@ -106,7 +108,8 @@ class Trainer:
         step = self.step.state_dict()
         return {"model": self.model.state_dict(), "optimizer": step["optimizer"], "scheduler": step["scheduler"],
                 "scaler": step["scaler"], "epoch": self.epoch, "step": step["step"], "best": self.best,
-                "rng": rng_state(), "config": to_plain(self.cfg), "text": self.data.text.state()}
+                "rng": rng_state(), "config": to_plain(self.cfg), "text": self.data.text.state(),
+                "feature_provenance": self.provenance}  # how Grounder.encode_video reproduces the features
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])

@@ -1,0 +1,102 @@
+"""What ``tools/ground.py`` does, as functions: read the queries, list the videos, ground every pair,
+then print a table and write the JSON and HTML outputs. All inputs are checked and every video is
+grounded before anything is written, so a bad input leaves no half-written output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from grounding.errors import GroundingError
+from grounding.extract.inputs import VIDEO_EXTENSIONS
+
+
+def read_queries(query: str | None, queries_file: str | Path | None) -> list[dict[str, Any]]:
+    """``[{"qid", "query"}]`` from ``--query`` or a file: JSONL records with ``query`` (and ``qid``), or
+    one sentence per line."""
+    if query is not None:
+        if not query.strip():
+            raise GroundingError("--query is empty; describe the moment in words, e.g. --query 'a person opens the door'")
+        return [{"qid": 0, "query": query.strip()}]
+    path = Path(str(queries_file))
+    if not path.is_file():
+        raise GroundingError(f"--queries {path} does not exist; pass a text file (one query per line) or a .jsonl")
+    out: list[dict[str, Any]] = []
+    for line_no, line in enumerate(path.read_text(encoding="utf8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                obj = json.loads(line)
+                text = obj["query"]
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise GroundingError(f"{path}:{line_no}: not a JSON record with a 'query' field") from err
+            if not isinstance(text, str) or not text.strip():
+                raise GroundingError(f"{path}:{line_no}: the query is empty")
+            out.append({"qid": obj.get("qid", len(out)), "query": text.strip()})
+        else:
+            out.append({"qid": len(out), "query": line.strip()})
+    if not out:
+        raise GroundingError(f"--queries {path} holds no query")
+    return out
+
+
+def list_video_files(source: str | Path) -> list[Path]:
+    source = Path(source)
+    if source.is_dir():
+        found = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+        if not found:
+            raise GroundingError(f"--video {source} holds no video ({', '.join(VIDEO_EXTENSIONS)})")
+        return found
+    if not source.exists():
+        raise GroundingError(f"--video {source} does not exist; pass a video file or a folder of videos")
+    return [source]
+
+
+def check_outputs(paths: list[str | Path | None], overwrite: bool) -> None:
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise GroundingError(f"{path} exists; pass --overwrite to replace it, or another path")
+        if not path.parent.is_dir():
+            raise GroundingError(f"the folder of {path} does not exist; create it first")
+
+
+def ground_all(grounder: Any, videos: list[Path], queries: list[dict[str, Any]], top_k: int
+               ) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """``[(encoded video, [prediction per query])]``; each video is encoded once for all queries."""
+    out = []
+    for path in videos:
+        video = grounder.encode_video(path)
+        preds = grounder.predict([q["query"] for q in queries], video, top_k=top_k)
+        for q, pred in zip(queries, preds, strict=True):
+            pred["qid"] = q["qid"]
+        out.append((video, preds))
+    return out
+
+
+def table(results: list[tuple[Any, list[dict[str, Any]]]]) -> str:
+    lines = []
+    for video, preds in results:
+        lines.append(f"{video.vid} ({video.duration:.1f} s)")
+        for pred in preds:
+            lines.append(f"  query: {pred['query']}")
+            lines.append(f"    {'rank':>4}  {'start':>8}  {'end':>8}  {'score':>9}")
+            for rank, (s, e, c) in enumerate(pred["pred_relevant_windows"], start=1):
+                lines.append(f"    {rank:>4}  {s:>8.2f}  {e:>8.2f}  {c:>9.4f}")
+    return "\n".join(lines)
+
+
+def write_outputs(results: list[tuple[Any, list[dict[str, Any]]]], json_path: str | Path | None,
+                  html_path: str | Path | None, title: str) -> None:
+    from grounding.api.report import video_payload, write_atomic, write_report
+
+    records = [pred for _, preds in results for pred in preds]
+    payloads = [video_payload(video, preds) for video, preds in results] if html_path else []
+    if json_path:
+        write_atomic(json_path, json.dumps(records, indent=1) + "\n")
+    if html_path:
+        write_report(html_path, payloads, title)

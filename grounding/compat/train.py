@@ -90,7 +90,8 @@ def train_dual_encoder(model: DualEncoder, split: MomentSplit, settings: TrainSe
             parts = {"task": info_nce(sentences, moments, model.embedding.temperature, same)}
             if terms.loss is not None:
                 parts["compat"] = terms.weight * terms.loss(moments, sentences, old_moments[batch["moment"]],
-                                                            old_sentences[batch["query"]], batch["moment"])
+                                                            old_sentences[batch["query"]], batch["moment"],
+                                                            query_ids=batch["query"])
             if terms.adapter is not None:
                 adapted = terms.adapter(old_moments[batch["moment"]])
                 parts["forward"] = terms.forward_weight * forward_loss(adapted, moments, sentences, same, **forward_params)

@@ -1,4 +1,4 @@
-"""Compatibility losses on hand-made unit embeddings, and the UniBCT prototype refinement."""
+"""Compatibility losses on hand-made unit embeddings, and UniBCT's prototype refinement inside each class."""
 
 import math
 
@@ -12,7 +12,6 @@ from grounding.compat.losses import (
     build_compat_loss,
     info_nce,
     propagate_within_classes,
-    refine_prototypes_knn,
     same_moment,
 )
 from grounding.errors import GroundingError
@@ -26,7 +25,7 @@ def reference(moments: torch.Tensor, temperature: float = 0.5) -> OldReference:
 
 
 def test_registry_names_and_unknown_name():
-    assert COMPAT_LOSSES.names() == ["bct", "l2", "ract", "unibct", "unibct_knn"]
+    assert COMPAT_LOSSES.names() == ["bct", "l2", "ract", "unibct"]
     assert build_compat_loss(None) is None
     with pytest.raises(GroundingError, match="unknown compatibility loss 'bogus'"):
         build_compat_loss("bogus")
@@ -88,37 +87,6 @@ def test_ract_hardest_k_and_same_moment_mask():
     loss = build_compat_loss("ract", {"temperature": 0.5})(emb, emb, emb, emb, torch.tensor([0, 0, 1]))
     expected = (2 * math.log(1 + 2 * math.exp(-2)) + math.log(1 + 4 * math.exp(-2))) / 3
     assert loss.item() == pytest.approx(expected, rel=1e-5)
-
-
-def test_refinement_pulls_an_outlier_prototype_back_and_leaves_a_tight_cluster_alone():
-    g = torch.Generator().manual_seed(0)
-    cluster = F.normalize(torch.tensor([1.0, 0, 0, 0]) + 0.05 * torch.randn(6, 4, generator=g), dim=-1)
-    outlier = torch.tensor([[0.0, 1.0, 0.0, 0.0]])  # the old model embedded class 6's moment badly
-    moments = torch.cat([cluster, outlier])
-    sentences = cluster[:1].clone()  # ...while its sentence lies where the data says it should
-    protos = refine_prototypes_knn(moments, sentences, torch.tensor([6]), knn=3, alpha=0.5, steps=1, temperature=0.1)
-    centre = F.normalize(cluster.mean(0), dim=0)
-    assert protos[6] @ centre > outlier[0] @ centre + 0.5  # pulled back towards the data
-    assert (protos[:6] * cluster).sum(-1).min() > 0.95  # cluster members barely move
-    # without refinement (alpha 0, no sentences) the prototypes are the old embeddings themselves
-    torch.testing.assert_close(refine_prototypes_knn(moments, alpha=0.0), moments)
-
-
-def test_unibct_knn_equals_bct_without_refinement_and_uses_refined_prototypes_otherwise():
-    g = torch.Generator().manual_seed(2)
-    old = F.normalize(torch.randn(8, 5, generator=g), dim=-1)
-    new = F.normalize(old + 0.2 * torch.randn(8, 5, generator=g), dim=-1)
-    ids = torch.arange(8)
-    ref = OldReference(old, old.clone(), ids, 0.1)
-    bct = build_compat_loss("bct")
-    bct.prepare(ref)
-    plain = build_compat_loss("unibct_knn", {"alpha": 0.0, "include_sentences": False, "knn": 3})
-    plain.prepare(ref)
-    torch.testing.assert_close(plain(new, new, old, old, ids), bct(new, new, old, old, ids))
-    refined = build_compat_loss("unibct_knn", {"alpha": 0.5, "knn": 3})
-    refined.prepare(ref)
-    assert not torch.allclose(refined.classifier, old)
-    torch.testing.assert_close(refined.classifier.norm(dim=-1), torch.ones(8))
 
 
 def test_propagation_inside_a_class_by_hand():

@@ -151,43 +151,6 @@ class RegressionAlleviatingLoss(CompatLoss):
         return (moment + sentence) / 2
 
 
-def knn_affinity(nodes: torch.Tensor, k: int, temperature: float, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each node's k nearest other nodes (cosine) and softmax weights over them: (n, k) ids, (n, k) weights."""
-    k = min(k, len(nodes) - 1)
-    ids, weights = [], []
-    for first in range(0, len(nodes), chunk):
-        sim = nodes[first:first + chunk] @ nodes.t()  # (c, n)
-        rows = torch.arange(first, min(first + chunk, len(nodes)), device=nodes.device)
-        sim[torch.arange(len(rows), device=nodes.device), rows] = -float("inf")  # not its own neighbour
-        top = sim.topk(k, dim=1)
-        ids.append(top.indices)
-        weights.append(torch.softmax(top.values / temperature, dim=1))
-    return torch.cat(ids), torch.cat(weights)
-
-
-def refine_prototypes_knn(moments: torch.Tensor, sentences: torch.Tensor | None = None,
-                          query_moment: torch.Tensor | None = None, knn: int = 10, alpha: float = 0.5,
-                          steps: int = 1, temperature: float = 0.05) -> torch.Tensor:
-    """**Ours** (``unibct_knn``): k-NN smoothing of old embeddings (M, E) across classes -> prototypes (M, E).
-
-    The old embeddings of a class (its moment, plus its sentences when given) are nodes of one k-NN graph
-    over *all* classes, built from the old embeddings; each step moves every node towards its
-    neighbourhood, ``z <- normalize((1 - alpha) z + alpha sum_j w_ij z_j)`` (``w`` = softmax of neighbour
-    similarities), and a class prototype is the normalised mean of its refined nodes. Computed once
-    before training. Unlike UniBCT, neighbours may belong to other classes (other moments).
-    """
-    nodes, labels = moments, torch.arange(len(moments), device=moments.device)
-    if sentences is not None and query_moment is not None:
-        nodes, labels = torch.cat([moments, sentences]), torch.cat([labels, query_moment.to(moments.device)])
-    nodes = F.normalize(nodes.float(), dim=-1)
-    for _ in range(steps):
-        ids, weights = knn_affinity(nodes, knn, temperature)
-        neighbourhood = (weights.unsqueeze(-1) * nodes[ids]).sum(1)  # (n, E)
-        nodes = F.normalize((1 - alpha) * nodes + alpha * neighbourhood, dim=-1)
-    protos = torch.zeros_like(moments, dtype=nodes.dtype).index_add_(0, labels, nodes)
-    return F.normalize(protos, dim=-1)
-
-
 def propagate_within_classes(old_nodes: torch.Tensor, new_nodes: torch.Tensor, mask: torch.Tensor,
                              lam: float = 0.5, temperature: float = 0.1) -> torch.Tensor:
     """UniBCT's structural prototype refinement for C classes at once -> prototypes (C, E).
@@ -264,24 +227,6 @@ class UniversalPrototypeLoss(InfluenceLoss):
             self.bank[len(self.classifier) + query_ids] = F.normalize(new_sentences.detach().float(), dim=-1)
             self.classifier = self.refined()
         return super().forward(new_moments, new_sentences, old_moments, old_sentences, moment_ids)
-
-
-@COMPAT_LOSSES.register("unibct_knn")
-class KnnPrototypeLoss(InfluenceLoss):
-    """**Ours**: BCT's influence loss against old prototypes smoothed over a k-NN graph across classes
-    (``refine_prototypes_knn``), computed once from the old model and kept fixed."""
-
-    def __init__(self, temperature: float | None = None, knn: int = 10, alpha: float = 0.5, steps: int = 1,
-                 graph_temperature: float = 0.05, include_sentences: bool = True) -> None:
-        super().__init__(temperature)
-        self.knn, self.alpha, self.steps = knn, alpha, steps
-        self.graph_temperature = graph_temperature
-        self.include_sentences = include_sentences
-
-    def prototypes(self, old: OldReference) -> torch.Tensor:
-        sentences = old.sentences if self.include_sentences else None
-        return refine_prototypes_knn(old.moments, sentences, old.query_moment, self.knn, self.alpha, self.steps,
-                                     self.graph_temperature)
 
 
 def build_compat_loss(name: str | None, params: dict | None = None) -> CompatLoss | None:

@@ -1,11 +1,59 @@
-"""Smoke test of the benchmark harness: it runs and reports the fields the docs table reads (no timings asserted)."""
+"""The benchmark harness: what it times, how it summarises, and that its shapes are the configs' own.
 
+No wall-clock value is asserted except a lower bound that ``time.sleep`` guarantees.
+"""
+
+import time
+
+import pytest
 import torch
 
 from grounding.bench import harness as bench
+from grounding.bench.harness import SHAPES, summarise, timed
+from grounding.config import load_config, packaged_config
 
 
-def test_harness_measures_each_section_on_a_small_shape():
+def test_timed_times_each_repeat_with_its_sync_and_skips_the_warmup(monkeypatch):
+    clock = {"now": 100.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    steps = iter([50.0, 0.1, 0.2, 0.3])  # the first call is the warm-up
+    calls = []
+
+    def fn():
+        clock["now"] += next(steps)
+        calls.append("fn")
+
+    def sync():  # pending device work: it must be inside each timed interval
+        clock["now"] += 0.01
+        calls.append("sync")
+
+    times = timed(fn, warmup=1, repeats=3, sync=sync)
+    assert times == pytest.approx([0.11, 0.21, 0.31])
+    assert calls == ["fn", "sync", "fn", "sync", "fn", "sync", "fn", "sync"]
+
+
+def test_timed_measures_at_least_a_known_sleep():
+    times = timed(lambda: time.sleep(0.02), warmup=0, repeats=3, sync=lambda: None)
+    assert len(times) == 3 and min(times) >= 0.02
+
+
+def test_summarise_reports_median_min_and_max():
+    assert summarise([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0}
+    assert summarise([4.0, 1.0, 3.0, 2.0])["median"] == 2.5
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
+def test_each_benchmark_shape_is_its_config(shape):
+    """A shape that drifts from its config would time another model than the one trained."""
+    cfg = load_config(packaged_config(shape.config))
+    assert cfg.model.video_dim == shape.video_dim
+    assert shape.clips == (cfg.data.get("num_clips") or cfg.data.get("max_clips"))
+    assert 0 < shape.words <= cfg.data.get("max_words", 30)
+
+
+
+
+def test_harness_reports_each_section_on_a_small_shape():
     shape = bench.Shape("tiny", "charades_sta.yaml", video_dim=16, clips=8, words=5)
     cpu = torch.device("cpu")
     train = bench.bench_training(shape, "ccman", cpu, batch=2, steps=1, repeats=2)

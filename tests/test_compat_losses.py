@@ -1,4 +1,4 @@
-"""Compatibility losses on hand-made unit embeddings, and the UniBCT prototype refinement."""
+"""Compatibility losses on hand-made unit embeddings, and UniBCT's prototype refinement inside each class."""
 
 import math
 
@@ -10,7 +10,7 @@ from grounding.compat.losses import (
     COMPAT_LOSSES,
     OldReference,
     build_compat_loss,
-    refine_prototypes,
+    propagate_within_classes,
     same_moment,
 )
 from grounding.errors import GroundingError
@@ -89,32 +89,50 @@ def test_ract_hardest_k_and_same_moment_mask():
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_refinement_pulls_an_outlier_prototype_back_and_leaves_a_tight_cluster_alone():
-    g = torch.Generator().manual_seed(0)
-    cluster = F.normalize(torch.tensor([1.0, 0, 0, 0]) + 0.05 * torch.randn(6, 4, generator=g), dim=-1)
-    outlier = torch.tensor([[0.0, 1.0, 0.0, 0.0]])  # the old model embedded class 6's moment badly
-    moments = torch.cat([cluster, outlier])
-    sentences = cluster[:1].clone()  # ...while its sentence lies where the data says it should
-    protos = refine_prototypes(moments, sentences, torch.tensor([6]), knn=3, alpha=0.5, steps=1, temperature=0.1)
-    centre = F.normalize(cluster.mean(0), dim=0)
-    assert protos[6] @ centre > outlier[0] @ centre + 0.5  # pulled back towards the data
-    assert (protos[:6] * cluster).sum(-1).min() > 0.95  # cluster members barely move
-    # without refinement (alpha 0, no sentences) the prototypes are the old embeddings themselves
-    torch.testing.assert_close(refine_prototypes(moments, alpha=0.0), moments)
+def test_propagation_inside_a_class_by_hand():
+    # two samples: each one's only neighbour is the other, A = [[0, 1], [1, 0]];
+    # (1 - 0.5)(I - 0.5 A)^-1 = [[2/3, 1/3], [1/3, 2/3]]: every old sample keeps weight 1 in the sum
+    old = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    new = torch.randn(1, 2, 2)
+    proto = propagate_within_classes(old, new, torch.ones(1, 2, dtype=torch.bool), lam=0.5)
+    torch.testing.assert_close(proto, F.normalize(torch.tensor([[1.0, 1.0]]), dim=-1))
 
 
-def test_unibct_equals_bct_without_refinement_and_uses_refined_prototypes_otherwise():
-    g = torch.Generator().manual_seed(2)
-    old = F.normalize(torch.randn(8, 5, generator=g), dim=-1)
-    new = F.normalize(old + 0.2 * torch.randn(8, 5, generator=g), dim=-1)
-    ids = torch.arange(8)
-    ref = OldReference(old, old.clone(), ids, 0.1)
-    bct = build_compat_loss("bct")
-    bct.prepare(ref)
-    plain = build_compat_loss("unibct", {"alpha": 0.0, "include_sentences": False, "knn": 3})
-    plain.prepare(ref)
-    torch.testing.assert_close(plain(new, new, old, old, ids), bct(new, new, old, old, ids))
-    refined = build_compat_loss("unibct", {"alpha": 0.5, "knn": 3})
-    refined.prepare(ref)
-    assert not torch.allclose(refined.classifier, old)
-    torch.testing.assert_close(refined.classifier.norm(dim=-1), torch.ones(8))
+def test_propagation_down_weights_the_sample_the_new_model_sets_apart():
+    old = torch.eye(3)[None]  # three old samples of one class, in three directions
+    new = F.normalize(torch.tensor([[[1.0, 0.0], [0.99, 0.14], [0.0, 1.0]]]), dim=-1)  # the third is far off
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    proto = propagate_within_classes(old, new, mask, lam=0.9, temperature=0.1)[0]
+    assert proto[2] < 0.1 and proto[0] > 0.65 and proto[1] > 0.65
+    # lam = 0: no propagation, the mean of the old samples
+    torch.testing.assert_close(propagate_within_classes(old, new, mask, lam=0.0)[0], torch.full((3,), 3 ** -0.5))
+    # padding is ignored, and no edge leaves a class: another class's samples change nothing
+    padded = propagate_within_classes(torch.cat([old, torch.ones(1, 1, 3)], 1), torch.cat([new, torch.ones(1, 1, 2)], 1),
+                                      torch.tensor([[True, True, True, False]]), lam=0.9, temperature=0.1)[0]
+    torch.testing.assert_close(padded, proto)
+    two = propagate_within_classes(torch.cat([old, torch.rand(1, 3, 3)]), torch.cat([new, torch.rand(1, 3, 2)]),
+                                   torch.ones(2, 3, dtype=torch.bool), lam=0.9, temperature=0.1)
+    torch.testing.assert_close(two[0], proto)
+
+
+def test_unibct_refines_with_the_new_models_embeddings_during_training():
+    g = torch.Generator().manual_seed(3)
+    old_moments = F.normalize(torch.randn(3, 4, generator=g), dim=-1)
+    old_sentences = F.normalize(torch.randn(5, 4, generator=g), dim=-1)
+    query_moment = torch.tensor([0, 0, 1, 2, 2])
+    loss = build_compat_loss("unibct", {"lam": 0.5, "graph_temperature": 0.1})
+    loss.prepare(OldReference(old_moments, old_sentences, query_moment, 0.1))
+    assert loss.members.tolist() == [[0, 3, 4], [1, 5, 0], [2, 6, 7]]
+    assert loss.member_mask.tolist() == [[True, True, True], [True, True, False], [True, True, True]]
+    torch.testing.assert_close(loss.classifier, old_moments)  # before the first step: plain BCT
+    new_m, new_s = F.normalize(torch.randn(2, 4, generator=g), dim=-1), F.normalize(torch.randn(2, 4, generator=g), dim=-1)
+    with pytest.raises(ValueError, match="query_ids"):
+        loss(new_m, new_s, old_moments[[0, 0]], old_sentences[[0, 1]], torch.tensor([0, 0]))
+    value = loss(new_m, new_s, old_moments[[0, 0]], old_sentences[[0, 1]], torch.tensor([0, 0]), torch.tensor([0, 1]))
+    assert torch.isfinite(value)
+    torch.testing.assert_close(loss.bank[[0, 3, 4]], torch.stack([new_m[1], new_s[0], new_s[1]]))
+    # class 0 was refined with the new embeddings just written; its members' old embeddings set the prototype
+    expected = propagate_within_classes(loss.old_nodes[[0, 3, 4]][None], loss.bank[[0, 3, 4]][None],
+                                        torch.ones(1, 3, dtype=torch.bool), 0.5, 0.1)[0]
+    torch.testing.assert_close(loss.classifier[0], expected)
+    assert not torch.allclose(loss.classifier[0], old_moments[0])

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from grounding.compat.backfill import backfill_order, mixed_gallery, refreshed_count, uncertainty_scores
-from grounding.compat.metrics import hot_refresh_curve, negative_flip_rate, retrieve
+from grounding.compat.metrics import (
+    bootstrap_ci,
+    hot_refresh_curve,
+    negative_flip_rate,
+    paired_difference,
+    relevance_by_description,
+    retrieve,
+    verdict,
+)
 from grounding.errors import GroundingError
 
 GALLERY = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
@@ -87,3 +95,37 @@ def test_random_order_is_a_seeded_permutation():
     assert not (first == backfill_order("random", gallery, seed=4)).all()
     with pytest.raises(GroundingError, match="unknown backfill order"):
         backfill_order("alphabetical", gallery)
+
+
+def test_per_query_ap_and_hits_average_to_the_metrics():
+    relevant = np.array([[True, False, False], [False, False, False], [True, True, False]])
+    result = retrieve(QUERIES, GALLERY, relevant)
+    assert result.valid.tolist() == [True, False, True]
+    assert result.ap.tolist() == pytest.approx([1.0, 0.0, (1 / 2 + 2 / 3) / 2])
+    assert 100 * result.ap[result.valid].mean() == pytest.approx(result.metrics["mAP"])
+
+
+def test_relevance_by_description_counts_equivalent_moments_of_other_videos():
+    # queries 0 and 2 say the same thing about moments 0 and 2; query 1 names moment 1; moment 3 shows
+    # the event "open door" without any query of that wording
+    keys = ["open door", "take cup", "open door"]
+    relevant = relevance_by_description(keys, np.array([0, 1, 2]), 4, [set(), set(), set(), {"open door"}])
+    assert relevant.tolist() == [[True, False, True, True], [False, True, False, False], [True, False, True, True]]
+    # with several correct items, a query whose top item is another equivalent moment is a hit
+    gallery = np.array([[0.0, 1.0], [1.0, 0.0], [0.6, 0.8]])
+    hit = retrieve(np.array([[0.0, 1.0]]), gallery, relevant[:1, :3])
+    single = retrieve(np.array([[0.0, 1.0]]), gallery, np.array([2]))
+    assert hit.metrics["R@1"] == 100.0 and single.metrics["R@1"] == 0.0
+
+
+def test_bootstrap_interval_and_paired_difference():
+    assert bootstrap_ci(np.ones(50)) == (100.0, 100.0)
+    low, high = bootstrap_ci(np.r_[np.ones(50), np.zeros(50)], samples=2000)
+    assert 38 < low < 50 < high < 62  # about 50 +- 1.96 * 5
+    a = np.r_[np.ones(60), np.zeros(40)]
+    same = paired_difference(a, a)
+    assert same == (0.0, 0.0, 0.0) and verdict(*same[1:]) == "tie"
+    better = paired_difference(np.ones(100), a)  # 40 queries gained, none lost
+    assert better[0] == pytest.approx(40.0) and verdict(*better[1:]) == "higher"
+    noisy = paired_difference(np.r_[1, 0, 1, 0], np.r_[0, 1, 1, 0])  # one gained, one lost
+    assert verdict(*noisy[1:]) == "tie" and verdict(-2.0, -1.0) == "lower"

@@ -18,7 +18,7 @@ from grounding.errors import GroundingError
 REPO = Path(__file__).resolve().parents[1]
 
 CONFIG = REPO / "configs" / "compat" / "synthetic.yaml"
-METHODS = ["independent", "l2", "bct", "ract", "unibct", "bict"]
+METHODS = ["independent", "l2", "bct", "ract", "unibct", "bict", "bict_joint"]
 
 
 def compat_overrides(root: Path, **extra: object) -> list[str]:
@@ -27,7 +27,7 @@ def compat_overrides(root: Path, **extra: object) -> list[str]:
         "compat.model.dim": 32, "compat.model.embed_dim": 16, "compat.model.heads": 2, "compat.model.word_dim": 16,
         "compat.train.epochs": 1, "compat.train.batch_size": 32, "compat.old.train.epochs": 1,
         "compat.adapter.epochs": 2, "compat.adapter.hidden": 16, "compat.backfill.steps": 2,
-        "compat.eval.every_epoch": False, "compat.methods.unibct.params.knn": 3,
+        "compat.eval.every_epoch": False,
     }
     items.update(extra)
     return tiny_overrides(root) + [f"{k}={'null' if v is None else v}" for k, v in items.items()]
@@ -87,18 +87,22 @@ def test_study_writes_every_output(study_dir):
     assert tuple(rows[0]) == RESULT_COLUMNS
     assert [r["method"] for r in rows] == METHODS
     assert len({r["old_self"] for r in rows}) == 1
-    assert [bool(r["adapted_cross"]) for r in rows] == [False] * 5 + [True]
+    assert [bool(r["adapted_cross"]) for r in rows] == [False] * 5 + [True, True]
+    low, high = (float(x) for x in rows[0]["cross_ci"].split(".."))
+    assert low <= float(rows[0]["cross"]) <= high
     assert all(0 <= float(r[c]) <= 100 for r in rows for c in ("old_self", "new_self", "cross", "nfr"))
     with (study_dir / "hot_refresh.csv").open() as fh:
         curves = list(csv.DictReader(fh))
     assert tuple(curves[0]) == CURVE_COLUMNS
-    assert len(curves) == (len(METHODS) + 1) * 2 * 3  # (6 methods + bict+adapter) x 2 orders x 3 fractions
+    assert len(curves) == (len(METHODS) + 2) * 2 * 3  # (7 methods + 2 with +adapter) x 2 orders x 3 fractions
     independent = [r for r in curves if r["method"] == "independent" and r["order"] == "random"]
     by_method = {r["method"]: r for r in rows}
     assert float(independent[0]["R1"]) == pytest.approx(float(by_method["independent"]["cross"]), abs=0.01)
     assert float(independent[-1]["R1"]) == pytest.approx(float(by_method["independent"]["new_self"]), abs=0.01)
     summary = (study_dir / "summary.md").read_text()
-    assert "## Claims" in summary and "| method | old_self | new_self | cross | adapted_cross | nfr |" in summary
+    assert "## Claims" in summary and "| method | old_self | new_self | cross | cross_ci | adapted_cross | nfr | nfr_ci |" in summary
+    assert "bict (as its paper defines it) beats bict_joint (our variant)" in summary
+    assert "correct items per query on average" in summary
 
 
 def test_study_refuses_to_overwrite_and_reuses_a_saved_old_model(study_dir, tiny_synthetic, tmp_path, capsys):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -116,15 +114,23 @@ def test_recall_takes_best_of_several_gt_windows():
     assert m["R1@0.5"] == 50 and m["mIoU"] == 50
 
 
-def test_recall_is_fast_on_20000_queries():
+def test_recall_on_many_queries_matches_a_plain_loop():
+    """The vectorised path on 20,000 queries agrees with the definition (its speed is in tools/benchmark.py)."""
     rng = np.random.default_rng(0)
     start = rng.uniform(0, 100, size=(20000, 5, 1))
     pred = np.concatenate([start, start + rng.uniform(1, 30, size=(20000, 5, 1))], axis=-1)
     gt = np.sort(rng.uniform(0, 120, size=(20000, 2)), axis=1)
-    t0 = time.perf_counter()
     m = recall_at_iou(pred, gt)
-    assert time.perf_counter() - t0 < 1.0
-    assert 0 < m["R1@0.1"] < 100
+
+    def iou(a, b):
+        inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+        return inter / (max(a[1], b[1]) - min(a[0], b[0]))
+
+    best5 = [max(iou(p, g) for p in ps) for ps, g in zip(pred, gt, strict=True)]
+    top1 = [iou(ps[0], g) for ps, g in zip(pred, gt, strict=True)]
+    assert m["R1@0.5"] == pytest.approx(100 * np.mean(np.array(top1) >= 0.5))
+    assert m["R5@0.3"] == pytest.approx(100 * np.mean(np.array(best5) >= 0.3))
+    assert m["mIoU"] == pytest.approx(100 * np.mean(top1))
 
 
 def record(qid, windows, duration=30.0) -> MomentRecord:

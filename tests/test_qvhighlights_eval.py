@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +25,16 @@ def flat(d: dict, prefix: str = "") -> dict:
 
 
 @pytest.fixture(scope="module")
-def sample_metrics() -> tuple[dict, dict, float]:
+def sample_metrics() -> tuple[dict, dict]:
     if not (SAMPLE.is_dir() and VAL_GT.is_file()):
         pytest.skip(f"shared QVHighlights sample not found under {SHARED}")
     preds, gt = read_predictions(SAMPLE / "sample_val_preds.jsonl"), read_native_jsonl(VAL_GT)
-    t0 = time.perf_counter()
     metrics = evaluate_qvhighlights(preds, gt)
-    seconds = time.perf_counter() - t0
-    return metrics, json.loads((SAMPLE / "sample_val_preds_metrics_raw.json").read_text()), seconds
+    return metrics, json.loads((SAMPLE / "sample_val_preds_metrics_raw.json").read_text())
 
 
 def test_official_sample_is_reproduced(sample_metrics):
-    ours, official, _ = sample_metrics
+    ours, official = sample_metrics
     assert list(ours)[: len(official)] == list(official)  # same blocks, same order
     assert list(ours["brief"]) == list(official["brief"])
     ours_flat, official_flat = flat(ours), flat(official)
@@ -45,10 +42,6 @@ def test_official_sample_is_reproduced(sample_metrics):
     for key, value in official_flat.items():
         assert ours_flat[key] == pytest.approx(value, abs=0.01), key
     assert ours["num_queries"] == 1550 and ours["num_missing"] == 0
-
-
-def test_official_sample_runs_in_seconds(sample_metrics):
-    assert sample_metrics[2] < 3.0
 
 
 def gt_record(qid, windows, duration=150.0, clip_ids=(), saliency=()) -> MomentRecord:

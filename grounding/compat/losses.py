@@ -6,7 +6,9 @@ Every loss sees one batch of B training queries, each with its moment, and gets
     old_moments, old_sentences   (B, E)  the frozen old model's embeddings of the same moments/sentences
     moment_ids                   (B,)    the training moment of each query (equal ids = same moment)
 
-plus, once before training (``prepare``), an ``OldReference``: the old model's embeddings of *every*
+and, where the caller has them, ``query_ids`` (B,) (the training query of each row: UniBCT keeps the
+new model's latest embedding of every training sentence), plus, once before training (``prepare``),
+an ``OldReference``: the old model's embeddings of *every*
 training moment and sentence. Grounding has no class labels, so where a method needs classes (BCT,
 UniBCT) **each training moment is a class** and the old model's embedding of it is that class's row of
 the old classifier (as BCT builds classifier rows for new classes from old-model features). All
@@ -50,7 +52,7 @@ class CompatLoss(nn.Module):
         """Read what the loss needs from the old model's view of the training set."""
 
     def forward(self, new_moments: torch.Tensor, new_sentences: torch.Tensor, old_moments: torch.Tensor,
-                old_sentences: torch.Tensor, moment_ids: torch.Tensor) -> torch.Tensor:
+                old_sentences: torch.Tensor, moment_ids: torch.Tensor, query_ids: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -61,7 +63,7 @@ COMPAT_LOSSES: Registry[CompatLoss] = Registry("compatibility loss")
 class L2Compat(CompatLoss):
     """``||phi_n(x) - phi_o(x)||^2`` for the moment and the sentence of each query, averaged."""
 
-    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids):
+    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids, query_ids=None):
         moment = (new_moments - old_moments).pow(2).sum(-1).mean()
         sentence = (new_sentences - old_sentences).pow(2).sum(-1).mean()
         return (moment + sentence) / 2
@@ -89,7 +91,7 @@ class InfluenceLoss(CompatLoss):
         self.classifier = self.prototypes(old).detach()
         self.tau = float(self.temperature if self.temperature is not None else old.temperature)
 
-    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids):
+    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids, query_ids=None):
         if self.classifier.numel() == 0:
             raise RuntimeError(f"{type(self).__name__}.prepare(old_reference) must be called before training")
         moment = F.cross_entropy((new_moments @ self.classifier.t() / self.tau).float(), moment_ids)
@@ -129,67 +131,89 @@ class RegressionAlleviatingLoss(CompatLoss):
         logits = torch.cat([positive, *negatives], dim=1)
         return F.cross_entropy(logits, torch.zeros(len(anchor), dtype=torch.long, device=anchor.device))
 
-    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids):
+    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids, query_ids=None):
         same = same_moment(moment_ids)
         moment = self._anchor_loss(new_moments, old_moments, new_moments, same)
         sentence = self._anchor_loss(new_sentences, old_moments, new_moments, same)
         return (moment + sentence) / 2
 
 
-def knn_affinity(nodes: torch.Tensor, k: int, temperature: float, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each node's k nearest other nodes (cosine) and softmax weights over them: (n, k) ids, (n, k) weights."""
-    k = min(k, len(nodes) - 1)
-    ids, weights = [], []
-    for first in range(0, len(nodes), chunk):
-        sim = nodes[first:first + chunk] @ nodes.t()  # (c, n)
-        rows = torch.arange(first, min(first + chunk, len(nodes)), device=nodes.device)
-        sim[torch.arange(len(rows), device=nodes.device), rows] = -float("inf")  # not its own neighbour
-        top = sim.topk(k, dim=1)
-        ids.append(top.indices)
-        weights.append(torch.softmax(top.values / temperature, dim=1))
-    return torch.cat(ids), torch.cat(weights)
+def propagate_within_classes(old_nodes: torch.Tensor, new_nodes: torch.Tensor, mask: torch.Tensor,
+                             lam: float = 0.5, temperature: float = 0.1) -> torch.Tensor:
+    """UniBCT's structural prototype refinement for C classes at once -> prototypes (C, E).
 
-
-def refine_prototypes(moments: torch.Tensor, sentences: torch.Tensor | None = None,
-                      query_moment: torch.Tensor | None = None, knn: int = 10, alpha: float = 0.5,
-                      steps: int = 1, temperature: float = 0.05) -> torch.Tensor:
-    """UniBCT-style structural prototype refinement of old embeddings (M, E) -> prototypes (M, E).
-
-    The old embeddings of a class (its moment, plus its sentences when given) are nodes of a k-NN graph
-    over all classes; each step moves every node towards its neighbourhood,
-    ``z <- normalize((1 - alpha) z + alpha sum_j w_ij z_j)`` (``w`` = softmax of neighbour similarities),
-    and a class prototype is the normalised mean of its refined nodes. A node the old model embedded
-    badly (an outlier, far from what resembles it) is pulled back towards the structure of the data
-    before it can drag its prototype away; a node inside a tight neighbourhood barely moves.
+    ``old_nodes``/``new_nodes`` (C, K, E): the old and the new model's embeddings of up to K samples of
+    each class, ``mask`` (C, K) which are real. Inside each class, the affinity ``A`` (K, K) is built
+    from the *new* embeddings (softmax over the other samples of ``n_i . n_j / temperature``, zero
+    diagonal, rows summing to 1); the old embeddings are propagated over it in closed form,
+    ``O* = (1 - lam) (I - lam A)^-1 O``, and the prototype is the normalised mean of the refined rows.
+    A sample the new model places far from the rest of its class gets little weight in the others'
+    rows, so a badly embedded old sample drags its prototype less. No graph edge leaves a class.
     """
-    nodes, labels = moments, torch.arange(len(moments), device=moments.device)
-    if sentences is not None and query_moment is not None:
-        nodes, labels = torch.cat([moments, sentences]), torch.cat([labels, query_moment.to(moments.device)])
-    nodes = F.normalize(nodes.float(), dim=-1)
-    for _ in range(steps):
-        ids, weights = knn_affinity(nodes, knn, temperature)
-        neighbourhood = (weights.unsqueeze(-1) * nodes[ids]).sum(1)  # (n, E)
-        nodes = F.normalize((1 - alpha) * nodes + alpha * neighbourhood, dim=-1)
-    protos = torch.zeros_like(moments, dtype=nodes.dtype).index_add_(0, labels, nodes)
-    return F.normalize(protos, dim=-1)
+    c, k, _ = old_nodes.shape
+    sim = (new_nodes.float() @ new_nodes.float().transpose(1, 2)) / temperature  # (C, K, K)
+    eye = torch.eye(k, dtype=torch.bool, device=old_nodes.device)
+    valid = mask[:, :, None] & mask[:, None, :] & ~eye
+    sim = sim.masked_fill(~valid, float("-inf"))
+    affinity = torch.softmax(sim, dim=-1).nan_to_num(0.0) * valid  # rows without a neighbour: all zero
+    system = torch.eye(k, device=old_nodes.device).expand(c, k, k) - lam * affinity
+    refined = (1 - lam) * torch.linalg.solve(system, old_nodes.float() * mask[..., None])  # (C, K, E)
+    total = (refined * mask[..., None]).sum(1)
+    return F.normalize(total, dim=-1)
 
 
 @COMPAT_LOSSES.register("unibct")
 class UniversalPrototypeLoss(InfluenceLoss):
-    """UniBCT-style: BCT's influence loss against *refined* old prototypes (``refine_prototypes``),
-    computed once from the old model and kept fixed."""
+    """UniBCT: BCT's influence loss against old prototypes refined inside each class during training.
 
-    def __init__(self, temperature: float | None = None, knn: int = 10, alpha: float = 0.5, steps: int = 1,
-                 graph_temperature: float = 0.05, include_sentences: bool = True) -> None:
+    A class is a training moment; its samples are the moment and its sentences. At every step the new
+    model's embeddings of the batch are written to a bank holding the latest new embedding of every
+    training moment and sentence (entries not seen yet are zero: uniform affinity), and every class's
+    prototype is refined from the old embeddings with ``propagate_within_classes`` on the bank's new
+    embeddings of the same samples. Needs ``query_ids`` to place the sentences in the bank.
+    """
+
+    def __init__(self, temperature: float | None = None, lam: float = 0.5, graph_temperature: float = 0.1) -> None:
         super().__init__(temperature)
-        self.knn, self.alpha, self.steps = knn, alpha, steps
-        self.graph_temperature = graph_temperature
-        self.include_sentences = include_sentences
+        if not 0 <= lam < 1:
+            raise ValueError(f"unibct: lam must be in [0, 1), not {lam}")
+        self.lam, self.graph_temperature = lam, graph_temperature
+        for name in ("old_nodes", "bank", "members", "member_mask"):
+            self.register_buffer(name, torch.empty(0), persistent=False)
 
-    def prototypes(self, old: OldReference) -> torch.Tensor:
-        sentences = old.sentences if self.include_sentences else None
-        return refine_prototypes(old.moments, sentences, old.query_moment, self.knn, self.alpha, self.steps,
-                                 self.graph_temperature)
+    def prepare(self, old: OldReference) -> None:
+        super().prepare(old)  # the plain old prototypes until the first step refines them
+        num_moments = len(old.moments)
+        self.old_nodes = F.normalize(torch.cat([old.moments, old.sentences]).float(), dim=-1).detach()
+        self.bank = torch.zeros_like(self.old_nodes)
+        query_moment = old.query_moment.to(old.moments.device)
+        order = torch.argsort(query_moment, stable=True)
+        counts = torch.bincount(query_moment, minlength=num_moments)
+        width = 1 + int(counts.max()) if len(counts) else 1
+        members = torch.zeros(num_moments, width, dtype=torch.long, device=old.moments.device)
+        mask = torch.zeros(num_moments, width, dtype=torch.bool, device=old.moments.device)
+        members[:, 0], mask[:, 0] = torch.arange(num_moments, device=old.moments.device), True  # the moment itself
+        start = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(len(order), device=old.moments.device) - start[query_moment[order]]
+        members[query_moment[order], 1 + slot] = num_moments + order  # its sentences, after the moments
+        mask[query_moment[order], 1 + slot] = True
+        self.members, self.member_mask = members, mask
+
+    def refined(self) -> torch.Tensor:
+        """The prototypes (M, E) from the current bank of new embeddings."""
+        return propagate_within_classes(self.old_nodes[self.members], self.bank[self.members], self.member_mask,
+                                        self.lam, self.graph_temperature)
+
+    def forward(self, new_moments, new_sentences, old_moments, old_sentences, moment_ids, query_ids=None):
+        if self.bank.numel() == 0:
+            raise RuntimeError("UniversalPrototypeLoss.prepare(old_reference) must be called before training")
+        if query_ids is None:
+            raise ValueError("unibct needs query_ids (the training query of each row) to refine prototypes")
+        with torch.no_grad():
+            self.bank[moment_ids] = F.normalize(new_moments.detach().float(), dim=-1)
+            self.bank[len(self.classifier) + query_ids] = F.normalize(new_sentences.detach().float(), dim=-1)
+            self.classifier = self.refined()
+        return super().forward(new_moments, new_sentences, old_moments, old_sentences, moment_ids)
 
 
 def build_compat_loss(name: str | None, params: dict | None = None) -> CompatLoss | None:

@@ -1,5 +1,10 @@
 """The study's outputs: ``results.csv``, ``hot_refresh.csv``, ``hot_refresh.png``/``.pdf``, ``summary.md``,
-and the check of the compatibility claims against the measured numbers."""
+and the check of the compatibility claims against the measured numbers.
+
+Every headline number comes with a 95 % bootstrap interval over the test queries, and every claim
+compares two systems on the same queries with a paired bootstrap: it *held* when the interval of the
+difference lies on the claimed side of 0, it is a *tie* when the interval contains 0 (the difference
+is smaller than the noise), and it *did not hold* otherwise."""
 
 from __future__ import annotations
 
@@ -13,12 +18,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-RESULT_COLUMNS = ("method", "old_self", "new_self", "cross", "adapted_cross", "nfr")
+from grounding.compat.metrics import bootstrap_ci, paired_difference, verdict  # noqa: E402
+
+RESULT_COLUMNS = ("method", "old_self", "new_self", "cross", "cross_ci", "adapted_cross", "nfr", "nfr_ci")
 CURVE_COLUMNS = ("method", "order", "fraction", "R1", "R5", "R10", "mAP", "nfr")
 ADAPTED = "+adapter"  # suffix of the curves whose not-yet-backfilled part is the adapted old gallery
 COLORS = {"independent": "#7f7f7f", "l2": "#8c564b", "bct": "#1f77b4", "ract": "#d62728", "unibct": "#2ca02c",
-          "bict": "#9467bd"}
-MARKERS = {"independent": "o", "l2": "v", "bct": "s", "ract": "D", "unibct": "^", "bict": "P"}
+          "bict": "#9467bd", "bict_joint": "#e377c2"}
+MARKERS = {"independent": "o", "l2": "v", "bct": "s", "ract": "D", "unibct": "^", "bict": "P", "bict_joint": "X"}
+PAIRS = (("bict", "bict_joint"),)  # a paper's method and our variant of it
 
 
 @dataclass
@@ -31,9 +39,17 @@ class MethodResult:
     nfr_self: float  # after a full backfill
     curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # order -> rows ("<order>+adapter" too)
     seconds: float = 0.0
+    # (Q,) per test query: self_hit/self_ap, cross_hit/cross_ap, adapted_hit/adapted_ap, flip_cross,
+    # curve_flips/<order> (share of the curve's fractions at which the query flipped)
+    per_query: dict[str, np.ndarray] = field(default_factory=dict)
 
     def mean_nfr(self, order: str) -> float:
         return float(np.mean([row["NFR"] for row in self.curves[order]]))
+
+    def summary(self) -> dict:
+        """Everything but the per-query arrays (for ``metrics.json``)."""
+        return {"name": self.name, "new_self": self.new_self, "cross": self.cross, "adapted_cross": self.adapted_cross,
+                "nfr_cross": self.nfr_cross, "nfr_self": self.nfr_self, "curves": self.curves, "seconds": self.seconds}
 
 
 @dataclass
@@ -46,6 +62,8 @@ class StudyResult:
     test_queries: int = 0
     test_moments: int = 0
     seconds: float = 0.0
+    old_per_query: dict[str, np.ndarray] = field(default_factory=dict)  # hit, ap of the old system (old/old)
+    correct_per_query: float = 1.0  # mean number of correct gallery items per query
 
     @property
     def nfr_order(self) -> str:
@@ -57,16 +75,46 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
+def _ci(values: np.ndarray | None) -> str:
+    if values is None:
+        return ""
+    low, high = bootstrap_ci(values)
+    return f"{low:.1f}..{high:.1f}"
+
+
 def result_rows(study: StudyResult) -> list[dict[str, str]]:
     rows = []
     for name, res in study.methods.items():
         rows.append({
             "method": name, "old_self": _fmt(study.old_self["R@1"]), "new_self": _fmt(res.new_self["R@1"]),
-            "cross": _fmt(res.cross["R@1"]),
+            "cross": _fmt(res.cross["R@1"]), "cross_ci": _ci(res.per_query.get("cross_hit")),
             "adapted_cross": _fmt(res.adapted_cross["R@1"] if res.adapted_cross else None),
             "nfr": _fmt(res.mean_nfr(study.nfr_order)),
+            "nfr_ci": _ci(res.per_query.get(f"curve_flips/{study.nfr_order}")),
         })
     return rows
+
+
+def intervals(study: StudyResult) -> dict[str, dict[str, list[float]]]:
+    """95 % bootstrap intervals (percent) of R@1 and mAP of every test, and of the NFRs, per method."""
+    out: dict[str, dict[str, list[float]]] = {}
+    if study.old_per_query:
+        out["old"] = {"self_R@1": list(bootstrap_ci(study.old_per_query["hit"])),
+                      "self_mAP": list(bootstrap_ci(study.old_per_query["ap"]))}
+    for name, res in study.methods.items():
+        q = res.per_query
+        cells = {}
+        for test in ("self", "cross", "adapted"):
+            if f"{test}_hit" in q:
+                cells[f"{test}_R@1"] = list(bootstrap_ci(q[f"{test}_hit"]))
+                cells[f"{test}_mAP"] = list(bootstrap_ci(q[f"{test}_ap"]))
+        if "flip_cross" in q:
+            cells["nfr_cross"] = list(bootstrap_ci(q["flip_cross"]))
+        for order in study.orders:
+            if f"curve_flips/{order}" in q:
+                cells[f"mean_nfr_{order}"] = list(bootstrap_ci(q[f"curve_flips/{order}"]))
+        out[name] = cells
+    return out
 
 
 def write_results_csv(study: StudyResult, path: Path) -> None:
@@ -127,40 +175,69 @@ def plot_hot_refresh(study: StudyResult, path: Path) -> None:
 @dataclass
 class Claim:
     text: str
-    held: bool | None  # None: not measurable with the methods that were run
+    held: bool | None  # True: significant in the claimed direction; None: not measurable with these methods
     detail: str
+    verdict: str = "not measured"  # held | tie | did not hold | not measured
+
+
+def _compare(a: np.ndarray | None, b: np.ndarray | None, want: str) -> tuple[str, str]:
+    """Paired bootstrap of ``a - b`` (per-query 0/1 or rates): (held | tie | did not hold, detail)."""
+    if a is None or b is None:
+        return "not measured", "no per-query outcomes"
+    mean, low, high = paired_difference(a, b)
+    found = verdict(low, high)
+    outcome = "held" if found == want else "tie" if found == "tie" else "did not hold"
+    return outcome, f"difference {mean:+.2f} points, 95 % CI {low:+.2f}..{high:+.2f}"
+
+
+def _claim(text: str, outcomes: list[tuple[str, str, str]]) -> Claim:
+    """One claim over several (label, outcome, detail) checks: held if all held, tie if none failed."""
+    if not outcomes:
+        return Claim(text, None, "not measurable", "not measured")
+    results = [o for _, o, _ in outcomes]
+    overall = "held" if all(r == "held" for r in results) else "did not hold" if "did not hold" in results else "tie"
+    detail = "; ".join(f"{label}: {o} ({d})" for label, o, d in outcomes)
+    return Claim(text, overall == "held", detail, overall)
 
 
 def check_claims(study: StudyResult) -> list[Claim]:
-    old = study.old_self["R@1"]
-    methods = study.methods
+    methods, old_hit = study.methods, study.old_per_query.get("hit")
     claims = []
     if "independent" in methods:
-        cross = methods["independent"].cross["R@1"]
-        claims.append(Claim("the independent new model is not compatible (cross < old self)", cross < old,
-                            f"cross {cross:.2f} vs old self {old:.2f}"))
+        res = methods["independent"]
+        outcome, detail = _compare(res.per_query.get("cross_hit"), old_hit, "lower")
+        claims.append(_claim("the independent new model is not compatible (cross R@1 < old self R@1)",
+                             [(f"cross {res.cross['R@1']:.2f} vs old self {study.old_self['R@1']:.2f}", outcome, detail)]))
     compatible = [m for m in methods if m != "independent"]
     if compatible:
-        fails = [m for m in compatible if not methods[m].cross["R@1"] > old]
-        claims.append(Claim("every compatible method is compatible (cross > old self)", not fails,
-                            ", ".join(f"{m} {methods[m].cross['R@1']:.2f}" for m in compatible)
-                            + f" vs old self {old:.2f}" + (f"; not compatible: {', '.join(fails)}" if fails else "")))
+        checks = [(f"{m} {methods[m].cross['R@1']:.2f}", *_compare(methods[m].per_query.get("cross_hit"), old_hit, "higher"))
+                  for m in compatible]
+        claims.append(_claim(f"every compatible method is compatible (cross R@1 > old self R@1 = {study.old_self['R@1']:.2f})",
+                             checks))
     if "ract" in methods and "bct" in methods:
-        details, held = [], True
+        checks = []
         for order in study.orders:
-            r, b = methods["ract"].curves[order], methods["bct"].curves[order]
-            lower = sum(x["NFR"] < y["NFR"] for x, y in zip(r, b, strict=True))
-            mean_r, mean_b = methods["ract"].mean_nfr(order), methods["bct"].mean_nfr(order)
-            held = held and mean_r < mean_b
-            details.append(f"{order}: mean NFR ract {mean_r:.2f} vs bct {mean_b:.2f}, lower at {lower}/{len(r)} fractions")
-        claims.append(Claim("RACT has a lower negative flip rate than BCT along the hot-refresh curve", held,
-                            "; ".join(details)))
+            key = f"curve_flips/{order}"
+            label = f"{order}: mean NFR ract {methods['ract'].mean_nfr(order):.2f} vs bct {methods['bct'].mean_nfr(order):.2f}"
+            checks.append((label, *_compare(methods["ract"].per_query.get(key), methods["bct"].per_query.get(key), "lower")))
+        claims.append(_claim("RACT has a lower negative flip rate than BCT along the hot-refresh curve", checks))
     adapted = [m for m in methods if methods[m].adapted_cross is not None]
     if adapted:
-        fails = [m for m in adapted if not methods[m].adapted_cross["R@1"] > methods[m].cross["R@1"]]  # type: ignore[index]
-        claims.append(Claim("the forward adapter raises the old gallery's cross-test", not fails,
-                            ", ".join(f"{m}: cross {methods[m].cross['R@1']:.2f} -> adapted {methods[m].adapted_cross['R@1']:.2f}"  # type: ignore[index]
-                                      for m in adapted)))
+        checks = [(f"{m}: cross {methods[m].cross['R@1']:.2f} -> adapted {methods[m].adapted_cross['R@1']:.2f}",  # type: ignore[index]
+                   *_compare(methods[m].per_query.get("adapted_hit"), methods[m].per_query.get("cross_hit"), "higher"))
+                  for m in adapted]
+        claims.append(_claim("the forward adapter raises the old gallery's cross-test R@1", checks))
+    for paper, ours in PAIRS:
+        if paper in methods and ours in methods:
+            a, b = methods[paper], methods[ours]
+            checks = [(f"cross R@1 {paper} {a.cross['R@1']:.2f} vs {ours} {b.cross['R@1']:.2f}",
+                       *_compare(a.per_query.get("cross_hit"), b.per_query.get("cross_hit"), "higher")),
+                      (f"self R@1 {a.new_self['R@1']:.2f} vs {b.new_self['R@1']:.2f}",
+                       *_compare(a.per_query.get("self_hit"), b.per_query.get("self_hit"), "higher"))]
+            if a.adapted_cross is not None and b.adapted_cross is not None:
+                checks.append((f"adapted cross R@1 {a.adapted_cross['R@1']:.2f} vs {b.adapted_cross['R@1']:.2f}",
+                               *_compare(a.per_query.get("adapted_hit"), b.per_query.get("adapted_hit"), "higher")))
+            claims.append(_claim(f"{paper} (as its paper defines it) beats {ours} (our variant)", checks))
     return claims
 
 
@@ -175,33 +252,47 @@ def summary_markdown(study: StudyResult, command: str | None = None) -> str:
     parts = ["# Compatibility study", ""]
     if command:
         parts += [f"Command: `{command}`", ""]
-    parts += [f"Test split: {study.test_queries} queries, a gallery of {study.test_moments} moments. The old model "
-              f"saw {study.old_queries} training queries. Wall time {study.seconds / 60:.1f} min.", "",
+    parts += [f"Test split: {study.test_queries} queries, a gallery of {study.test_moments} moments "
+              f"({study.correct_per_query:.2f} correct items per query on average: equivalent moments count). The old "
+              f"model saw {study.old_queries} training queries. Wall time {study.seconds / 60:.1f} min.", "",
+              "Intervals: 95 % bootstrap over the test queries (1,000 resamples).", "",
               "## results.csv (R@1, %)", "",
               f"`nfr` = negative flip rate against the old system, averaged over the {order}-order hot-refresh "
               f"curve ({len(study.fractions)} fractions from 0 to 100 % backfilled).", ""]
     rows = result_rows(study)
     parts += [_table(list(RESULT_COLUMNS), [[r[c] for c in RESULT_COLUMNS] for r in rows]), ""]
     parts += ["## All retrieval metrics (%)", ""]
-    header = ["method", "test", "R@1", "R@5", "R@10", "mAP"]
-    table = [["old", "old self", *(f"{study.old_self[k]:.2f}" for k in ("R@1", "R@5", "R@10", "mAP"))]]
+    ci = intervals(study)
+
+    def cell(value: float, bounds: list[float] | None) -> str:
+        return f"{value:.2f}" + (f" [{bounds[0]:.1f}, {bounds[1]:.1f}]" if bounds else "")
+
+    header = ["method", "test", "R@1 [95 % CI]", "R@5", "R@10", "mAP [95 % CI]"]
+    old_ci = ci.get("old", {})
+    table = [["old", "old self", cell(study.old_self["R@1"], old_ci.get("self_R@1")),
+              *(f"{study.old_self[k]:.2f}" for k in ("R@5", "R@10")), cell(study.old_self["mAP"], old_ci.get("self_mAP"))]]
     for name, res in study.methods.items():
-        for test, metrics in (("new self", res.new_self), ("cross", res.cross), ("adapted cross", res.adapted_cross)):
+        for test, key, metrics in (("new self", "self", res.new_self), ("cross", "cross", res.cross),
+                                   ("adapted cross", "adapted", res.adapted_cross)):
             if metrics is not None:
-                table.append([name, test, *(f"{metrics[k]:.2f}" for k in ("R@1", "R@5", "R@10", "mAP"))])
+                table.append([name, test, cell(metrics["R@1"], ci.get(name, {}).get(f"{key}_R@1")),
+                              *(f"{metrics[k]:.2f}" for k in ("R@5", "R@10")),
+                              cell(metrics["mAP"], ci.get(name, {}).get(f"{key}_mAP"))])
     parts += [_table(header, table), ""]
     parts += ["## Negative flip rate (%) against the old system", ""]
     header = ["method", "cross (0 %)", "self (100 %)"] + [f"mean, {o}" for o in study.orders] + \
              [f"max, {o}" for o in study.orders]
     table = []
     for name, res in study.methods.items():
-        table.append([name, f"{res.nfr_cross:.2f}", f"{res.nfr_self:.2f}",
-                      *(f"{res.mean_nfr(o):.2f}" for o in study.orders),
+        table.append([name, cell(res.nfr_cross, ci.get(name, {}).get("nfr_cross")), f"{res.nfr_self:.2f}",
+                      *(cell(res.mean_nfr(o), ci.get(name, {}).get(f"mean_nfr_{o}")) for o in study.orders),
                       *(f"{max(r['NFR'] for r in res.curves[o]):.2f}" for o in study.orders)])
     parts += [_table(header, table), ""]
     parts += ["## Claims", ""]
+    parts += ["A claim *held* when the paired-bootstrap interval of the difference lies on the claimed side of 0, "
+              "is a *tie* when it contains 0, and *did not hold* otherwise.", ""]
     for claim in check_claims(study):
-        verdict = "not measured" if claim.held is None else ("held" if claim.held else "**did not hold**")
-        parts.append(f"- {claim.text}: {verdict} ({claim.detail})")
+        shown = {"did not hold": "**did not hold**", "tie": "*tie*"}.get(claim.verdict, claim.verdict)
+        parts.append(f"- {claim.text}: {shown} ({claim.detail})")
     parts += ["", "Curves: `hot_refresh.csv`, `hot_refresh.png` (`.pdf`); training logs: `tensorboard --logdir tb`.", ""]
     return "\n".join(parts)

@@ -32,13 +32,14 @@ from grounding.compat.adapter import ForwardAdapter, fit_adapter
 from grounding.compat.backfill import backfill_order
 from grounding.compat.data import MomentSplit, build_moment_split, encode_words
 from grounding.compat.losses import OldReference, build_compat_loss
-from grounding.compat.metrics import hot_refresh_curve, negative_flip_rate, retrieve
+from grounding.compat.metrics import hot_refresh_curve, negative_flip_rate, relevance_by_description, retrieve
 from grounding.compat.model import DualEncoder, SplitEmbeddings, build_dual_encoder, embed_split
 from grounding.compat.report import (
     ADAPTED,
     MethodResult,
     StudyResult,
     check_claims,
+    intervals,
     plot_hot_refresh,
     summary_markdown,
     write_hot_refresh_csv,
@@ -48,6 +49,7 @@ from grounding.compat.train import CompatTerms, TrainSettings, train_dual_encode
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
 from grounding.data.prepare import ensure_synthetic_data
+from grounding.data.shortcuts import read_sidecar
 from grounding.data.text import build_text_input
 from grounding.engine.checkpoint import load_checkpoint, save_atomic
 from grounding.engine.run import Run
@@ -81,6 +83,15 @@ def compat_section(cfg: DictConfig) -> dict[str, Any]:
     return section
 
 
+def description_key(sentence: str, side: dict[str, Any] | None = None) -> str:
+    """What a query asks for: the sidecar's canonical ``event`` (and ``relation``) where the benchmark
+    provides them (the synthetic one does), else the sentence lower-cased with punctuation dropped."""
+    if side and side.get("event"):
+        relation = side.get("relation")
+        return side["event"] + (f" | {relation[0]} {relation[1]}" if relation else "")
+    return " ".join("".join(ch if ch.isalnum() or ch == "'" else " " for ch in sentence.lower()).split())
+
+
 def _merged(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
     return {**base, **{k: v for k, v in (override or {}).items() if v is not None}}
 
@@ -108,6 +119,28 @@ class CompatStudy:
         self.train = build_moment_split(self.data.records(train_split), self.data.bank, self.data.text, max_words, train_split)
         self.test = build_moment_split(self.data.records(test_split), self.data.bank, self.data.text, max_words, test_split)
         self.test_name = test_split
+        self.relevant = self._relevance(test_split)
+
+    def _relevance(self, split: str) -> np.ndarray:
+        """(Q, G) correct items of the test queries: with ``compat.eval.relevance: description`` (default)
+        every moment the query's description fits; ``single``: only its own moment."""
+        mode = self.compat["eval"].get("relevance", "description")
+        if mode == "single":
+            return self.test.query_moment.numpy()
+        if mode != "description":
+            raise GroundingError(f"compat.eval.relevance must be 'description' or 'single', not '{mode}'")
+        tags_path = self.data.tags_path(split)
+        sidecar = read_sidecar(tags_path) if tags_path is not None else {}
+        records = {r.qid: r for r in self.data.records(split)}
+        keys, moment_keys = [], [set() for _ in range(self.test.num_moments)]
+        for qid, moment in zip(self.test.qids, self.test.query_moment.tolist(), strict=True):
+            keys.append(description_key(records[qid].query, sidecar.get(qid)))
+            if sidecar.get(qid, {}).get("event"):
+                moment_keys[moment].add(sidecar[qid]["event"])  # the moment shows this event
+        relevant = relevance_by_description(keys, self.test.query_moment.numpy(), self.test.num_moments, moment_keys)
+        log.info("%s: %.2f correct gallery items per query on average (equivalent moments count, "
+                 "compat.eval.relevance=description)", split, relevant.sum(1).mean())
+        return relevant
 
     def _new_model(self, model_cfg: dict[str, Any], seed: int) -> DualEncoder:
         torch.manual_seed(seed)
@@ -168,7 +201,7 @@ class CompatStudy:
         if not self.compat["eval"].get("every_epoch", True):
             return None
         batch = int(self.compat["eval"].get("batch_size", 256))
-        targets = test.query_moment.numpy()
+        targets = self.relevant
 
         def probe(epoch: int) -> dict[str, float]:
             emb = embed_split(model, test, self.device, batch)
@@ -182,6 +215,7 @@ class CompatStudy:
     # ------------------------------------------------------------------ one method
     def _run_method(self, name: str, old_train: SplitEmbeddings, old_test: SplitEmbeddings, old_hits: np.ndarray,
                     orders: dict[str, np.ndarray], fractions: list[float], old_temperature: float) -> MethodResult:
+        """Train one new model (and its adapter) and evaluate it; per-query outcomes are kept for intervals."""
         spec = self.compat["methods"][name]
         adapter_cfg = self.compat["adapter"]
         settings = TrainSettings.from_config(self.compat["train"])
@@ -211,11 +245,16 @@ class CompatStudy:
                            on_epoch=self._epoch_probe(model, old_test, self.test))
         batch = int(self.compat["eval"].get("batch_size", 256))
         new_test = embed_split(model, self.test, self.device, batch)
-        queries, targets = new_test.sentences.numpy(), self.test.query_moment.numpy()
+        queries, targets = new_test.sentences.numpy(), self.relevant
         old_gallery, new_gallery = old_test.moments.numpy(), new_test.moments.numpy()
         self_ret, cross_ret = retrieve(queries, new_gallery, targets), retrieve(queries, old_gallery, targets)
-        curves = {order: hot_refresh_curve(queries, old_gallery, new_gallery, targets, perm, fractions, old_hits)
+        curve_flips: dict[str, list[np.ndarray]] = {order: [] for order in orders}
+        curves = {order: hot_refresh_curve(queries, old_gallery, new_gallery, targets, perm, fractions, old_hits,
+                                           flips=curve_flips[order])
                   for order, perm in orders.items()}
+        per_query = {"self_hit": self_ret.hits, "self_ap": self_ret.ap, "cross_hit": cross_ret.hits,
+                     "cross_ap": cross_ret.ap, "flip_cross": old_hits & ~cross_ret.hits,
+                     **{f"curve_flips/{order}": np.mean(flips, 0) for order, flips in curve_flips.items()}}
         adapted_cross = None
         if adapter is not None:
             new_train = embed_split(model, self.train, self.device, batch)
@@ -228,7 +267,9 @@ class CompatStudy:
                 self.writer.add_scalar(f"{name}/adapter_loss", value, epoch)
             with torch.no_grad():
                 adapted = adapter(old_test.moments.to(self.device)).cpu().numpy()
-            adapted_cross = retrieve(queries, adapted, targets).metrics
+            adapted_ret = retrieve(queries, adapted, targets)
+            adapted_cross = adapted_ret.metrics
+            per_query.update(adapted_hit=adapted_ret.hits, adapted_ap=adapted_ret.ap)
             for order, perm in orders.items():
                 curves[order + ADAPTED] = hot_refresh_curve(queries, adapted, new_gallery, targets, perm, fractions, old_hits)
             log.info("%s: forward adapter (%d epochs, loss %.3f -> %.3f): cross R@1 %.2f -> adapted %.2f", name,
@@ -238,7 +279,7 @@ class CompatStudy:
                      "text": self.data.text.state()}, self.work_dir / "checkpoints" / f"new_{name}.pt")
         result = MethodResult(name, self_ret.metrics, cross_ret.metrics, adapted_cross,
                               negative_flip_rate(old_hits, cross_ret.hits), negative_flip_rate(old_hits, self_ret.hits),
-                              curves, time.perf_counter() - start)
+                              curves, time.perf_counter() - start, per_query)
         for key, metrics in (("self", result.new_self), ("cross", result.cross), ("adapted_cross", result.adapted_cross)):
             for metric, value in (metrics or {}).items():
                 self.writer.add_scalar(f"final/{key}/{metric}", value, list(self.compat["run"]).index(name))
@@ -260,8 +301,7 @@ class CompatStudy:
         batch = int(self.compat["eval"].get("batch_size", 256))
         old_train = embed_split(old_model, old_train_split, self.device, batch)
         old_test = embed_split(old_model, old_test_split, self.device, batch)
-        targets = self.test.query_moment.numpy()
-        old_ret = retrieve(old_test.sentences.numpy(), old_test.moments.numpy(), targets)
+        old_ret = retrieve(old_test.sentences.numpy(), old_test.moments.numpy(), self.relevant)
         log.info("old self-test on %s: %s", self.test_name, ", ".join(f"{k} {v:.2f}" for k, v in old_ret.metrics.items()))
         backfill = self.compat["backfill"]
         steps = int(backfill.get("steps", 10))
@@ -275,7 +315,9 @@ class CompatStudy:
             methods[name] = self._run_method(name, old_train, old_test, old_ret.hits, orders, fractions,
                                              old_model.temperature)
         study = StudyResult(old_ret.metrics, methods, list(orders), fractions, self.old_queries,
-                            self.test.num_queries, self.test.num_moments, time.perf_counter() - start)
+                            self.test.num_queries, self.test.num_moments, time.perf_counter() - start,
+                            {"hit": old_ret.hits, "ap": old_ret.ap}, float(np.asarray(self.relevant).sum(1).mean())
+                            if np.asarray(self.relevant).ndim == 2 else 1.0)
         self._write(study, command)
         return study
 
@@ -286,12 +328,12 @@ class CompatStudy:
         plot_hot_refresh(study, wd / "hot_refresh.png")
         (wd / "summary.md").write_text(summary_markdown(study, command))
         (wd / "metrics.json").write_text(json.dumps(
-            {"old_self": study.old_self, "methods": {k: asdict(v) for k, v in study.methods.items()},
-             "claims": [asdict(c) for c in check_claims(study)], "seconds": study.seconds}, indent=1))
+            {"old_self": study.old_self, "methods": {k: v.summary() for k, v in study.methods.items()},
+             "intervals": intervals(study), "claims": [asdict(c) for c in check_claims(study)],
+             "seconds": study.seconds}, indent=1))
         self.writer.close()
         for claim in check_claims(study):
-            log.info("claim: %s -> %s (%s)", claim.text, {True: "held", False: "DID NOT HOLD", None: "n/a"}[claim.held],
-                     claim.detail)
+            log.info("claim: %s -> %s (%s)", claim.text, claim.verdict, claim.detail)
 
 
 def run_study(cfg: DictConfig, work_dir: str | Path, overwrite: bool = False, command: str | None = None) -> StudyResult:

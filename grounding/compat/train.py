@@ -98,7 +98,7 @@ def train_dual_encoder(model: DualEncoder, split: MomentSplit, settings: TrainSe
                 parts = {"task": info_nce(sentences, moments, model.embedding.temperature, same)}
                 if terms.loss is not None:
                     parts["compat"] = terms.weight * terms.loss(moments, sentences, old_moments[moment],
-                                                                old_sentences[index], moment)
+                                                                old_sentences[index], moment, query_ids=index)
                 if terms.adapter is not None:
                     adapted = terms.adapter(old_moments[moment])
                     parts["forward"] = terms.forward_weight * forward_loss(adapted, moments, sentences, same,

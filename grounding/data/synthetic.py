@@ -1,22 +1,32 @@
 """A built-in benchmark written as *real files in the Charades-STA layout*, so the whole pipeline runs
 without any download, and hard enough to tell models apart.
 
-Each video is a sequence of events; an event is an (action, object) pair whose clip features are the
-sum of a random action vector and a random object vector, fading in and out over ~1 s (fuzzy
-boundaries), on top of a per-video background and per-clip noise. A query is only answerable by
+Each video is a sequence of events; an event is an (action, object) pair. Its clip features are
+``signal * (A_a + style * S_a + O_o + interaction * U_a * V_o)``: an action vector with a per-video
+variation ``S_a`` (an action looks alike within a video, differently across videos), an object vector,
+and an interaction term (the elementwise product of an action and an object factor), so an event is not
+the plain sum of its words. Events fade in and out over ~1 s (fuzzy boundaries), on top of a per-video
+background and per-clip noise. The T clips of a video of D seconds span [0, D) evenly (clip i is
+centred at (i + 0.5) D / T), which is what the feature resampler assumes. A query is only answerable by
 reading its words:
 
 - *compositional*: every target event has distractors in the same video that share its action or
   its object, so neither word alone finds it; sentences use several phrasings and tenses;
-- *temporal*: some videos show the same event X twice with another event Y between, and a decoy Y'
-  sharing a word with Y after (or before) them; "X before Y" and "X after Y" pick the first or the
-  second occurrence, and a model that mistakes Y' for Y picks the other one;
+- *relational* (tag ``temporal``): the named event X occurs 2 or 3 times, the reference event Y once
+  in a random gap between (or around) them, and a decoy Y' sharing a word with Y in another gap.
+  "X before Y" is the last X before Y, "X after Y" the first X after it. Which occurrence is meant
+  depends on where Y is, so "before" is not always the first occurrence nor "after" the last (a rule
+  that knows every X but not Y is right at most half the time), and mistaking Y' for Y gives another
+  occurrence. ``grounding.data.shortcuts`` measures what video-free predictors reach;
 - *novel*: a held-out set of action-object combinations never appears in any training video; test
   queries about them measure compositional generalisation (as Charades-CG does).
 
 Files: ``annotations/charades_sta_{train,test}.txt``, ``annotations/Charades_v1_{train,test}.csv``
-(``id,length``), ``features/<vid>.npy`` (T, feature_dim) float32 at ``clips_per_second``, and
-``annotations/charades_sta_{split}.tags.jsonl`` (``{"qid", "tags"}``; tags ``plain``/``temporal``/``novel``).
+(``id,length``), ``features/<vid>.npy`` (T, feature_dim) float32 with T = ceil(D * clips_per_second),
+and ``annotations/charades_sta_{split}.tags.jsonl``: ``{"qid", "tags", "event"}`` (tags
+``plain``/``temporal``/``novel``; ``event`` the target's canonical name, e.g. ``"open door"``), plus, for
+relational queries, ``"relation": ["before" | "after", <reference event>]`` and ``"occurrence": [i, n]``
+(the target is the i-th of the n occurrences of its event).
 """
 
 from __future__ import annotations
@@ -82,9 +92,20 @@ class SyntheticSpec:
     background: float = 1.0  # scale of the per-video constant background
     boundary_fuzz: float = 1.0  # seconds over which an event fades in and out
     label_jitter: float = 0.4  # std (s) of annotation noise on the given boundaries
-    temporal_fraction: float = 0.5  # share of videos with a repeated event ("X before/after Y")
+    style: float = 0.5  # per-video variation of how an action looks, relative to the action vector
+    interaction: float = 0.75  # scale of the action-object interaction term (elementwise product)
+    temporal_fraction: float = 0.6  # share of videos with a repeated event ("X before/after Y")
     heldout_fraction: float = 0.15  # share of action-object combinations never seen in training
     seed: int = 0
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
+
+
+def _name(event: tuple[int, int]) -> str:
+    """A canonical name of an (action, object) event, e.g. "put down cup" (the sidecar's ``event``)."""
+    return f"{ACTIONS[event[0]][0]} {OBJECTS[event[1]]}"
 
 
 def _phrase(template: str, action: int, obj: int, action2: int | None = None, obj2: int | None = None) -> str:
@@ -100,8 +121,10 @@ class _Generator:
         self.spec = spec
         self.rng = np.random.default_rng(spec.seed)
         d = spec.feature_dim
-        self.action_vecs = self.rng.normal(0, spec.signal, (len(ACTIONS), d)).astype(np.float32)
-        self.object_vecs = self.rng.normal(0, spec.signal, (len(OBJECTS), d)).astype(np.float32)
+        self.action_vecs = self.rng.normal(0, 1, (len(ACTIONS), d)).astype(np.float32)
+        self.object_vecs = self.rng.normal(0, 1, (len(OBJECTS), d)).astype(np.float32)
+        self.action_mix = self.rng.normal(0, 1, (len(ACTIONS), d)).astype(np.float32)  # interaction factors
+        self.object_mix = self.rng.normal(0, 1, (len(OBJECTS), d)).astype(np.float32)
         combos = [(a, o) for a in range(len(ACTIONS)) for o in range(len(OBJECTS))]
         order = self.rng.permutation(len(combos))
         n_heldout = int(round(spec.heldout_fraction * len(combos)))
@@ -128,6 +151,41 @@ class _Generator:
             t += length
         return out
 
+    def _relational(self, main: tuple[int, int], distractors: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], list[dict]]:
+        """X occurs ``n`` (2 or 3) times; the reference Y sits in gap ``k`` (0..n) between them and a
+        decoy Y' (sharing a word with Y) in another gap; one distractor of X anywhere.
+
+        "X before Y" is the last X before Y (occurrence ``k``), "X after Y" the first X after it
+        (occurrence ``k + 1``); only the relations that exist are asked. Every (n, k) is equally likely,
+        so a rule that knows where every X is but not where Y is picks the right one at most half the
+        time, and "before" is the first X (or "after" the last) only when Y happens to sit there.
+        """
+        other = self._pick(self.seen, avoid={main, *distractors})  # Y
+        assert other is not None
+        share_action = self.rng.random() < 0.5
+        decoy = self._pick(self.seen, action=other[0] if share_action else None,
+                           obj=None if share_action else other[1], avoid={main, other, *distractors})
+        n = int(self.rng.integers(2, 4))
+        k = int(self.rng.integers(n + 1))
+        gaps: list[list[tuple[int, int]]] = [[] for _ in range(n + 1)]
+        gaps[k].append(other)
+        if decoy is not None:  # in another gap, so mistaking Y' for Y changes the answer
+            gaps[int(self.rng.choice([j for j in range(n + 1) if j != k]))].append(decoy)
+        seq: list[tuple[int, int]] = list(gaps[0])
+        for gap in gaps[1:]:
+            seq += [main, *gap]
+        if distractors:
+            at = int(self.rng.integers(len(seq) + 1))
+            seq.insert(at, distractors[int(self.rng.integers(len(distractors)))])
+        where = [i for i, e in enumerate(seq) if e == main]  # the n occurrences of X, in time order
+        queries = []
+        for relation, index, templates in (("before", k, BEFORE_TEMPLATES), ("after", k + 1, AFTER_TEMPLATES)):
+            if 1 <= index <= n:
+                tpl = templates[self.rng.integers(len(templates))]
+                queries.append({"target": where[index - 1], "text": _phrase(tpl, *main, *other), "tags": ["temporal"],
+                                "relation": [relation, _name(other)], "occurrence": [index, n]})
+        return seq, queries
+
     def _events(self, novel: bool) -> tuple[list[tuple[int, int]], list[dict]]:
         """Event combos in time order and the queries about them (``target`` = event index)."""
         allowed = self.seen if not novel else self.seen + sorted(self.heldout)
@@ -141,27 +199,9 @@ class _Generator:
             if c is not None:
                 events.append(c)
         queries: list[dict] = []
-        temporal = not novel and self.rng.random() < self.spec.temporal_fraction
-        if temporal:
-            other = self._pick(self.seen, avoid=set(events))  # Y
-            assert other is not None
-            share_action = self.rng.random() < 0.5
-            decoy = self._pick(self.seen, action=other[0] if share_action else None,  # Y', shares a word with Y
-                               obj=None if share_action else other[1], avoid=set(events) | {other})
-            # X Y X Y' or Y' X Y X: the occurrence of X before (after) the *decoy* is the wrong answer
-            seq = [main, other, main, decoy] if self.rng.random() < 0.5 else [decoy, main, other, main]
-            seq = [e for e in seq if e is not None]
-            first = seq.index(main)
-            second = len(seq) - 1 - seq[::-1].index(main)
-            distractor = events[1 + int(self.rng.integers(len(events) - 1))] if len(events) > 1 else None
-            if distractor is not None:  # one distractor of X (sharing a word) anywhere
-                at = int(self.rng.integers(len(seq) + 1))
-                seq.insert(at, distractor)
-                first, second = first + (at <= first), second + (at <= second)
-            for tpl_set, target in ((BEFORE_TEMPLATES, first), (AFTER_TEMPLATES, second)):
-                tpl = tpl_set[self.rng.integers(len(tpl_set))]
-                queries.append({"target": target, "text": _phrase(tpl, *main, *other), "tags": ["temporal"]})
-            events = seq
+        relational = not novel and self.rng.random() < self.spec.temporal_fraction
+        if relational:
+            events, queries = self._relational(main, events[1:])
         else:
             # a second family: another event and one distractor sharing its action or its object
             second = self._pick(self.seen, avoid=set(events))
@@ -185,19 +225,32 @@ class _Generator:
                 queries.append({"target": i, "text": _phrase(tpl, a, o), "tags": ["novel" if is_novel else "plain"]})
         return events, queries
 
-    def video(self, novel: bool) -> tuple[np.ndarray, float, list[tuple[float, float, str, list[str]]]]:
+    def _look(self, events: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+        """How each event of one video looks: ``signal * (A_a + style * S_a + O_o + interaction * U_a * V_o)``
+        with ``S_a`` drawn per video and action (the same action looks alike within a video, differently
+        across videos) and ``U_a * V_o`` an elementwise product, which no sum of an action part and an
+        object part can express."""
+        spec = self.spec
+        style = {a: self.rng.normal(0, 1, spec.feature_dim).astype(np.float32) for a in sorted({a for a, _ in events})}
+        return {(a, o): spec.signal * (self.action_vecs[a] + spec.style * style[a] + self.object_vecs[o]
+                                       + spec.interaction * self.action_mix[a] * self.object_mix[o])
+                for a, o in set(events)}
+
+    def video(self, novel: bool) -> tuple[np.ndarray, float, list[tuple[float, float, str, dict]]]:
         spec = self.spec
         events, queries = self._events(novel)
         duration = float(np.round(self.rng.uniform(spec.min_duration, spec.max_duration), 2))
         spans = self._layout(duration, len(events))
         num_clips = max(1, int(np.ceil(duration * spec.clips_per_second)))
-        centers = (np.arange(num_clips) + 0.5) / spec.clips_per_second  # (T,)
+        # T clips span [0, D) evenly, as the feature resampler (grounding.data.features) assumes
+        centers = (np.arange(num_clips) + 0.5) * duration / num_clips  # (T,)
         feats = self.rng.normal(0, spec.noise, (num_clips, spec.feature_dim)).astype(np.float32)
         feats += self.rng.normal(0, spec.background, (1, spec.feature_dim)).astype(np.float32)
+        look = self._look(events)
         width = max(spec.boundary_fuzz, 1e-3) / 4
-        for (a, o), (start, end) in zip(events, spans, strict=True):
-            weight = 1 / (1 + np.exp(-(centers - start) / width)) * 1 / (1 + np.exp((centers - end) / width))
-            feats += weight[:, None].astype(np.float32) * (self.action_vecs[a] + self.object_vecs[o])
+        for event, (start, end) in zip(events, spans, strict=True):
+            weight = _sigmoid((centers - start) / width) * _sigmoid((end - centers) / width)
+            feats += weight[:, None].astype(np.float32) * look[event]
         out = []
         for q in queries:
             start, end = spans[q["target"]]
@@ -205,11 +258,13 @@ class _Generator:
             start, end = max(0.0, start + js), min(duration, end + je)
             if end - start < 1.0:
                 start, end = spans[q["target"]]
-            out.append((round(start, 1), round(end, 1), q["text"], q["tags"]))
+            side = {"tags": q["tags"], "event": _name(events[q["target"]]),
+                    **{k: q[k] for k in ("relation", "occurrence") if k in q}}
+            out.append((round(start, 1), round(end, 1), q["text"], side))
         return feats, duration, out
 
 
-GENERATOR_VERSION = 3  # bump when the generator's output changes, so old folders are regenerated
+GENERATOR_VERSION = 4  # bump when the generator's output changes, so old folders are regenerated
 
 
 def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwrite: bool = False,
@@ -250,8 +305,8 @@ def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwri
             feats, duration, queries = gen.video(novel)
             np.save(root / "features" / f"{vid}.npy", feats)
             durations.append(f"{vid},{duration}")
-            for start, end, text, qtags in queries:
-                tags.append({"qid": len(lines), "tags": qtags})
+            for start, end, text, side in queries:
+                tags.append({"qid": len(lines), **side})
                 lines.append(f"{vid} {start:.1f} {end:.1f}##{text}")
         (root / "annotations" / f"charades_sta_{split}.txt").write_text("\n".join(lines) + "\n")
         (root / "annotations" / f"Charades_v1_{split}.csv").write_text("id,length\n" + "\n".join(durations) + "\n")

@@ -7,8 +7,12 @@ compatibility experiments (``grounding/compat``), which only ever call these thr
     embed_text(x)    (..., text_dim) word or sentence features       -> (..., embed_dim), unit norm
     similarity(a, b) (N, E), (M, E) -> (N, M) cosine similarity divided by the temperature
 
-The temperature is learnable (stored as its log, clamped to [0.01, 1]) unless ``learn_temperature``
-is False. ``pool_moment`` turns clip features and a moment mask into one moment feature, so that a
+The temperature is learnable unless ``learn_temperature`` is False (then it is used as given,
+within [0.01, 1]). A learnable one is stored as its log and bounded to [0.01, 1] by a *smooth* clamp in log space (``soft_clamp``): half a unit of log or more
+inside the range it is the identity (to 1e-4), exactly at a bound it gives 1.07x the floor (0.93x the
+ceiling), and its gradient there is half the unclamped one instead of zero, so a temperature pushed
+to the floor can still move back (a hard ``clamp`` freezes it there for good). An initial value
+outside the range starts at the bound. ``pool_moment`` turns clip features and a moment mask into one moment feature, so that a
 gallery of moments can be embedded without knowing the model that produced the clips.
 """
 
@@ -19,6 +23,14 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 1.0
+
+
+def soft_clamp(x: torch.Tensor, low: float, high: float, sharpness: float = 10.0) -> torch.Tensor:
+    """``low + softplus(x - low) - softplus(x - high)`` (softplus of the given sharpness): ``x`` inside
+    [low, high], ``low``/``high`` far outside, and a gradient that is never exactly zero near a bound."""
+    return (low + F.softplus(x - low, beta=sharpness) - F.softplus(x - high, beta=sharpness))
 
 
 class SharedEmbeddingSpace(nn.Module):
@@ -35,7 +47,8 @@ class SharedEmbeddingSpace(nn.Module):
         self.embed_dim = embed_dim
         self.video_proj = self._projection(video_dim, embed_dim, hidden)
         self.text_proj = self._projection(text_dim, embed_dim, hidden)
-        log_t = torch.tensor(math.log(temperature))
+        # start inside the bounds: far outside, the smooth clamp's gradient would be vanishingly small
+        log_t = torch.tensor(math.log(min(max(temperature, MIN_TEMPERATURE), MAX_TEMPERATURE)))
         if learn_temperature:
             self.log_temperature = nn.Parameter(log_t)
         else:
@@ -49,7 +62,10 @@ class SharedEmbeddingSpace(nn.Module):
 
     @property
     def temperature(self) -> torch.Tensor:
-        return self.log_temperature.exp().clamp(0.01, 1.0)
+        if not isinstance(self.log_temperature, nn.Parameter):  # fixed: no gradient to keep alive
+            return self.log_temperature.exp().clamp(MIN_TEMPERATURE, MAX_TEMPERATURE)
+        low, high = math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)
+        return soft_clamp(self.log_temperature, low, high).exp()
 
     def embed_video(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.video_proj(x), dim=-1)

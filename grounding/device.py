@@ -5,16 +5,20 @@
 - ``autocast_dtype`` (training and grounding inference): bf16 autocast on GPUs that support it, fp16
   on older ones, full precision on the CPU (CPU autocast is slower than fp32 for these small models);
   ``precision=fp32`` turns it off. ``weights_dtype`` (frozen feature backbones): fp16 on GPUs.
-- ``configure_threads``: see its docstring for why the default is not simply one thread per core.
+- ``configure_threads``: CPU threads shared among the runs on the machine (``CpuShare`` says why).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
+from grounding.cache import cache_dir
 from grounding.errors import GroundingError
 
 
@@ -61,27 +65,84 @@ def weights_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def default_threads(cores: int | None = None, load: float | None = None) -> int:
-    """CPU threads for a new run: the cores that the machine's other work leaves free (at least one).
+class CpuShare:
+    """This process's share of the CPU cores, among the grounding runs alive on the machine.
 
-    torch's default of one OpenMP thread per core falls off a cliff when two runs share a machine: each
-    run's threads spin-wait on cores the other run holds, and both slow down about tenfold. Counting the
-    one-minute load average (minus nothing of ours: the run has not started) as busy cores keeps a
-    second run on the cores that are actually free; a run alone on the machine still gets them all.
+    Why: torch's default of one OpenMP thread per core collapses when two runs share a machine. Every
+    parallel region waits for all its threads, and with twice as many threads as cores some thread is
+    always descheduled: two concurrent 2-thread trainings on 2 cores ran 9x slower each (75 s instead of
+    8.4 s per epoch), while 1 thread each costs 1.5x (docs/performance.md). Waiting passively
+    (``OMP_WAIT_POLICY=PASSIVE``) avoided the collapse but made a run alone 1.7x slower.
+
+    So every run registers itself in ``<cache>/runs/<pid>`` and uses ``cores // live runs`` threads
+    (at least one). ``refresh`` re-reads the registry at most every ``interval`` seconds; training steps
+    call it, so a run that started alone gives up cores within seconds when a second one starts, and
+    takes them back when it ends. ``train.num_threads=N`` pins the count instead.
     """
-    cores = cores or os.cpu_count() or 1
-    if load is None:
+
+    def __init__(self, folder: Path, cores: int | None = None, interval: float = 2.0) -> None:
+        self.folder = folder
+        self.cores = cores or os.cpu_count() or 1
+        self.interval = interval
+        self.entry = folder / str(os.getpid())
+        self._checked = 0.0
         try:
-            load = os.getloadavg()[0]
-        except OSError:  # not available on this platform
-            load = 0.0
-    return max(1, min(cores, cores - int(load + 0.5)))
+            folder.mkdir(parents=True, exist_ok=True)
+            self.entry.write_text(str(os.getpid()))
+        except OSError:  # a read-only cache: behave as if alone
+            self.entry = None
+        atexit.register(self.close)
+
+    def live_runs(self) -> int:
+        live = 0
+        for item in self.folder.glob("[0-9]*"):
+            try:
+                os.kill(int(item.name), 0)
+                live += 1
+            except ProcessLookupError:
+                item.unlink(missing_ok=True)  # a run that ended without cleaning up
+            except (PermissionError, ValueError):
+                live += 1  # another user's live process, or a name we did not write
+        return max(live, 1)
+
+    def threads(self) -> int:
+        return max(1, self.cores // self.live_runs())
+
+    def refresh(self, force: bool = False) -> int:
+        """Apply this process's current share (cheap when called often: reads the registry every ``interval`` s)."""
+        now = time.monotonic()
+        if force or now - self._checked >= self.interval:
+            self._checked = now
+            count = self.threads()
+            if count != torch.get_num_threads():
+                torch.set_num_threads(count)
+        return torch.get_num_threads()
+
+    def close(self) -> None:
+        if self.entry is not None:
+            self.entry.unlink(missing_ok=True)
+            self.entry = None
+
+
+_share: CpuShare | None = None
 
 
 def configure_threads(num_threads: int | str | None) -> int:
-    """Apply ``train.num_threads`` (an integer, or ``auto``/null for ``default_threads``); returns the count."""
-    count = default_threads() if num_threads in (None, "auto") else int(num_threads)
-    if count < 1:
-        raise GroundingError(f"train.num_threads={num_threads}: give a positive number or auto")
-    torch.set_num_threads(count)
-    return count
+    """Apply ``train.num_threads``: a positive integer pins it; ``auto``/null shares the cores among the
+    grounding runs on this machine (``CpuShare``). Returns the thread count now in force."""
+    global _share
+    if num_threads not in (None, "auto"):
+        count = int(num_threads)
+        if count < 1:
+            raise GroundingError(f"train.num_threads={num_threads}: give a positive number or auto")
+        torch.set_num_threads(count)
+        return count
+    if _share is None:
+        _share = CpuShare(cache_dir() / "runs")
+    return _share.refresh(force=True)
+
+
+def refresh_threads() -> None:
+    """Follow changes in the number of runs sharing the CPU (a no-op when threads are pinned)."""
+    if _share is not None:
+        _share.refresh()

@@ -105,3 +105,42 @@ def test_tensorized_batches_equal_the_collated_ones(tiny_synthetic):
     assert seen == len(dataset)
     shards = [sum(len(b) for b in fast.batches(8, shuffle=True, rank=r, world=3)) for r in range(3)]
     assert len(set(shards)) == 1 and sum(shards) >= len(dataset)  # equal shards for DDP
+
+
+def _labelled_dataset(tmp_path):
+    """Two videos of 20 s in 10 clips; one query with two windows and QVHighlights-style saliency labels."""
+    import numpy as np
+
+    from grounding.data.dataset import GroundingDataset
+    from grounding.data.features import FeatureBank, NpyFolderStore
+    from grounding.data.records import MomentRecord
+    from grounding.data.text import WordVocabulary
+
+    for vid in ("a", "b"):
+        np.save(tmp_path / f"{vid}.npy", np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32))
+    records = [
+        MomentRecord(0, "a person sits", "a", 20.0, [[2.0, 6.0], [14.0, 18.0]],
+                     {"relevant_clip_ids": [1, 2, 7, 8], "saliency_scores": [[4, 4, 4], [2, 2, 2], [1, 1, 1], [0, 0, 0]]}),
+        MomentRecord(1, "a person stands", "b", 20.0, [[10.0, 12.0]]),
+        MomentRecord(2, "a person sits again", "a", 20.0, [[0.0, 2.0]]),
+    ]
+    vocab = WordVocabulary()
+    vocab.fit(records)
+    return GroundingDataset(records, FeatureBank([NpyFolderStore(tmp_path)], num_clips=10), vocab)
+
+
+def test_several_windows_and_saliency_labels_become_targets(tmp_path):
+    from grounding.data.tensorized import TensorizedSplit
+
+    dataset = _labelled_dataset(tmp_path)
+    batch = collate([dataset[i] for i in range(3)])
+    assert batch.window_mask.tolist() == [[True, True], [True, False], [True, False]]
+    assert batch.window_clips[0].tolist() == [[1, 2], [7, 8]] and batch.start_idx.tolist() == [1, 5, 0]
+    assert batch.inside[0].nonzero().ravel().tolist() == [1, 2, 7, 8]
+    assert batch.saliency[0].tolist() == pytest.approx([0, 1.0, 0.5, 0, 0, 0, 0, 0.25, 0, 0])  # mean score / 4
+    assert batch.saliency[1].tolist() == batch.inside[1].tolist()  # no labels: the window's clips
+    fast = TensorizedSplit(dataset).batch(torch.arange(3))
+    for key in ("window_clips", "window_spans", "window_mask", "inside", "saliency", "span", "vid_index"):
+        torch.testing.assert_close(getattr(fast, key), getattr(batch, key), msg=key, rtol=0, atol=0)
+    single = TensorizedSplit(dataset).batch(torch.tensor([1, 2]))
+    assert single.window_clips.shape == (2, 1, 2)  # window padding trimmed to the batch, like collate

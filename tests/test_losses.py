@@ -133,3 +133,60 @@ def test_criterion_logs_each_term_and_skips_zero_weights():
     total, logs = criterion(_output(torch.zeros(2, 4, 2), torch.ones(2, 2), _identity_space(), batch, stages), batch)
     assert set(logs) == {"coarse/span_l1", "fine/span_l1", "total"}
     assert total.item() == pytest.approx(2.0 * (0.5 * 0 + 1.0 * 0.25))
+
+
+def _two_window_batch():
+    """One query of 6 clips with two ground-truth windows: clips 0-1 and clips 4-5."""
+    video_mask = torch.ones(1, 6, dtype=torch.bool)
+    clips = torch.tensor([[[0, 1], [4, 5]]])
+    spans = torch.tensor([[[0.0, 2 / 6], [4 / 6, 1.0]]])
+    return make_batch(torch.zeros(1, 6, 1), video_mask, torch.tensor([0]), torch.zeros(1, 2, dtype=torch.long),
+                      torch.ones(1, 2, dtype=torch.bool), clips[:, 0, 0], clips[:, 0, 1], spans[:, 0], torch.ones(1),
+                      window_clips=clips, window_spans=spans, window_mask=torch.ones(1, 2, dtype=torch.bool))
+
+
+def test_every_window_of_a_query_is_a_target():
+    batch = _two_window_batch()
+    assert batch.inside.tolist() == [[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]]
+    assert batch.saliency.tolist() == batch.inside.tolist()  # no annotated saliency: the windows' clips
+    # boundary CE: the start target is half on clip 0, half on clip 4: -(log p0 + log p4) / 2 per side
+    logits = torch.zeros(1, 6)
+    value = BoundaryCrossEntropy().stage(_stage(start_logits=logits, end_logits=logits), batch)
+    assert value.item() == pytest.approx(math.log(6), rel=1e-5)
+    # a span near the second window is compared with the second window only
+    near_second = _stage(span=torch.tensor([[0.7, 1.0]]))
+    assert SpanL1().stage(near_second, batch).item() == pytest.approx(abs(0.7 - 4 / 6), rel=1e-5)
+    near_first = _stage(span=torch.tensor([[0.0, 0.3]]))
+    assert SpanL1().stage(near_first, batch).item() == pytest.approx(abs(0.3 - 2 / 6), rel=1e-5)
+
+
+def test_span_losses_supervise_the_chosen_spans():
+    batch = _batch()
+    stage = _stage(span=torch.tensor([[0.25, 0.75], [0.0, 1 / 3]]), refined_span=torch.tensor([[0.0, 1.0], [0.0, 1 / 3]]))
+    assert SpanL1(spans="own").stage(stage, batch).item() == pytest.approx(0.0)
+    assert SpanL1(spans="refined").stage(stage, batch).item() == pytest.approx(0.5 / 2)
+    assert SpanL1(spans="both").stage(stage, batch).item() == pytest.approx(0.5 / 4)
+    with pytest.raises(ValueError, match="spans"):
+        SpanL1(spans="mine")
+
+
+def test_saliency_ranking_prefers_the_annotated_order():
+    from grounding.losses.localization import SaliencyRanking
+
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    batch = make_batch(torch.zeros(1, 4, 1), mask, torch.tensor([0]), torch.zeros(1, 2, dtype=torch.long),
+                       torch.ones(1, 2, dtype=torch.bool), torch.tensor([1]), torch.tensor([2]),
+                       torch.tensor([[0.25, 0.75]]), torch.ones(1), saliency=torch.tensor([[0.0, 1.0, 0.5, 0.0]]),
+                       saliency_labelled=torch.tensor([True]))
+    assert batch.saliency.tolist() == [[0.0, 1.0, 0.5, 0.0]]  # annotated scores win over the window
+
+    def loss(scores):
+        output = _output(torch.zeros(1, 4, 2), torch.ones(1, 2), _identity_space(), batch)
+        output.clip_mask = mask
+        output.saliency = torch.tensor([scores])
+        return SaliencyRanking(bce=0.0)(output, batch).item()
+
+    # pairs (i > j by target), weighted by the target gap: (1,0) 1, (1,3) 1, (2,0) .5, (2,3) .5, (1,2) .5
+    right, wrong = loss([-5.0, 5.0, 0.0, -5.0]), loss([5.0, -5.0, 0.0, 5.0])
+    expected = (2 * math.log1p(math.exp(-10)) + 2 * 0.5 * math.log1p(math.exp(-5)) + 0.5 * math.log1p(math.exp(-5))) / 3.5
+    assert right == pytest.approx(expected, rel=1e-4) and wrong > 5

@@ -20,10 +20,10 @@ from grounding.data.batch import make_batch, pad_sequences
 from grounding.data.records import MomentRecord
 from grounding.data.text import TextInput, build_text_input, tokenize
 from grounding.device import select_device
-from grounding.engine.checkpoint import load_checkpoint
+from grounding.engine.checkpoint import load_checkpoint, load_weights
 from grounding.errors import GroundingError
 from grounding.models import build_model_for_text
-from grounding.models.decoding import DecodeConfig, decode
+from grounding.models.decoding import DecodeConfig, decode_output
 
 REQUIRED_KEYS = ("model", "config", "text")
 
@@ -82,8 +82,8 @@ def load_for_inference(path: str | Path, device: str = "auto") -> LoadedCheckpoi
     max_words = int(cfg.data.get("max_words", 30))
     try:
         model = build_model_for_text(cfg.model, text)
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, TypeError) as err:
+        load_weights(model, state, ckpt)
+    except (RuntimeError, KeyError, TypeError, GroundingError) as err:
         raise _incompatible(ckpt, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
     decode_cfg = DecodeConfig.from_config(cfg)
     return LoadedCheckpoint(ckpt, model.to(dev).eval(), text, OmegaConf.to_container(cfg, resolve=True),
@@ -110,4 +110,4 @@ def run_and_decode(loaded: LoadedCheckpoint, videos: torch.Tensor, video_mask: t
     batch = make_batch(videos, video_mask, vid_index, words, word_mask, none, none,
                        span=torch.zeros(len(vid_index), 2, device=videos.device), duration=duration)
     output = loaded.model(batch)
-    return decode(output.decoded, output.clip_mask, duration, decode_cfg)
+    return decode_output(output, duration, decode_cfg)

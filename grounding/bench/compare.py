@@ -73,7 +73,7 @@ def _current_ops(bench: Any, decoding: Any, shape: Any, model_name: str, cpu: to
     def infer(batch: Any) -> None:
         model.eval()
         out = model(batch)
-        decoding.decode(out.decoded, out.clip_mask, batch.duration, decode_cfg)
+        decoding.decode_output(out, batch.duration, decode_cfg)
 
     return {"train": train_step, "infer_batch": lambda: infer(big), "infer_one": lambda: infer(one)}
 

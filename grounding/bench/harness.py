@@ -26,7 +26,7 @@ from grounding.device import autocast_dtype
 from grounding.engine.step import TrainStep, make_optimizer
 from grounding.losses import build_criterion
 from grounding.models import build_model
-from grounding.models.decoding import DecodeConfig, decode
+from grounding.models.decoding import DecodeConfig, decode_output
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def bench_inference(shape: Shape, model_name: str, device: torch.device, batch: 
     def infer(data: Batch):
         with grad_mode(), _autocast(device):
             out = forward(data)
-            decode(out.decoded, out.clip_mask, data.duration, decode_cfg)
+            decode_output(out, data.duration, decode_cfg)
 
     big, one = synthetic_batch(shape, batch, device), synthetic_batch(shape, 1, device)
     throughput = [batch / t for t in timed(lambda: infer(big), 2, repeats, _sync(device))]

@@ -12,10 +12,11 @@ from torch.utils.data import Dataset
 
 from grounding.data.batch import (
     Batch,
+    all_windows,
+    clip_saliency,
     distinct_videos,
     make_batch,
     pad_sequences,
-    target_window,
     window_to_clips,
 )
 from grounding.data.features import FeatureBank
@@ -45,10 +46,24 @@ class GroundingDataset(Dataset):
         rec = self.records[index]
         video = self.features.get(rec.vid)  # (T, D)
         duration = float(rec.duration)  # type: ignore[arg-type]  # clean_records guarantees it
-        window = target_window(rec.windows, duration)
-        s_idx, e_idx = window_to_clips(window, duration, video.shape[0])
-        return {"video": video, "words": self.text.encode(rec, self.max_words), "window": window,
-                "start_idx": s_idx, "end_idx": e_idx, "record": rec}
+        windows = all_windows(rec.windows, duration)
+        return {"video": video, "words": self.text.encode(rec, self.max_words), "windows": windows,
+                "window_clips": [window_to_clips(w, duration, video.shape[0]) for w in windows],
+                "saliency": clip_saliency(rec.extra, duration, video.shape[0]), "record": rec}
+
+
+def pad_windows(windows: Sequence[Sequence[Sequence[float]]], clips: Sequence[Sequence[tuple[int, int]]],
+                durations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every query's windows, padded to the most any query has: clips (B, W, 2), normalised spans (B, W, 2), mask."""
+    width = max(len(w) for w in windows)
+    window_clips = torch.zeros(len(windows), width, 2, dtype=torch.long)
+    window_spans = torch.zeros(len(windows), width, 2)
+    window_mask = torch.zeros(len(windows), width, dtype=torch.bool)
+    for i, (w, c) in enumerate(zip(windows, clips, strict=True)):
+        window_clips[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+        window_spans[i, : len(w)] = torch.tensor(w, dtype=torch.float32) / durations[i]
+        window_mask[i, : len(w)] = True
+    return window_clips, window_spans, window_mask
 
 
 def collate(items: Sequence[dict[str, Any]]) -> Batch:
@@ -60,11 +75,17 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
     word_dtype = torch.long if items[0]["words"].dtype == np.int64 else torch.float32
     words, word_mask = pad_sequences([it["words"] for it in items], word_dtype)
     duration = torch.tensor([float(r.duration) for r in records], dtype=torch.float32)
+    window_clips, window_spans, window_mask = pad_windows([it["windows"] for it in items],
+                                                          [it["window_clips"] for it in items], duration)
+    labelled = torch.tensor([it["saliency"] is not None for it in items])
+    saliency = None
+    if labelled.any():
+        saliency, _ = pad_sequences([it["saliency"] if it["saliency"] is not None else np.zeros(len(it["video"]))
+                                     for it in items], torch.float32)
     return make_batch(
         video, video_mask, torch.tensor(vid_index, dtype=torch.long), words, word_mask,
-        start_idx=torch.tensor([it["start_idx"] for it in items], dtype=torch.long),
-        end_idx=torch.tensor([it["end_idx"] for it in items], dtype=torch.long),
-        span=torch.tensor([it["window"] for it in items], dtype=torch.float32) / duration[:, None],
+        start_idx=window_clips[:, 0, 0], end_idx=window_clips[:, 0, 1], span=window_spans[:, 0],
         duration=duration, qid=[r.qid for r in records], vid=[r.vid for r in records],
-        query=[r.query for r in records], windows=[r.windows for r in records],
+        query=[r.query for r in records], windows=[r.windows for r in records], window_clips=window_clips,
+        window_spans=window_spans, window_mask=window_mask, saliency=saliency, saliency_labelled=labelled,
     )

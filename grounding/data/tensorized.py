@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from grounding.data.batch import Batch, make_batch, pad_sequences, target_window, window_to_clips
-from grounding.data.dataset import GroundingDataset
+from grounding.data.batch import Batch, all_windows, clip_saliency, make_batch, pad_sequences, window_to_clips
+from grounding.data.dataset import GroundingDataset, pad_windows
 from grounding.errors import GroundingError
 
 
@@ -34,12 +34,17 @@ class TensorizedSplit:
         self.word_lengths = word_mask.sum(1)  # kept on the host: trimming a batch's padding needs no sync
         self.words, self.word_mask = words.to(self.device), word_mask.to(self.device)
         durations = torch.tensor([float(r.duration) for r in records], dtype=torch.float32)
-        windows = torch.tensor([target_window(r.windows, float(r.duration)) for r in records], dtype=torch.float32)
-        clips = torch.tensor([window_to_clips(w, float(r.duration), num_clips) for w, r in zip(windows.tolist(), records, strict=True)])
+        windows = [all_windows(r.windows, float(r.duration)) for r in records]
+        clips = [[window_to_clips(w, float(r.duration), num_clips) for w in ws] for ws, r in zip(windows, records, strict=True)]
+        window_clips, window_spans, window_mask = pad_windows(windows, clips, durations)
         self.video_of = torch.tensor([index[r.vid] for r in records])  # host: distinct videos per batch without a sync
-        self.start_idx = clips[:, 0].to(self.device)
-        self.end_idx = clips[:, 1].to(self.device)
-        self.span = (windows / durations[:, None]).to(self.device)
+        self.window_clips, self.window_spans = window_clips.to(self.device), window_spans.to(self.device)
+        self.window_mask = window_mask.to(self.device)
+        self.window_count = window_mask.sum(1)  # host: the batch's window padding is trimmed like its word padding
+        labels = [clip_saliency(r.extra, float(r.duration), num_clips) for r in records]
+        self.labelled = torch.tensor([x is not None for x in labels], device=self.device)
+        self.saliency = torch.from_numpy(np.stack([x if x is not None else np.zeros(num_clips, np.float32)
+                                                   for x in labels])).to(self.device)  # (N, T)
         self.duration = durations.to(self.device)
         self.records = records
         self.num_clips = num_clips
@@ -50,6 +55,7 @@ class TensorizedSplit:
     def batch(self, rows: torch.Tensor) -> Batch:
         rows = rows.cpu()
         width = int(self.word_lengths[rows].max())  # host-side: no device sync
+        num_windows = int(self.window_count[rows].max())
         distinct, vid_index = torch.unique(self.video_of[rows], return_inverse=True)
         first = torch.full((len(distinct),), len(rows))
         first.scatter_reduce_(0, vid_index, torch.arange(len(rows)), "amin")
@@ -63,9 +69,12 @@ class TensorizedSplit:
         return make_batch(
             video, torch.ones(video.shape[:2], dtype=torch.bool, device=self.device),
             vid_index.to(self.device, non_blocking=True), self.words[rows, :width], self.word_mask[rows, :width],
-            start_idx=self.start_idx[rows], end_idx=self.end_idx[rows], span=self.span[rows],
-            duration=self.duration[rows], qid=[r.qid for r in records], vid=[r.vid for r in records],
-            query=[r.query for r in records], windows=[r.windows for r in records],
+            start_idx=self.window_clips[rows, 0, 0], end_idx=self.window_clips[rows, 0, 1],
+            span=self.window_spans[rows, 0], duration=self.duration[rows], qid=[r.qid for r in records],
+            vid=[r.vid for r in records], query=[r.query for r in records], windows=[r.windows for r in records],
+            window_clips=self.window_clips[rows, :num_windows], window_spans=self.window_spans[rows, :num_windows],
+            window_mask=self.window_mask[rows, :num_windows],
+            saliency=self.saliency[rows], saliency_labelled=self.labelled[rows],
         )
 
     def batches(self, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1) -> Iterator[Batch]:

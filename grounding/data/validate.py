@@ -22,20 +22,13 @@ from typing import Any
 
 from tqdm import tqdm
 
+from grounding.cache import cache_dir
 from grounding.data.features import FeatureBank
 from grounding.errors import GroundingError
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get("GROUNDING_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "grounding"
 
 
 @dataclass

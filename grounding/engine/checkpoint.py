@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import torch
 
 from grounding.errors import GroundingError
+
+log = logging.getLogger("grounding")
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> None:
@@ -38,8 +41,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise GroundingError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from err
 
 
+OPTIONAL_PARTS = ("saliency_head.",)  # parts added since checkpoints were first written
+
+
 def load_weights(model: torch.nn.Module, state: dict[str, Any], source: str | Path) -> None:
-    """Load a checkpoint's weights into ``model``, with an error that says what to do when they do not fit."""
+    """Load a checkpoint's weights into ``model``, with an error that says what to do when they do not fit.
+
+    A checkpoint written before the saliency head existed loads without it: the model then predicts
+    saliency from its inside-moment scores, as such checkpoints always did (``model.saliency_head=None``).
+    """
+    missing = set(model.state_dict()) - set(state["model"])
+    if missing and all(k.startswith(OPTIONAL_PARTS) for k in missing):
+        model.load_state_dict(state["model"], strict=False)
+        model.saliency_head = None
+        log.warning("%s has no saliency head (written before it existed): saliency comes from the inside scores", source)
+        return
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from grounding.data.batch import Batch
 from grounding.eval.predictions import Prediction, prediction_records
-from grounding.models.decoding import DecodeConfig, decode
+from grounding.models.decoding import DecodeConfig, decode_output
 
 
 @torch.inference_mode()
@@ -23,7 +23,7 @@ def predict(model: nn.Module, batches: Iterable[Batch], device: torch.device, de
         batch = batch.to(device)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             output = model(batch)
-        windows, saliency = decode(output.decoded, output.clip_mask, batch.duration, decode_cfg)
+        windows, saliency = decode_output(output, batch.duration, decode_cfg)
         out.extend(prediction_records(batch.qid, batch.vid, batch.query, windows.cpu(), saliency.cpu(),
                                       batch.num_clips.cpu()))
     model.train(was_training)

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from grounding.device import refresh_threads
 from grounding.engine.guards import NonFiniteLossGuard
 
 LossFn = Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -41,6 +42,7 @@ class TrainStep:
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
             loss, terms = loss_fn()
         self.guard.add(epoch, self.count, qids, loss, terms)
+        refresh_threads()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)

@@ -228,7 +228,8 @@ class Trainer:
         if self.splits.val is not None and best_path.is_file():
             load_weights(self.model, load_checkpoint(best_path, self.device), best_path)
             chosen = "best"
-        results: dict[str, Any] = {"checkpoint": chosen, "epochs": self.epoch, "selected_on": self.splits.select}
+        results: dict[str, Any] = {"checkpoint": chosen, "epochs": self.epoch, "selected_on": self.splits.select,
+                                   "parameters": sum(p.numel() for p in self.model.parameters())}
         for split in self.splits.evaluate:
             last = self.last_eval
             reuse = chosen == "last" and last is not None and last[:2] == (split, self.epoch)

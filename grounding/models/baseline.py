@@ -12,7 +12,7 @@ from torch import nn
 from grounding.data.batch import Batch
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import QueryEncoder, VideoEncoder, encode_batch
-from grounding.models.heads import BoundaryHeads, expected_span
+from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span
 from grounding.models.layers import AttentionBlock, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
 
@@ -44,6 +44,7 @@ class SpanBaseline(nn.Module):
         self.temporal = nn.ModuleList(AttentionBlock(cfg.dim, cfg.heads, cfg.dropout) for _ in range(cfg.temporal_layers))
         self.heads = BoundaryHeads(cfg.dim, cfg.dropout)
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
+        self.saliency_head = SaliencyHead(cfg.dim, cfg.dropout)
 
     def forward(self, batch: Batch) -> GroundingOutput:
         clips, _, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
@@ -55,4 +56,5 @@ class SpanBaseline(nn.Module):
         logits = self.heads(x, mask)
         span = StageOutput(*logits, span=expected_span(logits[0], logits[1], mask), tokens=x)
         return GroundingOutput(mask, clips, sentence, word_attn, SpaceOutput.project(self.embedding, clips, sentence),
-                               {"span": span}, final="span")
+                               {"span": span}, final="span",
+                               saliency=None if self.saliency_head is None else self.saliency_head(x, mask))

@@ -24,7 +24,7 @@ from torch import nn
 from grounding.data.batch import Batch
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import QueryEncoder, VideoEncoder, encode_batch
-from grounding.models.heads import BoundaryHeads, expected_span, inside_probability
+from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span, inside_probability
 from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
 
@@ -174,6 +174,7 @@ class CCMAN(nn.Module):
         self.focus = Focus(cfg.focus_source) if cfg.focus else NoFocus()
         self.fine = FineStage(cfg) if "fine" in cfg.stages else PassThrough()
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
+        self.saliency_head = SaliencyHead(cfg.dim, cfg.dropout)  # on the cascade's final clip tokens
 
     def forward(self, batch: Batch) -> GroundingOutput:
         clips, words, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
@@ -181,4 +182,5 @@ class CCMAN(nn.Module):
         state, fine = self.fine(self.focus(state, coarse))
         stages = {name: out for name, out in (("coarse", coarse), ("fine", fine)) if out is not None}
         return GroundingOutput(batch.clip_mask, clips, sentence, word_attn,
-                               SpaceOutput.project(self.embedding, clips, sentence), stages, final=list(stages)[-1])
+                               SpaceOutput.project(self.embedding, clips, sentence), stages, final=list(stages)[-1],
+                               saliency=None if self.saliency_head is None else self.saliency_head(state.clips, batch.clip_mask))

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from grounding.models.layers import masked_softmax
-from grounding.models.outputs import StageOutput
+from grounding.models.outputs import GroundingOutput, StageOutput
 
 
 @dataclass
@@ -87,9 +87,10 @@ def window_scores(start_logits, end_logits, inside_logits, mask, max_len: float,
 
 
 def decode(stage: StageOutput, mask: torch.Tensor, duration: torch.Tensor,
-           cfg: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor]:
+           cfg: DecodeConfig, saliency_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranked windows (B, K, 3) as ``[start_s, end_s, score]`` (rows past the valid ones are NaN) and
-    per-clip saliency (B, T) = sigmoid(inside logits), 0 on padding."""
+    per-clip saliency (B, T) = sigmoid(saliency head logits), or sigmoid(inside logits) for a model
+    without a saliency head; 0 on padding."""
     scores = window_scores(stage.start_logits, stage.end_logits, stage.inside_logits, mask, cfg.max_len, cfg.inside_weight)
     b, t, _ = scores.shape
     top = scores.view(b, -1).topk(min(cfg.candidates, t * t), dim=1)
@@ -102,5 +103,10 @@ def decode(stage: StageOutput, mask: torch.Tensor, duration: torch.Tensor,
     order = rank.argsort(dim=1)[:, : cfg.topk]
     picked = torch.cat([windows.gather(1, order[..., None].expand(-1, -1, 2)), top.values.gather(1, order)[..., None]], -1)
     picked[~keep.gather(1, order)] = float("nan")
-    saliency = torch.sigmoid(stage.inside_logits.float()) * mask
+    saliency = torch.sigmoid((stage.inside_logits if saliency_logits is None else saliency_logits).float()) * mask
     return picked, saliency
+
+
+def decode_output(output: GroundingOutput, duration: torch.Tensor, cfg: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``decode`` of a model's output: its decoded stage's windows and its saliency head's clip scores."""
+    return decode(output.decoded, output.clip_mask, duration, cfg, output.saliency)

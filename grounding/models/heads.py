@@ -27,6 +27,22 @@ class BoundaryHeads(nn.Module):
         return start, end, inside
 
 
+class SaliencyHead(nn.Module):
+    """Per-clip saliency logits (B, T) from query-aware clip tokens: how much each clip shows the query
+    (QVHighlights' highlight scores), trained by the ``saliency`` ranking loss; padded clips never rank."""
+
+    def __init__(self, dim: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.hidden = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, 1)
+        self.p = dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden = F.gelu(self.hidden(dropout(self.norm(x), self.p, self.training)))
+        return self.out(hidden).squeeze(-1).float().masked_fill(~mask, torch.finfo(torch.float32).min)
+
+
 def expected_span(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Differentiable span (B, 2) in [0, 1]: expected start boundary t/T and end boundary (t+1)/T."""
     num = mask.sum(1, keepdim=True).clamp_min(1).to(start_logits.dtype)

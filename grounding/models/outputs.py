@@ -7,6 +7,7 @@
       word_attn      (B, L)        the sentence pooling weights over words
       space          SpaceOutput   the same encodings projected into the shared embedding space
       stages         {name: StageOutput} in cascade order; ``final`` names the decoded stage
+      saliency       (B, T) per-clip highlight logits of the saliency head (None: a model without one)
 
     StageOutput
       start_logits, end_logits, inside_logits  (B, T), padded clips at the float32 minimum
@@ -72,6 +73,7 @@ class GroundingOutput:
     space: SpaceOutput
     stages: dict[str, StageOutput] = field(default_factory=dict)
     final: str = ""
+    saliency: torch.Tensor | None = None
 
     @property
     def decoded(self) -> StageOutput:

@@ -11,22 +11,14 @@ from torch import nn
 
 from grounding.data.batch import Batch
 from grounding.models.embedding import SharedEmbeddingSpace
-from grounding.models.encoders import QueryEncoder, VideoEncoder, encode_batch
+from grounding.models.encoders import EncoderSettings, build_encoders, encode_batch
 from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span
 from grounding.models.layers import AttentionBlock, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
 
 
 @dataclass
-class SpanBaselineConfig:
-    video_dim: int = 1024
-    dim: int = 128
-    heads: int = 4
-    dropout: float = 0.1
-    video_layers: int = 2
-    query_layers: int = 1
-    query_context: str = "transformer"
-    word_dim: int = 300
+class SpanBaselineConfig(EncoderSettings):
     temporal_layers: int = 2
     embed_dim: int = 128  # the shared space is unused by its losses but lets the compatibility study use it
     temperature: float = 0.07
@@ -37,9 +29,7 @@ class SpanBaseline(nn.Module):
                  pretrained_words: Any = None) -> None:
         super().__init__()
         self.cfg = cfg
-        self.video_encoder = VideoEncoder(cfg.video_dim, cfg.dim, cfg.video_layers, cfg.heads, cfg.dropout)
-        self.query_encoder = QueryEncoder(cfg.dim, vocab_size, cfg.word_dim, token_feat_dim, cfg.query_context,
-                                          cfg.query_layers, cfg.heads, cfg.dropout, pretrained_words)
+        self.video_encoder, self.query_encoder = build_encoders(cfg, vocab_size, token_feat_dim, pretrained_words)
         self.fusion = GlobalFusion(cfg.dim, cfg.dropout)
         self.temporal = nn.ModuleList(AttentionBlock(cfg.dim, cfg.heads, cfg.dropout) for _ in range(cfg.temporal_layers))
         self.heads = BoundaryHeads(cfg.dim, cfg.dropout)

@@ -23,22 +23,14 @@ from torch import nn
 
 from grounding.data.batch import Batch
 from grounding.models.embedding import SharedEmbeddingSpace
-from grounding.models.encoders import QueryEncoder, VideoEncoder, encode_batch
+from grounding.models.encoders import EncoderSettings, build_encoders, encode_batch
 from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span, inside_probability
 from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
 
 
 @dataclass
-class CCMANConfig:
-    video_dim: int = 1024
-    dim: int = 128
-    heads: int = 4
-    dropout: float = 0.1
-    video_layers: int = 2
-    query_layers: int = 1
-    query_context: str = "transformer"
-    word_dim: int = 300
+class CCMANConfig(EncoderSettings):
     coarse_layers: int = 1
     fine_layers: int = 2
     local_window: int = 6  # clips on each side in the fine stage's temporal attention
@@ -167,9 +159,7 @@ class CCMAN(nn.Module):
         if unknown or not cfg.stages:
             raise ValueError(f"model.stages must be a non-empty subset of [coarse, fine], got {cfg.stages}")
         self.cfg = cfg
-        self.video_encoder = VideoEncoder(cfg.video_dim, cfg.dim, cfg.video_layers, cfg.heads, cfg.dropout)
-        self.query_encoder = QueryEncoder(cfg.dim, vocab_size, cfg.word_dim, token_feat_dim, cfg.query_context,
-                                          cfg.query_layers, cfg.heads, cfg.dropout, pretrained_words)
+        self.video_encoder, self.query_encoder = build_encoders(cfg, vocab_size, token_feat_dim, pretrained_words)
         self.coarse = CoarseStage(cfg) if "coarse" in cfg.stages else PassThrough()
         self.focus = Focus(cfg.focus_source) if cfg.focus else NoFocus()
         self.fine = FineStage(cfg) if "fine" in cfg.stages else PassThrough()

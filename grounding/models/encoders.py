@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -93,3 +96,25 @@ def encode_batch(video_encoder: VideoEncoder, query_encoder: QueryEncoder, batch
     clips = video_encoder(batch.video, batch.video_mask)[batch.vid_index]
     words, sentence, word_attn = query_encoder(batch.words, batch.word_mask)
     return clips, words, sentence, word_attn
+
+
+@dataclass
+class EncoderSettings:
+    """The unimodal encoders' settings, shared by every grounding model (models extend this dataclass)."""
+
+    video_dim: int = 1024
+    dim: int = 128
+    heads: int = 4
+    dropout: float = 0.1
+    video_layers: int = 2
+    query_layers: int = 1
+    query_context: str = "transformer"
+    word_dim: int = 300
+
+
+def build_encoders(cfg: EncoderSettings, vocab_size: int | None, token_feat_dim: int | None,
+                   pretrained_words: Any = None) -> tuple[VideoEncoder, QueryEncoder]:
+    video = VideoEncoder(cfg.video_dim, cfg.dim, cfg.video_layers, cfg.heads, cfg.dropout)
+    query = QueryEncoder(cfg.dim, vocab_size, cfg.word_dim, token_feat_dim, cfg.query_context, cfg.query_layers,
+                         cfg.heads, cfg.dropout, pretrained_words)
+    return video, query

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import atexit
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from grounding.cache import cache_dir
 from grounding.errors import GroundingError
 
 
@@ -74,17 +74,19 @@ class CpuShare:
     8.4 s per epoch), while 1 thread each costs 1.5x (docs/performance.md). Waiting passively
     (``OMP_WAIT_POLICY=PASSIVE``) avoided the collapse but made a run alone 1.7x slower.
 
-    So every run registers itself in ``<cache>/runs/<pid>`` and uses ``cores // live runs`` threads
-    (at least one). ``refresh`` re-reads the registry at most every ``interval`` seconds; training steps
-    call it, so a run that started alone gives up cores within seconds when a second one starts, and
-    takes them back when it ends. ``train.num_threads=N`` pins the count instead.
+    So every run registers itself in ``<tmp>/grounding-runs-<uid>/<pid>`` while it runs and uses
+    ``cores // live runs`` threads (at least one). ``refresh`` re-reads the registry at most every
+    ``interval`` seconds; training steps call it, so a run that started alone gives up cores within
+    seconds when a second one starts, and takes them back when it ends. ``close`` (end of the run)
+    unregisters and restores the thread count the process had. ``train.num_threads=N`` pins the count.
     """
 
     def __init__(self, folder: Path, cores: int | None = None, interval: float = 2.0) -> None:
         self.folder = folder
         self.cores = cores or os.cpu_count() or 1
         self.interval = interval
-        self.entry = folder / str(os.getpid())
+        self.entry: Path | None = folder / str(os.getpid())
+        self.previous = torch.get_num_threads()
         self._checked = 0.0
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -122,6 +124,12 @@ class CpuShare:
         if self.entry is not None:
             self.entry.unlink(missing_ok=True)
             self.entry = None
+            torch.set_num_threads(self.previous)
+
+
+def registry_dir() -> Path:
+    """Where live runs register: per user and machine, whatever cache folder each run uses."""
+    return Path(tempfile.gettempdir()) / f"grounding-runs-{os.getuid()}"
 
 
 _share: CpuShare | None = None
@@ -138,8 +146,16 @@ def configure_threads(num_threads: int | str | None) -> int:
         torch.set_num_threads(count)
         return count
     if _share is None:
-        _share = CpuShare(cache_dir() / "runs")
+        _share = CpuShare(registry_dir())
     return _share.refresh(force=True)
+
+
+def release_threads() -> None:
+    """End of a run: leave the registry and restore the process's thread count."""
+    global _share
+    if _share is not None:
+        _share.close()
+        _share = None
 
 
 def refresh_threads() -> None:

@@ -331,7 +331,7 @@ class CompatStudy:
             {"old_self": study.old_self, "methods": {k: v.summary() for k, v in study.methods.items()},
              "intervals": intervals(study), "claims": [asdict(c) for c in check_claims(study)],
              "seconds": study.seconds}, indent=1))
-        self.writer.close()
+        self.session.close()
         for claim in check_claims(study):
             log.info("claim: %s -> %s (%s)", claim.text, claim.verdict, claim.detail)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from grounding.device import autocast_dtype, configure_threads, select_device
+from grounding.device import autocast_dtype, configure_threads, release_threads, select_device
 from grounding.engine.runtime import DistInfo, init_distributed, seed_everything
 from grounding.engine.settings import TrainSettings
 from grounding.engine.workdir import prepare_work_dir
@@ -69,3 +69,4 @@ class Run:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        release_threads()

@@ -1,6 +1,5 @@
 """Using trained models on your own videos: ``Grounder`` (DESIGN.md section 7), the ``ground`` and
-``serve`` commands, and the HTML report. Imported lazily, so that ``grounding.api.provenance`` (which
-the trainer uses) pulls in nothing else."""
+``serve`` commands, and the HTML report. Imported lazily, so that ``import grounding.api`` stays light."""
 
 from typing import Any
 

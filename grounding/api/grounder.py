@@ -27,7 +27,7 @@ from grounding.api.long_video import (
     window_clip_count,
     window_mean,
 )
-from grounding.api.provenance import describe, same_features, single_store
+from grounding.data.provenance import describe, same_features, single_store
 from grounding.errors import GroundingError
 
 

@@ -24,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
-from grounding.data.provenance import feature_provenance
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
 from grounding.data.dataset import collate
 from grounding.data.prepare import ensure_synthetic_data
+from grounding.data.provenance import feature_provenance
 from grounding.engine.batches import BatchSource
 from grounding.engine.checkpoint import load_checkpoint, load_weights, save_atomic
 from grounding.engine.guards import NonFiniteLossGuard

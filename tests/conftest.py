@@ -44,6 +44,19 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     return root
 
 
+TINY_QVH_SPEC = dict(layout="qvhighlights", train_videos=40, test_videos=20, feature_dim=32, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_qvh_synthetic(tmp_path_factory) -> Path:
+    """A small synthetic benchmark in the QVHighlights layout (saliency scores, several windows per query)."""
+    from grounding.data.synthetic import SyntheticSpec, write_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic_qvh")
+    write_synthetic(root, SyntheticSpec(**TINY_QVH_SPEC), overwrite=True, progress=False)
+    return root
+
+
 def tiny_overrides(root: Path, **extra: object) -> list[str]:
     """Overrides that shrink configs/synthetic.yaml to the tiny benchmark and a small, fast model."""
     items = {

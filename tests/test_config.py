@@ -7,7 +7,7 @@ from grounding.config import load_config, parse_overrides, save_config
 from grounding.errors import GroundingError
 
 REPO = Path(__file__).resolve().parents[1]
-TOP_CONFIGS = ["charades_sta", "activitynet", "tacos", "qvhighlights", "synthetic", "synthetic_baseline"]
+TOP_CONFIGS = ["charades_sta", "activitynet", "tacos", "qvhighlights", "synthetic", "synthetic_baseline", "synthetic_qvh"]
 
 
 def test_base_parts_merge_in_order_then_file_then_overrides(tmp_path):

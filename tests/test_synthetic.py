@@ -7,7 +7,7 @@ import pytest
 from grounding.data.annotations import read_annotations
 from grounding.data.synthetic import ACTIONS, OBJECTS, SyntheticSpec, _Generator, write_synthetic
 from grounding.errors import GroundingError
-from tests.conftest import TINY_SPEC
+from tests.conftest import TINY_QVH_SPEC, TINY_SPEC
 
 
 def _split(root, split):
@@ -215,3 +215,223 @@ def test_a_short_training_beats_every_video_free_predictor(tmp_path):
     metrics = Trainer(cfg, tmp_path / "work").fit()["test"]
     assert prior < 20
     assert metrics["R1@0.5"] >= prior + 8, (metrics["R1@0.5"], audit)
+
+
+# ---------------------------------------------------------------- the QVHighlights layout
+
+QVH_KEYS = ["qid", "query", "duration", "vid", "relevant_clip_ids", "saliency_scores", "relevant_windows"]
+
+
+def _qvh_lines(root, split):
+    ann = root / "annotations"
+    lines = [json.loads(line) for line in (ann / f"highlight_{split}_release.jsonl").read_text().splitlines()]
+    side = [json.loads(line) for line in (ann / f"highlight_{split}_release.tags.jsonl").read_text().splitlines()]
+    return lines, {s["qid"]: s for s in side}
+
+
+def test_qvhighlights_layout_round_trips_through_the_reader(tiny_qvh_synthetic):
+    qids = []
+    for split in ("train", "val"):
+        lines, side = _qvh_lines(tiny_qvh_synthetic, split)
+        records = read_annotations("qvhighlights", tiny_qvh_synthetic / "annotations" / f"highlight_{split}_release.jsonl")
+        assert len(records) == len(lines) == len(side) > 20 and set(side) == {line["qid"] for line in lines}
+        for line, rec in zip(lines, records, strict=True):
+            assert list(line) == QVH_KEYS
+            assert isinstance(line["duration"], int) and line["duration"] % 2 == 0 and 30 <= line["duration"] <= 150
+            assert (rec.qid, rec.query, rec.vid, rec.duration) == (line["qid"], line["query"], line["vid"], line["duration"])
+            assert rec.windows == [[float(s), float(e)] for s, e in line["relevant_windows"]]
+            assert rec.extra == {"relevant_clip_ids": line["relevant_clip_ids"], "saliency_scores": line["saliency_scores"]}
+            for s, e in line["relevant_windows"]:  # integer seconds on the 2 s grid, inside the video
+                assert s % 2 == 0 and e % 2 == 0 and 0 <= s < e <= line["duration"]
+            # clip k = [2k, 2k + 2): the ids are exactly the clips of the windows, each scored by 3 annotators
+            assert line["relevant_clip_ids"] == [k for s, e in line["relevant_windows"] for k in range(s // 2, e // 2)]
+            assert [len(s) for s in line["saliency_scores"]] == [3] * len(line["relevant_clip_ids"])
+            assert all(isinstance(x, int) and 0 <= x <= 4 for s in line["saliency_scores"] for x in s)
+        qids += [line["qid"] for line in lines]
+    assert len(qids) == len(set(qids))  # unique across splits, as in the real files
+
+
+def test_qvhighlights_layout_has_the_real_files_format(tiny_qvh_synthetic, shared):
+    real = json.loads((shared / "annotations/qvhighlights/highlight_val_release.jsonl").read_text().splitlines()[0])
+    ours = _qvh_lines(tiny_qvh_synthetic, "val")[0][0]
+    assert list(ours) == list(real)
+    for key in real:
+        assert type(ours[key]) is type(real[key]), key
+    assert len(ours["saliency_scores"][0]) == len(real["saliency_scores"][0]) == 3
+
+
+def test_several_window_queries_are_present_and_name_every_occurrence(tiny_qvh_synthetic):
+    lines, side = _qvh_lines(tiny_qvh_synthetic, "train")
+    several = [line for line in lines if len(line["relevant_windows"]) > 1]
+    assert 0.15 < len(several) / len(lines) < 0.6
+    for line in lines:
+        entry = side[line["qid"]]
+        assert ("repeated" in entry["tags"]) == (entry["occurrences"] > 1)
+        assert len(line["relevant_windows"]) <= entry["occurrences"]  # windows that touch are merged
+        if len(line["relevant_windows"]) > 1:
+            assert "repeated" in entry["tags"]
+    # the sentence describes every occurrence: the query's targets are all and only its event's occurrences
+    from grounding.data.synthetic_qvh import HighlightGenerator
+
+    gen = HighlightGenerator(SyntheticSpec(**TINY_QVH_SPEC))
+    for _ in range(50):
+        sequence, queries = gen.events(novel=False)
+        for q in queries:
+            event = sequence[q["targets"][0]]
+            assert q["targets"] == [i for i, e in enumerate(sequence) if e == event] and _combo(q["text"]) == event
+
+
+def test_saliency_is_graded_higher_in_the_core_of_an_event():
+    from grounding.data.synthetic_qvh import HighlightGenerator
+
+    gen = HighlightGenerator(SyntheticSpec(**{**TINY_QVH_SPEC, "annotator_noise": 0.0}))
+    core, edge, levels = [], [], set()
+    for _ in range(40):
+        _, _, queries = gen.video(novel=False)
+        for q in queries:
+            scores = np.array(q.scores)
+            assert np.array_equal(scores, scores[:, :1].repeat(3, 1))  # noise-free annotators agree
+            assert scores.max() == 4  # the core of the event
+            levels |= set(scores[:, 0].tolist())
+            for s, e in q.windows:
+                if e - s >= 10:  # 5 clips or more: first/last clip against the middle one
+                    w = scores[[q.clip_ids.index(k) for k in range(s // 2, e // 2)], 0]
+                    edge += [w[0], w[-1]]
+                    core.append(w[len(w) // 2])
+    assert {1, 2, 3, 4} <= levels and len(core) > 20
+    assert np.mean(core) > np.mean(edge) + 1.0
+
+
+def test_annotators_disagree_by_annotator_noise():
+    from grounding.data.synthetic_qvh import HighlightGenerator
+
+    gen = HighlightGenerator(SyntheticSpec(**{**TINY_QVH_SPEC, "annotator_noise": 0.6}))
+    scores = np.concatenate([np.array(q.scores) for _ in range(20) for q in gen.video(novel=False)[2]])
+    disagree = (scores.max(1) != scores.min(1)).mean()
+    assert 0.3 < disagree < 0.95 and set(np.unique(scores)) <= {0, 1, 2, 3, 4}
+
+
+def test_qvhighlights_features_have_one_row_per_2s_clip_and_show_the_saliency(tmp_path):
+    from grounding.config import load_config
+    from grounding.data.build import build_feature_bank
+    from grounding.data.features import clip_to_seconds
+    from grounding.data.synthetic_qvh import HighlightGenerator
+    from tests.conftest import REPO
+
+    spec = SyntheticSpec(**{**TINY_QVH_SPEC, "train_videos": 12, "test_videos": 2, "min_duration": 141, "max_duration": 150})
+    write_synthetic(tmp_path, spec, progress=False)
+    cfg = load_config(REPO / "configs/synthetic_qvh.yaml", [f"data.root={tmp_path}", "data.synthetic=null", "model.video_dim=32"])
+    bank = build_feature_bank(cfg.data, cfg.model.video_dim)
+    lines, _ = _qvh_lines(tmp_path, "train")
+    for line in lines:
+        raw = np.load(tmp_path / "features" / f"{line['vid']}.npy")
+        assert raw.dtype == np.float32 and raw.shape == (int(np.ceil(line["duration"] / 2)), 32)
+        assert np.array_equal(bank.get(line["vid"]), raw)  # native 2 s clips, never resampled (up to 150 s)
+        start, end = clip_to_seconds(np.arange(raw.shape[0]), raw.shape[0], line["duration"])
+        assert np.allclose(start, 2 * np.arange(raw.shape[0])) and np.allclose(end - start, 2.0)
+    assert max(line["duration"] for line in lines) > 142
+    # without noise or background a clip's feature is its event's look times its strength, which the
+    # noise-free annotators' score follows: the strongest clip of a one-event window scores 4
+    gen = HighlightGenerator(SyntheticSpec(**{**TINY_QVH_SPEC, "noise": 0.0, "background": 0.0, "annotator_noise": 0.0}))
+    checked = 0
+    for _ in range(20):
+        feats, duration, queries = gen.video(novel=False)
+        assert feats.shape[0] == duration // 2
+        for q in queries:
+            if len(q.windows) == 1:
+                norms = np.linalg.norm(feats[q.clip_ids], axis=1)
+                assert q.scores[int(np.argmax(norms))][0] == 4
+                checked += 1
+    assert checked > 30
+
+
+def _perfect_and_random(records, seed=0):
+    rng = np.random.default_rng(seed)
+    perfect, random = [], []
+    for rec in records:
+        dense = np.zeros(int(rec.duration) // 2)
+        dense[rec.extra["relevant_clip_ids"]] = np.mean(rec.extra["saliency_scores"], axis=1)
+        windows = [[s, e, 1.0] for s, e in rec.windows]
+        perfect.append({"qid": rec.qid, "pred_relevant_windows": windows, "pred_saliency_scores": dense.tolist()})
+        random.append({"qid": rec.qid, "pred_relevant_windows": windows, "pred_saliency_scores": rng.random(len(dense)).tolist()})
+    return perfect, random
+
+
+@pytest.mark.parametrize("annotator_noise", [0.0, 0.6])
+def test_the_official_evaluator_scores_the_ground_truth_perfect_and_random_saliency_low(tmp_path, annotator_noise):
+    from grounding.eval.qvhighlights import evaluate_qvhighlights
+
+    write_synthetic(tmp_path, SyntheticSpec(**{**TINY_QVH_SPEC, "annotator_noise": annotator_noise}), progress=False)
+    gt = read_annotations("qvhighlights", tmp_path / "annotations/highlight_val_release.jsonl")
+    perfect, random = (evaluate_qvhighlights(p, gt)["brief"] for p in _perfect_and_random(gt))
+    for key in ("MR-full-mAP", "MR-full-mAP@0.5", "MR-full-mAP@0.75", "MR-full-R1@0.5", "MR-full-R1@0.7"):
+        assert perfect[key] == 100.0, key
+    levels = ("Fair", "Good", "VeryGood")
+    for level in levels:
+        assert perfect[f"HL-min-{level}-Hit1"] == 100.0
+        assert random[f"HL-min-{level}-mAP"] < 40.0
+    if annotator_noise == 0:  # annotators agree: the ground truth's own scores rank every clip right
+        assert all(perfect[f"HL-min-{level}-mAP"] == 100.0 for level in levels)
+    else:  # three noisy annotators cannot all be matched by one ranking, but it comes close
+        assert perfect["HL-min-Fair-mAP"] > 95 and perfect["HL-min-VeryGood-mAP"] > 70
+        assert all(perfect[f"HL-min-{level}-mAP"] > random[f"HL-min-{level}-mAP"] + 45 for level in levels)
+
+
+def test_the_qvhighlights_config_writes_its_benchmark_on_first_use(tmp_path):
+    from grounding.config import load_config
+    from grounding.data.build import DataBundle
+    from grounding.data.prepare import ensure_synthetic_data
+    from tests.conftest import REPO
+
+    cfg = load_config(REPO / "configs/synthetic_qvh.yaml", [
+        f"data.root={tmp_path}", "data.synthetic.train_videos=8", "data.synthetic.test_videos=4",
+        "+data.synthetic.feature_dim=16", "model.video_dim=16"])
+    assert cfg.train.best_metric == "MR-full-mAP" and list(cfg.data.eval_splits) == ["val"] and cfg.data.val_split == "val"
+    ensure_synthetic_data(cfg)
+    assert json.loads((tmp_path / "synthetic_spec.json").read_text())["layout"] == "qvhighlights"
+    bundle = DataBundle(cfg)
+    records = bundle.records("val")
+    assert records and all("saliency_scores" in r.extra for r in records)
+    assert bundle.tags_path("val") == tmp_path / "annotations/highlight_val_release.tags.jsonl"
+    assert bundle.bank.get(records[0].vid).shape == (int(records[0].duration) // 2, 16)
+
+
+def test_spec_layouts_have_their_own_defaults_and_markers():
+    charades, qvh = SyntheticSpec(), SyntheticSpec(layout="qvhighlights")
+    assert (charades.min_duration, charades.max_duration, charades.clips_per_second) == (24.0, 40.0, 1.0)
+    assert (qvh.min_duration, qvh.max_duration, qvh.clips_per_second) == (30.0, 150.0, 0.5)
+    # a Charades-layout folder written before layouts existed (generator v4) is still recognised
+    assert set(charades.marker()) == {"train_videos", "test_videos", "feature_dim", "clips_per_second", "min_duration",
+                                      "max_duration", "noise", "signal", "background", "boundary_fuzz", "label_jitter",
+                                      "style", "interaction", "temporal_fraction", "heldout_fraction", "seed"}
+    assert qvh.marker()["layout"] == "qvhighlights" and "temporal_fraction" not in qvh.marker()
+    for bad, message in ((dict(layout="youcook"), "unknown"), (dict(layout="qvhighlights", clips_per_second=1.0), "2 s clip"),
+                         (dict(layout="qvhighlights", min_duration=31, max_duration=31), "even duration")):
+        with pytest.raises(GroundingError, match=message):
+            SyntheticSpec(**bad)
+
+
+def test_r1_counts_a_hit_on_any_of_several_windows():
+    from grounding.data.shortcuts import r1_at
+
+    pred = np.array([[0.0, 0.2], [0.4, 0.5]])
+    gt = np.array([[[0.6, 1.0], [0.0, 0.2]], [[0.0, 0.1], [np.nan, np.nan]]])
+    assert r1_at(pred, gt) == 50.0
+    assert r1_at(pred, gt[:, 0]) == 0.0  # first windows only
+
+
+def test_make_synthetic_writes_the_qvhighlights_layout_and_its_audit(tmp_path, capsys):
+    from tools.make_synthetic import main
+
+    out = tmp_path / "qvh"
+    assert main(["--out", str(out), "--layout", "qvhighlights", "--train-videos", "30", "--test-videos", "20",
+                 "--feature-dim", "4"]) == 0
+    text = capsys.readouterr().out
+    assert (out / "annotations/highlight_val_release.jsonl").is_file()
+    assert "qvhighlights layout" in text and "repeated" in text and "position_prior" in text
+    assert "configs/synthetic_qvh.yaml" in text.splitlines()[-1]
+    row = next(line.split() for line in text.splitlines() if line.startswith("random "))
+    assert all(float(x) < 40 for x in row[1::2])  # HL-mAP of random saliency: far from 100
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path / "bad"), "--layout", "qvhighlights", "--clips-per-second", "1"])
+    assert exit_info.value.code == 2 and "2 s clip" in capsys.readouterr().err

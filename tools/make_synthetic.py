@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write the built-in synthetic benchmark (Charades-STA layout) to a folder.
+"""Write the built-in synthetic benchmark (Charades-STA or QVHighlights layout) to a folder.
 
 A thin wrapper: the tool lives in grounding/cli/make_synthetic.py and is also the `grounding-make-synthetic` command.
 """

@@ -1,9 +1,12 @@
-"""Write the built-in synthetic benchmark (Charades-STA layout) to a folder.
+"""Write the built-in synthetic benchmark to a folder, in the Charades-STA layout (default) or the
+QVHighlights layout (several windows per query, graded saliency scores, 2 s clips).
 
     python tools/make_synthetic.py --out data/synthetic [--train-videos 1000 --test-videos 300 --seed 0 ...]
+    python tools/make_synthetic.py --out data/synthetic_qvh --layout qvhighlights
 
 It prints the shortcut audit (``grounding.data.shortcuts``): what video-free predictors reach per query
-tag. Then train on it with the real Charades-STA config: ``--config configs/charades_sta.yaml data.root=data/synthetic``.
+tag (and, for the QVHighlights layout, the highlight metrics of video-free saliency scores). Then train
+on it with the real config of that layout (printed last).
 """
 
 from __future__ import annotations
@@ -11,9 +14,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from grounding.data.shortcuts import audit_charades_folder, format_audit
-from grounding.data.synthetic import SyntheticSpec, write_synthetic
+from grounding.data.shortcuts import audit_synthetic_folder, format_audit
+from grounding.data.synthetic import LAYOUT_DEFAULTS, LAYOUTS, SyntheticSpec, write_synthetic
 from grounding.errors import exit_cleanly_on_user_errors
+
+
+def _arg(field: dataclasses.Field) -> dict:
+    """argparse keywords of one spec field; a field that defaults per layout takes the layout's type."""
+    if field.name == "layout":
+        return {"choices": LAYOUTS, "default": field.default, "help": f"file layout (default {field.default})"}
+    if field.default is None:
+        per_layout = ", ".join(f"{layout} {values[field.name]}" for layout, values in LAYOUT_DEFAULTS.items())
+        return {"type": type(LAYOUT_DEFAULTS["charades"][field.name]), "default": None,
+                "help": f"(default per layout: {per_layout})"}
+    return {"type": type(field.default), "default": field.default, "help": f"(default {field.default})"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -21,8 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="folder to write (annotations/, features/)")
     parser.add_argument("--overwrite", action="store_true", help="replace a folder that is not a synthetic benchmark")
     for field in dataclasses.fields(SyntheticSpec):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
-                            help=f"(default {field.default})")
+        parser.add_argument(f"--{field.name.replace('_', '-')}", **_arg(field))
     return parser.parse_args(argv)
 
 
@@ -31,10 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     spec = SyntheticSpec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SyntheticSpec)})
     counts = write_synthetic(args.out, spec, overwrite=args.overwrite)
-    print(f"synthetic benchmark in {args.out}: {counts['train']} train / {counts['test']} test queries")
-    print("shortcut audit: R1@0.5 (%) on the test split of predictors that never see the video "
+    held_out = "test" if spec.layout == "charades" else "val"
+    print(f"synthetic benchmark ({spec.layout} layout) in {args.out}: {counts['train']} train / "
+          f"{counts[held_out]} {held_out} queries")
+    print(f"shortcut audit: R1@0.5 (%) on the {held_out} split of predictors that never see the video "
           "(keyword_occurrence: % of relational queries whose occurrence a keyword-only rule picks)")
-    print(format_audit(audit_charades_folder(args.out)))
-    print(f"train: python tools/train_grounding.py --config configs/charades_sta.yaml --work-dir work_dirs/syn "
-          f"data.root={args.out} model.video_dim={spec.feature_dim}")
+    print(format_audit(audit_synthetic_folder(args.out)))
+    # data.synthetic=null: train on this folder as it is (the config's own spec would rewrite it)
+    config, extra = (("configs/charades_sta.yaml", "") if spec.layout == "charades"
+                     else ("configs/synthetic_qvh.yaml", " data.synthetic=null"))
+    print(f"train: python tools/train_grounding.py --config {config} --work-dir work_dirs/syn "
+          f"data.root={args.out} model.video_dim={spec.feature_dim}{extra}")
     return 0

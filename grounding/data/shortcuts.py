@@ -15,6 +15,12 @@ per tag of the ``<annotation stem>.tags.jsonl`` sidecar:
   of the target among the repeated event's occurrences): the best rule "for this keyword and this many
   occurrences, pick occurrence i", i.e. an oracle that finds every occurrence of the named event but
   ignores the reference event. Scored as accuracy (percent of queries whose occurrence it picks).
+
+A query with several ground-truth windows (QVHighlights) is a hit when the prediction reaches IoU 0.5
+with the window it overlaps most (as the official MR-R1); the predictors are fitted on first windows.
+For the synthetic benchmark's QVHighlights layout, ``audit_synthetic_folder`` adds two saliency
+predictors that never see the video (random scores, a per-position prior) scored with the official
+highlight metrics: the floor a saliency head has to clear.
 """
 
 from __future__ import annotations
@@ -48,11 +54,21 @@ def normalised_windows(records: Sequence[MomentRecord]) -> np.ndarray:
     return np.array([[r.windows[0][0] / r.duration, r.windows[0][1] / r.duration] for r in records], dtype=float)
 
 
+def normalised_all_windows(records: Sequence[MomentRecord]) -> np.ndarray:
+    """(N, G, 2) every ground-truth window of each record divided by its duration, NaN-padded."""
+    out = np.full((len(records), max((len(r.windows) for r in records), default=1), 2), np.nan)
+    for i, r in enumerate(records):
+        out[i, : len(r.windows)] = np.asarray(r.windows, dtype=float) / r.duration
+    return out
+
+
 def r1_at(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
-    """Percent of rows whose predicted window (N, 2) has IoU >= ``threshold`` with its target (N, 2)."""
+    """Percent of rows whose predicted window (N, 2) has IoU >= ``threshold`` with its target (N, 2),
+    or, for targets (N, G, 2) (NaN-padded), with the target window it overlaps most (as MR-R1)."""
     if len(gt) == 0:
         return float("nan")
-    iou = pairwise_iou(pred[:, None], gt[:, None])[:, 0, 0]
+    gt = gt[:, None] if gt.ndim == 2 else gt
+    iou = pairwise_iou(pred[:, None], gt)[:, 0].max(-1)
     return 100.0 * float((iou >= threshold).mean())
 
 
@@ -122,7 +138,7 @@ def audit(train: Sequence[MomentRecord], test: Sequence[MomentRecord], train_sid
     test = [r for r in test if r.windows and r.duration]
     if not train or not test:
         raise GroundingError("the shortcut audit needs training and test queries with a window and a duration")
-    y_train, y_test = normalised_windows(train), normalised_windows(test)
+    y_train, y_test = normalised_windows(train), normalised_all_windows(test)  # fitted on first windows
     overall = best_fixed_window(y_train)
     predictions = {"fixed_window": np.repeat(overall[None], len(test), 0)}
     key_train = np.array([keyword(r.query) for r in train])
@@ -164,30 +180,107 @@ def read_sidecar(path: Path) -> dict[Any, dict]:
     return {e["qid"]: e for e in entries}
 
 
+def _split_files(root: Path, layout: str, split: str) -> tuple[Path, Path | None]:
+    ann = root / "annotations"
+    if layout == "qvhighlights":
+        return ann / f"highlight_{split}_release.jsonl", None
+    return ann / f"charades_sta_{split}.txt", ann / f"Charades_v1_{split}.csv"
+
+
+def _read_split(root: Path, layout: str, split: str) -> tuple[list[MomentRecord], dict[Any, dict]]:
+    path, durations = _split_files(root, layout, split)
+    if not path.is_file():
+        raise GroundingError(f"{path} does not exist; write the benchmark first "
+                             f"(tools/make_synthetic.py --out {root} --layout {layout})")
+    records = read_annotations("charades_sta" if layout == "charades" else "qvhighlights", path, durations)
+    return records, read_sidecar(path.with_name(path.name.split(".")[0] + ".tags.jsonl"))
+
+
 def audit_charades_folder(root: str | Path, train_split: str = "train", test_split: str = "test") -> dict[str, dict[str, float]]:
     """Audit a folder in the Charades-STA layout (such as the synthetic benchmark's)."""
-    ann = Path(root) / "annotations"
-    splits = {}
-    for split in (train_split, test_split):
-        txt, csv = ann / f"charades_sta_{split}.txt", ann / f"Charades_v1_{split}.csv"
-        if not txt.is_file():
-            raise GroundingError(f"{txt} does not exist; write the benchmark first (tools/make_synthetic.py --out {root})")
-        splits[split] = (read_annotations("charades_sta", txt, csv), read_sidecar(ann / f"charades_sta_{split}.tags.jsonl"))
-    (train, train_side), (test, test_side) = splits[train_split], splits[test_split]
+    (train, train_side), (test, test_side) = (_read_split(Path(root), "charades", s) for s in (train_split, test_split))
     return audit(train, test, train_side, test_side)
 
 
-def format_audit(result: dict[str, dict[str, float]]) -> str:
-    """A small text table: one row per predictor, one column per tag (R1@0.5 or accuracy, percent)."""
-    tags = [t for t in ("all", "plain", "temporal", "novel") if t in result["count"]]
+def _dense_saliency(record: MomentRecord, num_clips: int) -> np.ndarray:
+    """(num_clips,) the annotators' mean score per 2 s clip, 0 outside ``relevant_clip_ids``."""
+    dense = np.zeros(num_clips)
+    ids = np.asarray(record.extra.get("relevant_clip_ids", []), dtype=int)
+    if ids.size:
+        dense[ids] = np.asarray(record.extra["saliency_scores"], dtype=float).mean(1)
+    return dense
+
+
+POSITION_BINS = 20
+
+
+def highlight_baselines(train: Sequence[MomentRecord], test: Sequence[MomentRecord],
+                        seed: int = 0) -> dict[str, dict[str, float]]:
+    """Official ``HL-min-*-mAP`` / ``-Hit1`` of two saliency predictors that never see the video:
+    ``random`` clip scores, and ``position_prior``, the training queries' mean score at each relative
+    position in the video (``POSITION_BINS`` bins). Highlight detection is only measured by clips'
+    content where both stay far below what a model reaches."""
+    from grounding.eval.qvhighlights import CLIP_SECONDS, evaluate_qvhighlights
+
+    total, count = np.zeros(POSITION_BINS), np.zeros(POSITION_BINS)
+    for rec in train:
+        n = int(rec.duration / CLIP_SECONDS)
+        bins = np.minimum(((np.arange(n) + 0.5) / n * POSITION_BINS).astype(int), POSITION_BINS - 1)
+        np.add.at(total, bins, _dense_saliency(rec, n))
+        np.add.at(count, bins, 1)
+    prior = total / np.maximum(count, 1)
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, float]] = {}
+    for name in ("random", "position_prior"):
+        predictions = []
+        for rec in test:
+            n = int(rec.duration / CLIP_SECONDS)
+            bins = np.minimum(((np.arange(n) + 0.5) / n * POSITION_BINS).astype(int), POSITION_BINS - 1)
+            scores = rng.random(n) if name == "random" else prior[bins] + 1e-6 * rng.random(n)  # ties broken at random
+            predictions.append({"qid": rec.qid, "pred_relevant_windows": [[0.0, rec.duration, 1.0]],
+                                "pred_saliency_scores": scores.tolist()})
+        brief = evaluate_qvhighlights(predictions, list(test))["brief"]
+        out[name] = {k: v for k, v in brief.items() if k.startswith("HL-")}
+    return out
+
+
+def synthetic_layout(root: str | Path) -> str:
+    """The layout recorded in a synthetic benchmark's ``synthetic_spec.json`` (``charades`` if none)."""
+    marker = Path(root) / "synthetic_spec.json"
+    return json.loads(marker.read_text()).get("layout", "charades") if marker.is_file() else "charades"
+
+
+def audit_synthetic_folder(root: str | Path) -> dict[str, Any]:
+    """The shortcut audit of a synthetic benchmark folder in either layout (Charades: train vs test;
+    QVHighlights: train vs val, R1@0.5 against the window each prediction overlaps most, plus the
+    video-free saliency baselines under ``highlight``)."""
+    layout = synthetic_layout(root)
+    if layout == "charades":
+        return audit_charades_folder(root)
+    (train, train_side), (val, val_side) = (_read_split(Path(root), layout, s) for s in ("train", "val"))
+    result: dict[str, Any] = dict(audit(train, val, train_side, val_side))
+    result["highlight"] = highlight_baselines(train, val)
+    return result
+
+
+def format_audit(result: dict[str, Any]) -> str:
+    """A small text table: one row per predictor, one column per tag (R1@0.5 or accuracy, percent);
+    then, where the audit has them, the saliency baselines' highlight metrics."""
+    tags = [t for t in ("all", "plain", "temporal", "single", "repeated", "novel") if t in result["count"]]
     tags += [t for t in result["count"] if t not in tags]
     lines = ["shortcut (no video)    " + " ".join(f"{t + ' (' + str(int(result['count'][t])) + ')':>16}" for t in tags)]
     for name in ("fixed_window", "tag_window", "keyword_prior", "text_only", "keyword_occurrence"):
         if name in result:
             cells = [f"{result[name][t]:16.1f}" if t in result[name] else f"{'-':>16}" for t in tags]
             lines.append(f"{name:<22} " + " ".join(cells))
+    if "highlight" in result:
+        keys = list(next(iter(result["highlight"].values())))
+        lines.append("saliency (no video)    " + " ".join(f"{k.removeprefix('HL-min-'):>16}" for k in keys))
+        for name, values in result["highlight"].items():
+            lines.append(f"{name:<22} " + " ".join(f"{values[k]:16.1f}" for k in keys))
     return "\n".join(lines)
 
 
-__all__ = ["audit", "audit_charades_folder", "best_fixed_window", "BagOfWordsRidge", "format_audit", "keyword",
+__all__ = ["audit", "audit_charades_folder", "audit_synthetic_folder", "highlight_baselines", "normalised_all_windows",
+           "synthetic_layout", "best_fixed_window", "BagOfWordsRidge", "format_audit", "keyword",
            "keyword_occurrence_rule", "r1_at", "read_sidecar"]

@@ -1,5 +1,7 @@
-"""A built-in benchmark written as *real files in the Charades-STA layout*, so the whole pipeline runs
-without any download, and hard enough to tell models apart.
+"""A built-in benchmark written as *real files in the Charades-STA layout* (or, with
+``SyntheticSpec(layout="qvhighlights")``, the QVHighlights layout with graded saliency scores: see
+``grounding.data.synthetic_qvh``), so the whole pipeline runs without any download, and hard enough to
+tell models apart.
 
 Each video is a sequence of events; an event is an (action, object) pair. Its clip features are
 ``signal * (A_a + style * S_a + O_o + interaction * U_a * V_o)``: an action vector with a per-video
@@ -32,6 +34,7 @@ relational queries, ``"relation": ["before" | "after", <reference event>]`` and 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -77,16 +80,38 @@ AFTER_TEMPLATES = [
 ]
 
 
+LAYOUTS = ("charades", "qvhighlights")
+# Per-layout values of the fields a spec leaves at None: Charades-STA-like short videos at one clip per
+# second; QVHighlights-like 30-150 s videos at one feature per 2 s clip (the QVHighlights clip, fixed).
+LAYOUT_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "charades": {"train_videos": 1000, "test_videos": 300, "clips_per_second": 1.0,
+                 "min_duration": 24.0, "max_duration": 40.0},
+    "qvhighlights": {"train_videos": 500, "test_videos": 150, "clips_per_second": 0.5,
+                     "min_duration": 30.0, "max_duration": 150.0},
+}
+# Fields that only one layout reads are left out of the other layout's ``synthetic_spec.json`` (and
+# ``layout`` out of the Charades one), so a Charades-layout folder written before the QVHighlights
+# layout existed is still recognised instead of being rewritten.
+LAYOUT_ONLY_FIELDS = {"layout": "qvhighlights", "repeat_fraction": "qvhighlights", "annotator_noise": "qvhighlights",
+                      "temporal_fraction": "charades"}
+
+
 @dataclass
 class SyntheticSpec:
-    """Size, difficulty and seed of the synthetic benchmark (all written to ``synthetic_spec.json``)."""
+    """Size, difficulty and seed of the synthetic benchmark (all written to ``synthetic_spec.json``).
 
-    train_videos: int = 1000
-    test_videos: int = 300
+    ``layout`` picks the files: ``charades`` (Charades-STA txt + csv, splits train/test) or
+    ``qvhighlights`` (QVHighlights JSONL with saliency scores, splits train/val; ``test_videos`` is then
+    the number of val videos; see ``grounding.data.synthetic_qvh``). Fields left at None take the
+    layout's value from ``LAYOUT_DEFAULTS``.
+    """
+
+    train_videos: int | None = None
+    test_videos: int | None = None
     feature_dim: int = 1024
-    clips_per_second: float = 1.0
-    min_duration: float = 24.0
-    max_duration: float = 40.0
+    clips_per_second: float | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
     noise: float = 1.0  # per-clip noise std, relative to unit-variance action/object coordinates
     signal: float = 0.25  # scale of action/object vectors (per coordinate)
     background: float = 1.0  # scale of the per-video constant background
@@ -94,9 +119,32 @@ class SyntheticSpec:
     label_jitter: float = 0.4  # std (s) of annotation noise on the given boundaries
     style: float = 0.5  # per-video variation of how an action looks, relative to the action vector
     interaction: float = 0.75  # scale of the action-object interaction term (elementwise product)
-    temporal_fraction: float = 0.6  # share of videos with a repeated event ("X before/after Y")
+    temporal_fraction: float = 0.6  # share of videos with a repeated event ("X before/after Y"; charades)
     heldout_fraction: float = 0.15  # share of action-object combinations never seen in training
     seed: int = 0
+    layout: str = "charades"
+    repeat_fraction: float = 0.35  # qvhighlights: share of queries whose event happens 2 or 3 times
+    annotator_noise: float = 0.6  # qvhighlights: std of each annotator's per-clip saliency noise (score units)
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise GroundingError(f"synthetic layout '{self.layout}' is unknown; use one of {', '.join(LAYOUTS)}")
+        for name, value in LAYOUT_DEFAULTS[self.layout].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.layout == "qvhighlights" and self.clips_per_second != 0.5:
+            raise GroundingError(f"the qvhighlights layout has one feature per 2 s clip (clips_per_second 0.5), "
+                                 f"not {self.clips_per_second}; leave clips_per_second unset")
+        if self.min_duration > self.max_duration:  # type: ignore[operator]
+            raise GroundingError(f"synthetic min_duration {self.min_duration} exceeds max_duration {self.max_duration}")
+        if self.layout == "qvhighlights" and not (
+                max(2, math.ceil(self.min_duration)) <= 2 * math.floor(self.max_duration / 2)):  # type: ignore[arg-type, operator]
+            raise GroundingError(f"the qvhighlights layout needs an even duration of at least 2 s between min_duration "
+                                 f"{self.min_duration} and max_duration {self.max_duration}; widen the range")
+
+    def marker(self) -> dict[str, object]:
+        """The fields that shape this layout's files (what ``synthetic_spec.json`` records)."""
+        return {k: v for k, v in asdict(self).items() if LAYOUT_ONLY_FIELDS.get(k, self.layout) == self.layout}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -136,9 +184,10 @@ class _Generator:
         pool = [c for c in allowed if (action is None or c[0] == action) and (obj is None or c[1] == obj) and c not in avoid]
         return pool[self.rng.integers(len(pool))] if pool else None
 
-    def _layout(self, duration: float, n_events: int) -> list[tuple[float, float]]:
+    def _layout(self, duration: float, n_events: int,
+                length_range: tuple[float, float] = (2.5, 7.0)) -> list[tuple[float, float]]:
         """Non-overlapping event intervals that fill the video with gaps between them."""
-        lengths = self.rng.uniform(2.5, 7.0, n_events)
+        lengths = self.rng.uniform(*length_range, n_events)
         free = duration - lengths.sum()
         while free < 2.0:
             lengths *= 0.85
@@ -269,7 +318,7 @@ GENERATOR_VERSION = 4  # bump when the generator's output changes, so old folder
 
 def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwrite: bool = False,
                     progress: bool = True) -> dict[str, int]:
-    """Write the benchmark under ``root``; returns query counts per split.
+    """Write the benchmark under ``root`` in ``spec.layout``; returns query counts per split.
 
     A folder already holding this exact benchmark is reused; one holding another synthetic benchmark
     (different spec or generator version) is rewritten; any other non-empty folder is left alone
@@ -278,7 +327,7 @@ def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwri
     spec = spec or SyntheticSpec()
     root = Path(root)
     marker = root / "synthetic_spec.json"
-    wanted = {**asdict(spec), "generator_version": GENERATOR_VERSION}
+    wanted = {**spec.marker(), "generator_version": GENERATOR_VERSION}
     if root.exists() and any(root.iterdir()) and not overwrite:
         if not marker.is_file():
             raise GroundingError(f"{root} exists and is not a synthetic benchmark; pass --overwrite or another folder")
@@ -293,11 +342,22 @@ def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwri
     (root / "features").mkdir(parents=True, exist_ok=True)
     (root / "counts.json").unlink(missing_ok=True)  # written last: its presence means "complete"
     marker.write_text(json.dumps(wanted, indent=1))
+    if spec.layout == "qvhighlights":
+        from grounding.data.synthetic_qvh import write_highlight_splits
+
+        counts = write_highlight_splits(root, spec, progress)
+    else:
+        counts = _write_charades_splits(root, spec, progress)
+    (root / "counts.json").write_text(json.dumps(counts))
+    return counts
+
+
+def _write_charades_splits(root: Path, spec: SyntheticSpec, progress: bool) -> dict[str, int]:
     gen = _Generator(spec)
     counts: dict[str, int] = {}
-    plan = {"train": [False] * spec.train_videos}
-    n_novel = int(round(spec.test_videos * 0.25)) if spec.heldout_fraction > 0 else 0
-    plan["test"] = [False] * (spec.test_videos - n_novel) + [True] * n_novel
+    plan = {"train": [False] * spec.train_videos}  # type: ignore[operator]
+    n_novel = int(round(spec.test_videos * 0.25)) if spec.heldout_fraction > 0 else 0  # type: ignore[operator]
+    plan["test"] = [False] * (spec.test_videos - n_novel) + [True] * n_novel  # type: ignore[operator]
     for split, novel_flags in plan.items():
         lines, durations, tags = [], [], []
         for i, novel in enumerate(tqdm(novel_flags, desc=f"synthetic {split}", disable=not progress)):
@@ -313,5 +373,4 @@ def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwri
         with (root / "annotations" / f"charades_sta_{split}.tags.jsonl").open("w") as fh:
             fh.writelines(json.dumps(t) + "\n" for t in tags)
         counts[split] = len(lines)
-    (root / "counts.json").write_text(json.dumps(counts))
     return counts

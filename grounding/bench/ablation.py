@@ -33,6 +33,8 @@ VARIANTS: dict[str, list[str]] = {
     "no_focus": ["model.focus=false"],
     "coarse_only": ["model.stages=[coarse]", "loss.stage_weights.coarse=1.5"],
     "fine_only": ["model.stages=[fine]", "loss.stage_weights.fine=1.5"],
+    "span_refined_only": ["loss.span_l1.spans=refined", "loss.span_iou.spans=refined"],  # before: decoded logits unsupervised
+    "span_own_only": ["loss.span_l1.spans=own", "loss.span_iou.spans=own"],
     "baseline": [],  # the baseline's own model and loss part (configs/models/span_baseline.yaml)
 }
 

@@ -254,6 +254,10 @@ def brief(metrics: dict[str, Any], keys: tuple[str, ...] = ("R1@0.5", "R1@0.7", 
     return ", ".join(f"{k} {flat[k]:.2f}" for k in keys if flat.get(k) is not None)
 
 
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def summary(results: dict[str, Any], work_dir: Path) -> str:
     """The one screen printed at the end of a run."""
     lines = [f"run finished: {results['epochs']} epochs, final numbers from the {results['checkpoint']} model"]
@@ -261,10 +265,10 @@ def summary(results: dict[str, Any], work_dir: Path) -> str:
         if isinstance(metrics, dict):
             lines.append(f"  {split}: {brief(metrics, ('R1@0.3', 'R1@0.5', 'R1@0.7', 'R5@0.5', 'mIoU', 'MR-full-R1@0.5', 'MR-full-R1@0.7', 'MR-full-mAP'))}")
             subsets = sorted({k.split('/')[0] for k in metrics if '/' in k})
+            names = ("MR-full-mAP", "HL-min-Fair-mAP") if "brief" in metrics else ("R1@0.5", "R1@0.7")
             for tag in subsets:
-                lines.append(f"    {tag:>9}: R1@0.5 {metrics.get(f'{tag}/R1@0.5', float('nan')):.2f}, "
-                             f"R1@0.7 {metrics.get(f'{tag}/R1@0.7', float('nan')):.2f} "
-                             f"({int(metrics.get(f'{tag}/num_queries', 0))} queries)")
+                values = ", ".join(f"{n} {_number(metrics.get(f'{tag}/{n}'))}" for n in names)
+                lines.append(f"    {tag:>9}: {values} ({int(metrics.get(f'{tag}/num_queries', 0))} queries)")
     lines.append(f"  outputs: {work_dir}/metrics.json, predictions_<split>.jsonl, checkpoints/")
     lines.append(f"  TensorBoard: tensorboard --logdir {work_dir}/tb")
     return "\n".join(lines)

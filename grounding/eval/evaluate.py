@@ -48,24 +48,27 @@ def compute_metrics(predictions: list[Prediction], records: list[MomentRecord], 
     multi = dataset in MULTI_WINDOW_DATASETS if dataset in MULTI_WINDOW_DATASETS + SINGLE_WINDOW_DATASETS \
         else is_multi_window(labelled)
     if multi:
-        return evaluate_qvhighlights(predictions, labelled, pred_source=pred_source, gt_source=gt_source)
-    metrics: dict[str, Any] = dict(evaluate_single_window(predictions, labelled, pred_source=pred_source,
-                                                          gt_source=gt_source))
+        metrics = evaluate_qvhighlights(predictions, labelled, pred_source=pred_source, gt_source=gt_source)
+    else:
+        metrics = dict(evaluate_single_window(predictions, labelled, pred_source=pred_source, gt_source=gt_source))
     if tags:
         by_qid = {str(p["qid"]): p for p in predictions}
         for tag in sorted({t for ts in tags.values() for t in ts}):
             subset = [r for r in labelled if tag in tags.get(r.qid, [])]
             if subset:
-                sub = evaluate_single_window([by_qid[str(r.qid)] for r in subset if str(r.qid) in by_qid], subset)
+                preds = [by_qid[str(r.qid)] for r in subset if str(r.qid) in by_qid]
+                sub = headline(evaluate_qvhighlights(preds, subset)) if multi else evaluate_single_window(preds, subset)
                 metrics.update({f"{tag}/{k}": v for k, v in sub.items() if k != "num_missing"})
     return metrics
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """One flat level of numbers (QVHighlights' ``brief`` plus the counts) for logs, TensorBoard, selection."""
+    """One flat level of numbers (QVHighlights' ``brief``, the counts and any ``<tag>/...`` subset numbers) for
+    logs, TensorBoard and checkpoint selection."""
     if "brief" not in metrics:
         return metrics
-    return {**metrics["brief"], "num_queries": metrics["num_queries"], "num_missing": metrics["num_missing"]}
+    subsets = {k: v for k, v in metrics.items() if "/" in k}
+    return {**metrics["brief"], "num_queries": metrics["num_queries"], "num_missing": metrics["num_missing"], **subsets}
 
 
 def evaluate(pred_path: str | Path, gt_path: str | Path, dataset: str | None = None,

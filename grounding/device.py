@@ -74,41 +74,54 @@ class CpuShare:
     8.4 s per epoch), while 1 thread each costs 1.5x (docs/performance.md). Waiting passively
     (``OMP_WAIT_POLICY=PASSIVE``) avoided the collapse but made a run alone 1.7x slower.
 
-    So every run registers itself in ``<tmp>/grounding-runs-<uid>/<pid>`` while it runs and uses
-    ``cores // live runs`` threads (at least one). ``refresh`` re-reads the registry at most every
+    So every run registers itself in ``<tmp>/grounding-runs-<uid>/<pid>`` while it runs, and a run on
+    ``auto`` uses ``(cores - threads of pinned runs) // auto runs`` threads (at least one). ``refresh`` re-reads the registry at most every
     ``interval`` seconds; training steps call it, so a run that started alone gives up cores within
     seconds when a second one starts, and takes them back when it ends. ``close`` (end of the run)
     unregisters and restores the thread count the process had. ``train.num_threads=N`` pins the count.
     """
 
-    def __init__(self, folder: Path, cores: int | None = None, interval: float = 2.0) -> None:
+    def __init__(self, folder: Path, cores: int | None = None, interval: float = 2.0, pinned: int | None = None) -> None:
         self.folder = folder
         self.cores = cores or os.cpu_count() or 1
         self.interval = interval
+        self.pinned = pinned  # a run with a fixed thread count still registers, so the others leave it its cores
         self.entry: Path | None = folder / str(os.getpid())
         self.previous = torch.get_num_threads()
         self._checked = 0.0
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self.entry.write_text(str(os.getpid()))
-        except OSError:  # a read-only cache: behave as if alone
+            self.entry.write_text("auto" if pinned is None else str(pinned))
+        except OSError:  # a read-only folder: behave as if alone
             self.entry = None
         atexit.register(self.close)
 
-    def live_runs(self) -> int:
-        live = 0
+    def live_runs(self) -> tuple[int, int]:
+        """(runs sharing the cores, threads held by runs with a fixed count), this run included."""
+        shared, pinned = 0, 0
         for item in self.folder.glob("[0-9]*"):
             try:
                 os.kill(int(item.name), 0)
-                live += 1
             except ProcessLookupError:
                 item.unlink(missing_ok=True)  # a run that ended without cleaning up
+                continue
             except (PermissionError, ValueError):
-                live += 1  # another user's live process, or a name we did not write
-        return max(live, 1)
+                pass  # another user's live process, or a name we did not write: count it
+            try:
+                text = item.read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit():
+                pinned += int(text)
+            else:
+                shared += 1
+        return max(shared, 1), pinned
 
     def threads(self) -> int:
-        return max(1, self.cores // self.live_runs())
+        if self.pinned is not None:
+            return self.pinned
+        shared, pinned = self.live_runs()
+        return max(1, (self.cores - pinned) // shared)
 
     def refresh(self, force: bool = False) -> int:
         """Apply this process's current share (cheap when called often: reads the registry every ``interval`` s)."""
@@ -136,17 +149,16 @@ _share: CpuShare | None = None
 
 
 def configure_threads(num_threads: int | str | None) -> int:
-    """Apply ``train.num_threads``: a positive integer pins it; ``auto``/null shares the cores among the
-    grounding runs on this machine (``CpuShare``). Returns the thread count now in force."""
+    """Apply ``train.num_threads``: a positive integer pins it; ``auto``/null shares the cores left by pinned
+    runs among the grounding runs on this machine (``CpuShare``). Returns the thread count now in force."""
     global _share
+    pinned = None
     if num_threads not in (None, "auto"):
-        count = int(num_threads)
-        if count < 1:
+        pinned = int(num_threads)
+        if pinned < 1:
             raise GroundingError(f"train.num_threads={num_threads}: give a positive number or auto")
-        torch.set_num_threads(count)
-        return count
-    if _share is None:
-        _share = CpuShare(registry_dir())
+    release_threads()
+    _share = CpuShare(registry_dir(), pinned=pinned)
     return _share.refresh(force=True)
 
 

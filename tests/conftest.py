@@ -63,6 +63,7 @@ def tiny_overrides(root: Path, **extra: object) -> list[str]:
         "data.root": str(root), "data.synthetic": None, "model.video_dim": 64, "model.dim": 32, "model.heads": 2,
         "model.word_dim": 16, "model.embed_dim": 16, "data.num_clips": 16, "train.device": "cpu",
         "train.batch_size": 16, "train.epochs": 1, "train.num_figures": 1,
+        "train.num_threads": 1,  # tiny models run fastest on one thread, and a pinned count is reproducible
     }
     items.update(extra)
     return [f"{k}={'null' if v is None else v}" for k, v in items.items()]

@@ -29,10 +29,10 @@ def test_runs_share_the_cores_and_give_them_back(tmp_path):
     threads = torch.get_num_threads()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        (tmp_path / str(sleeper.pid)).write_text("")  # another live run
-        (tmp_path / "999999999").write_text("")  # a run that died without unregistering
+        (tmp_path / str(sleeper.pid)).write_text("auto")  # another live run
+        (tmp_path / "999999999").write_text("auto")  # a run that died without unregistering
         share = CpuShare(tmp_path, cores=4, interval=0.0)
-        assert share.live_runs() == 2 and share.threads() == 2
+        assert share.live_runs() == (2, 0) and share.threads() == 2
         assert not (tmp_path / "999999999").exists()  # cleaned up
         assert share.refresh() == 2 and torch.get_num_threads() == 2
         sleeper.kill()
@@ -53,3 +53,19 @@ def test_a_run_alone_gets_every_core(tmp_path):
     finally:
         share.close()
     assert torch.get_num_threads() == threads
+
+
+def test_pinned_runs_keep_their_threads_and_the_others_share_the_rest(tmp_path):
+    threads = torch.get_num_threads()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / str(sleeper.pid)).write_text("3")  # a live run pinned to 3 threads
+        share = CpuShare(tmp_path, cores=8, interval=0.0)
+        assert share.threads() == 5
+        pinned = CpuShare(tmp_path / "other", cores=8, interval=0.0, pinned=2)
+        assert pinned.threads() == 2 and (tmp_path / "other" / str(os.getpid())).read_text() == "2"
+        pinned.close()
+        share.close()
+    finally:
+        sleeper.kill()
+        torch.set_num_threads(threads)

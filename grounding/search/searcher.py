@@ -1,0 +1,214 @@
+"""Two-stage moment search over an index: rank the library in the shared space, then localise precisely.
+
+Stage 1 embeds each query (``SearchModel.embed_queries``) and asks FAISS for its most similar entries;
+a video scores its best entry, and the entries themselves (after per-video NMS) are stage 1's moments.
+Stage 2 runs the full CCMAN cascade on the top ``rerank`` videos of every query, all (query, video)
+pairs in a few ``Batch``es (each video through the video encoder once per batch, ``vid_index``), and
+decodes ``windows_per_video`` windows per pair (``grounding.models.decoding.decode``).
+
+Merged score of window w in candidate video v:
+
+    score = P(v | q) ** video_weight * s(w | q, v),   P(v | q) = softmax over the N candidates of sim(q, v) / tau
+
+with ``sim`` the stage-1 video score, ``tau`` the model's learnt temperature (the scale the contrastive
+loss trained the similarities for) and ``s`` the decoder's window score (``p_start * p_end``, which sums
+to at most 1 over a video's windows): the product is the probability of (video, window) when the two
+stages are read as a video classifier and a per-video localiser (as XML/ReLoCLNet score corpus moments).
+Moments from videos outside the top N follow, scored ``sim - 2`` (below every merged score; stage 1 only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from grounding.api.loading import encode_queries, run_and_decode
+from grounding.errors import GroundingError
+from grounding.eval.iou import pairwise_iou
+from grounding.search.index import MomentIndex
+from grounding.search.model import SearchModel
+
+log = logging.getLogger("grounding")
+
+
+class FeatureSource(Protocol):
+    def get(self, vid: str) -> np.ndarray:  # model-ready (T, D) clip features
+        ...
+
+
+@dataclass
+class SearchSettings:
+    top_k: int = 100
+    rerank: int = 20  # videos localised by stage 2 per query (0 = stage 1 only)
+    windows_per_video: int = 5
+    video_weight: float = 1.0
+    nms: float = 0.5  # per-video NMS of stage-1 moments
+    candidates: int = 0  # entries fetched per query in stage 1 (0 = enough for the videos needed)
+    batch_pairs: int = 256  # (query, video) pairs per stage-2 forward
+
+    @classmethod
+    def from_config(cls, section: Any, **override: Any) -> SearchSettings:
+        section = dict(section or {})
+        known = {f.name: section[f.name] for f in dataclasses.fields(cls) if section.get(f.name) is not None}
+        known.update({k: v for k, v in override.items() if v is not None})
+        out = cls(**known)
+        if out.top_k < 1 or out.rerank < 0 or out.windows_per_video < 1:
+            raise GroundingError(f"search settings need top_k >= 1, rerank >= 0, windows_per_video >= 1; got {out}")
+        return out
+
+
+@dataclass
+class Stage1:
+    """One query's stage-1 result: videos by score, and its moments ``[vid, start, end, sim]``."""
+
+    videos: list[tuple[str, float]]
+    moments: list[list[Any]]
+
+
+def check_compatible(index: MomentIndex, model: SearchModel) -> None:
+    """Refuse a query model whose embeddings do not live in every space of the index's live entries."""
+    if model.embed_dim != index.embed_dim:
+        raise GroundingError(f"{model.path} embeds into {model.embed_dim} dimensions but index {index.folder} holds "
+                             f"{index.embed_dim}-d entries; search with the model that built it")
+    foreign = sorted(s for s in index.spaces() if not model.answers(s))
+    if foreign:
+        built = [m["checkpoint"] for m in index.models if m["space"] in foreign and m["kind"] == "embedded"]
+        raise GroundingError(
+            f"{model.path} (model {model.fingerprint}) cannot query index {index.folder}: its entries were embedded "
+            f"by model(s) {', '.join(foreign)} ({', '.join(built) or 'unknown checkpoint'}), and this model is neither "
+            "one of them nor trained to be compatible with them; search with that checkpoint, upgrade the index "
+            "(tools/upgrade_index.py --backfill/--adapter), or train with compat.old_checkpoint=<its checkpoint>")
+
+
+class Searcher:
+    def __init__(self, index: MomentIndex, model: SearchModel, features: FeatureSource | None = None,
+                 settings: SearchSettings | None = None) -> None:
+        check_compatible(index, model)
+        self.index, self.model = index, model
+        self.settings = settings or SearchSettings.from_config(index.manifest.get("search"))
+        self._features = features
+        self._sources: dict[int, Any] = {}
+        self.temperature = float(model.loaded.model.embedding.temperature)
+
+    @classmethod
+    def from_index(cls, index_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
+                   features: FeatureSource | None = None, **settings: Any) -> Searcher:
+        """``checkpoint`` None: the checkpoint that embedded the index (the last one recorded)."""
+        index = MomentIndex.open(index_dir)
+        if index.num_entries == 0:
+            raise GroundingError(f"index {index_dir} holds no entries; add videos with tools/build_index.py")
+        if checkpoint is None:
+            embedded = [m for m in index.models if m["kind"] == "embedded"]
+            checkpoint = embedded[-1]["checkpoint"]
+            if not Path(checkpoint).exists():
+                raise GroundingError(f"the checkpoint that built {index_dir} ({checkpoint}) is not here; pass --checkpoint")
+        model = SearchModel.load(checkpoint, device)
+        return cls(index, model, features, SearchSettings.from_config(index.manifest.get("search"), **settings))
+
+    # ------------------------------------------------------------------ features for stage 2
+    def features(self, vid: str, source: int) -> np.ndarray:
+        if self._features is not None:
+            return self._features.get(vid)
+        if source not in self._sources:
+            from grounding.data.build import build_feature_bank
+
+            spec = self.index.manifest["sources"][source]
+            self._sources[source] = build_feature_bank(spec, self.model.loaded.config["model"].get("video_dim"))
+        return self._sources[source].get(vid)
+
+    # ------------------------------------------------------------------ stage 1
+    def stage1(self, embeddings: np.ndarray, videos_needed: int, top_k: int) -> list[Stage1]:
+        """Rank videos and moments for each query embedding (Q, E)."""
+        meta, table = self.index.meta(), self.index.video_table
+        total = self.index.num_entries
+        k = self.settings.candidates or max(64, 32 * max(videos_needed, 1), 2 * top_k)
+        while True:
+            hits = self.index.search(embeddings, k)
+            enough = [len(np.unique(meta["video"][r[r >= 0]])) >= videos_needed for r in hits.rows]
+            if all(enough) or k >= total:
+                break
+            k = min(total, 4 * k)
+        out = []
+        for scores, rows in zip(hits.scores, hits.rows, strict=True):
+            keep = rows >= 0
+            scores, rows = scores[keep], rows[keep]
+            videos: dict[str, float] = {}
+            kept: dict[str, list[np.ndarray]] = {}
+            moments = []
+            for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
+                vid = table[meta["video"][row]][0]
+                videos.setdefault(vid, score)
+                span = meta["spans"][row]
+                if kept.get(vid) and pairwise_iou(span[None], np.stack(kept[vid])).max() > self.settings.nms:
+                    continue
+                kept.setdefault(vid, []).append(span)
+                if len(moments) < top_k:
+                    moments.append([vid, float(span[0]), float(span[1]), float(score)])
+            out.append(Stage1(sorted(videos.items(), key=lambda x: -x[1]), moments))
+        return out
+
+    # ------------------------------------------------------------------ stage 2
+    def stage2(self, queries: list[str], firsts: list[Stage1], rerank: int) -> list[list[list[Any]]]:
+        """Windows ``[vid, start, end, merged score]`` of each query's top ``rerank`` videos."""
+        loaded, known = self.model.loaded, self.index.videos()
+        words, word_mask, _ = encode_queries(loaded, queries)
+        pairs = [(q, vid, sim) for q, first in enumerate(firsts) for vid, sim in first.videos[:rerank]]
+        dec = dataclasses.replace(loaded.decode, topk=self.settings.windows_per_video)
+        results: list[list[list[Any]]] = [[] for _ in queries]
+        probs = {}
+        for q, first in enumerate(firsts):
+            sims = np.array([s for _, s in first.videos[:rerank]]) / self.temperature
+            p = np.exp(sims - sims.max())
+            probs[q] = dict(zip([v for v, _ in first.videos[:rerank]], p / p.sum(), strict=True))
+        for start in range(0, len(pairs), self.settings.batch_pairs):
+            chunk = pairs[start:start + self.settings.batch_pairs]
+            vids = list(dict.fromkeys(v for _, v, _ in chunk))
+            feats = [self.features(v, known[v][1]) for v in vids]
+            video = torch.zeros(len(vids), max(len(f) for f in feats), feats[0].shape[1])
+            mask = torch.zeros(video.shape[:2], dtype=torch.bool)
+            for i, f in enumerate(feats):
+                video[i, : len(f)], mask[i, : len(f)] = torch.from_numpy(np.asarray(f, dtype=np.float32)), True
+            row = {v: i for i, v in enumerate(vids)}
+            vid_index = torch.tensor([row[v] for _, v, _ in chunk])
+            q_rows = torch.tensor([q for q, _, _ in chunk])
+            duration = torch.tensor([known[v][0] for _, v, _ in chunk], dtype=torch.float32)
+            dev = loaded.device
+            windows, _ = run_and_decode(loaded, video.to(dev), mask.to(dev), vid_index.to(dev), words[q_rows.to(dev)],
+                                        word_mask[q_rows.to(dev)], duration.to(dev), dec)
+            for (q, vid, _), rows in zip(chunk, windows.cpu().numpy(), strict=True):
+                weight = probs[q][vid] ** self.settings.video_weight
+                results[q] += [[vid, float(s), float(e), float(weight * c)] for s, e, c in rows if s == s]
+        for q in range(len(queries)):
+            results[q].sort(key=lambda m: -m[3])
+        return results
+
+    # ------------------------------------------------------------------ both
+    def search(self, queries: str | Sequence[str], top_k: int | None = None, rerank: int | None = None
+               ) -> list[dict[str, Any]]:
+        """For each query ``{"query", "pred_moments": [[vid, start_s, end_s, score], ...]}``, best first."""
+        items = [queries] if isinstance(queries, str) else list(queries)
+        if not items:
+            raise GroundingError("no query given; pass at least one sentence")
+        top_k = self.settings.top_k if top_k is None else top_k
+        rerank = self.settings.rerank if rerank is None else rerank
+        if top_k < 1 or rerank < 0:
+            raise GroundingError(f"top_k must be >= 1 and rerank >= 0, got {top_k} and {rerank}")
+        embeddings = self.model.embed_queries(items)
+        firsts = self.stage1(embeddings, max(rerank, 1), top_k)
+        if rerank == 0:
+            return [{"query": q, "pred_moments": f.moments} for q, f in zip(items, firsts, strict=True)]
+        seconds = self.stage2(items, firsts, rerank)
+        out = []
+        for q, first, second in zip(items, firsts, seconds, strict=True):
+            reranked = {v for v, _ in first.videos[:rerank]}
+            tail = [[v, s, e, sim - 2.0] for v, s, e, sim in first.moments if v not in reranked]
+            out.append({"query": q, "pred_moments": [[v, round(s, 4), round(e, 4), round(c, 6)]
+                                                     for v, s, e, c in (second + tail)[:top_k]]})
+        return out

@@ -80,7 +80,7 @@ def model_fingerprint(model: nn.Module) -> str:
         data = tensor.detach().cpu().contiguous()
         digest.update(name.encode())
         digest.update(str(tuple(data.shape)).encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return digest.hexdigest()[:16]
 
 

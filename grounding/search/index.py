@@ -77,6 +77,8 @@ class MomentIndex:
         self.removed = set(np.load(folder / removed).tolist()) if removed else set()
         self._pending_removed: set[int] = set()
         self._meta: dict[str, np.ndarray] | None = None
+        self._table: list[tuple[str, float, int]] | None = None
+        self._videos: dict[str, tuple[float, int]] | None = None
         self._faiss: Any = None
         self._faiss_segments: list[str] = []
 
@@ -149,14 +151,23 @@ class MomentIndex:
             self._meta = meta
         return self._meta
 
+    def _changed(self) -> None:
+        self._meta = self._table = self._videos = None
+
     @property
     def video_table(self) -> list[tuple[str, float, int]]:
-        return [v for seg in self.segments for v in seg.videos]
+        """Every stored video row ``(vid, duration, source)`` (a re-embedded video has a row per segment)."""
+        if self._table is None:
+            self._table = [v for seg in self.segments for v in seg.videos]
+        return self._table
 
     def videos(self) -> dict[str, tuple[float, int]]:
         """Live videos: ``vid -> (duration, source)``."""
-        meta, table = self.meta(), self.video_table
-        return {table[i][0]: (float(table[i][1]), int(table[i][2])) for i in np.unique(meta["video"][meta["live"]])}
+        if self._videos is None:
+            meta, table = self.meta(), self.video_table
+            self._videos = {table[i][0]: (float(table[i][1]), int(table[i][2]))
+                            for i in np.unique(meta["video"][meta["live"]])}
+        return self._videos
 
     @property
     def num_entries(self) -> int:
@@ -228,7 +239,7 @@ class MomentIndex:
         self.manifest["next_id"] = first + len(emb)
         self.manifest["segments"].append(name)
         self.segments.append(Segment.read(self.folder / "segments" / name))
-        self._meta = None
+        self._changed()
         if self._faiss is not None:
             self._faiss.add_with_ids(np.ascontiguousarray(emb), ids)
             self._faiss_segments.append(name)
@@ -238,7 +249,7 @@ class MomentIndex:
         self._check_writable()
         ids = {int(i) for i in ids} - self.removed - self._pending_removed
         self._pending_removed |= ids
-        self._meta = None
+        self._changed()
         if self._faiss is not None and ids:
             self._faiss.remove_ids(np.fromiter(ids, np.int64, len(ids)))
         return len(ids)

@@ -31,7 +31,6 @@ import torch
 
 from grounding.api.loading import encode_queries, run_and_decode
 from grounding.errors import GroundingError
-from grounding.eval.iou import pairwise_iou
 from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
 
@@ -95,7 +94,7 @@ class Searcher:
         self.settings = settings or SearchSettings.from_config(index.manifest.get("search"))
         self._features = features
         self._sources: dict[int, Any] = {}
-        self.temperature = float(model.loaded.model.embedding.temperature)
+        self.temperature = float(model.loaded.model.embedding.temperature.detach())
 
     @classmethod
     def from_index(cls, index_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
@@ -139,20 +138,28 @@ class Searcher:
         for scores, rows in zip(hits.scores, hits.rows, strict=True):
             keep = rows >= 0
             scores, rows = scores[keep], rows[keep]
-            videos: dict[str, float] = {}
-            kept: dict[str, list[np.ndarray]] = {}
-            moments = []
-            for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
-                vid = table[meta["video"][row]][0]
-                videos.setdefault(vid, score)
-                span = meta["spans"][row]
-                if kept.get(vid) and pairwise_iou(span[None], np.stack(kept[vid])).max() > self.settings.nms:
-                    continue
-                kept.setdefault(vid, []).append(span)
-                if len(moments) < top_k:
-                    moments.append([vid, float(span[0]), float(span[1]), float(score)])
-            out.append(Stage1(sorted(videos.items(), key=lambda x: -x[1]), moments))
+            video_rows = meta["video"][rows]
+            _, first = np.unique(video_rows, return_index=True)  # a video scores its best entry
+            first = np.sort(first)
+            videos = [(table[video_rows[i]][0], float(scores[i])) for i in first]
+            out.append(Stage1(videos, self._moments(scores, rows, video_rows, top_k)))
         return out
+
+    def _moments(self, scores: np.ndarray, rows: np.ndarray, video_rows: np.ndarray, top_k: int) -> list[list[Any]]:
+        """Entries best first, dropping one that overlaps a better entry of its video by more than ``nms``."""
+        meta, table, nms = self.index.meta(), self.index.video_table, self.settings.nms
+        kept: dict[int, list[tuple[float, float]]] = {}
+        moments: list[list[Any]] = []
+        for score, row, video in zip(scores.tolist(), rows.tolist(), video_rows.tolist(), strict=True):
+            s, e = (float(x) for x in meta["spans"][row])
+            if any(max(0.0, min(e, e2) - max(s, s2)) / max(max(e, e2) - min(s, s2), 1e-9) > nms
+                   for s2, e2 in kept.get(video, ())):
+                continue
+            kept.setdefault(video, []).append((s, e))
+            moments.append([table[video][0], s, e, float(score)])
+            if len(moments) >= top_k:
+                break
+        return moments
 
     # ------------------------------------------------------------------ stage 2
     def stage2(self, queries: list[str], firsts: list[Stage1], rerank: int) -> list[list[list[Any]]]:

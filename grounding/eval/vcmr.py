@@ -49,9 +49,12 @@ def read_search_predictions(path: str | Path) -> list[dict[str, Any]]:
     return [_check(obj, f"{path}:{n}") for n, obj in iter_jsonl(path)]
 
 
-def vcmr_metrics(predictions: Sequence[dict[str, Any]], records: Sequence[MomentRecord],
-                 ks: Sequence[int] = VCMR_KS, ious: Sequence[float] = VCMR_IOUS, vr_ks: Sequence[int] = VR_KS,
-                 pred_source: str = "predictions") -> dict[str, Any]:
+def vcmr_ranks(predictions: Sequence[dict[str, Any]], records: Sequence[MomentRecord],
+               ious: Sequence[float] = VCMR_IOUS, max_k: int = max(VCMR_KS), pred_source: str = "predictions"
+               ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per labelled query: the rank (0-based, inf = none in the first ``max_k``) of the first right moment
+    at each IoU (Q, len(ious)), the rank of its video among the distinct predicted videos (Q,), and how
+    many queries had no predictions line."""
     labelled = [r for r in records if r.windows]
     if not labelled:
         raise GroundingError("the ground truth has no labelled query; there is nothing to score")
@@ -65,8 +68,7 @@ def vcmr_metrics(predictions: Sequence[dict[str, Any]], records: Sequence[Moment
     if unknown:
         raise GroundingError(f"{pred_source}: {len(unknown)} predicted queries are not in the ground truth "
                              f"(e.g. {sorted(unknown)[:3]}); score against the split you searched")
-    max_k = max(ks)
-    moment_hits = np.zeros((len(labelled), len(ious), max_k), dtype=bool)  # hit at rank i
+    moment_rank = np.full((len(labelled), len(ious)), np.inf)
     video_rank = np.full(len(labelled), np.inf)
     missing = 0
     for qi, rec in enumerate(labelled):
@@ -85,15 +87,23 @@ def vcmr_metrics(predictions: Sequence[dict[str, Any]], records: Sequence[Moment
         windows = np.array([[float(m[1]), float(m[2])] for m in top])
         iou = pairwise_iou(windows, np.asarray(rec.windows, dtype=float)).max(1) * same  # (k,)
         for ti, m in enumerate(ious):
-            moment_hits[qi, ti, : len(top)] = iou >= m
-    first_hit = np.where(moment_hits.any(2), moment_hits.argmax(2), np.inf)  # (Q, T)
+            hit = np.flatnonzero(iou >= m)
+            if len(hit):
+                moment_rank[qi, ti] = hit[0]
+    return moment_rank, video_rank, missing
+
+
+def vcmr_metrics(predictions: Sequence[dict[str, Any]], records: Sequence[MomentRecord],
+                 ks: Sequence[int] = VCMR_KS, ious: Sequence[float] = VCMR_IOUS, vr_ks: Sequence[int] = VR_KS,
+                 pred_source: str = "predictions") -> dict[str, Any]:
+    moment_rank, video_rank, missing = vcmr_ranks(predictions, records, ious, max(ks), pred_source)
     out: dict[str, Any] = {}
     for k in ks:
         for ti, m in enumerate(ious):
-            out[f"VCMR-R{k}@{m:g}"] = float((first_hit[:, ti] < k).mean() * 100)
+            out[f"VCMR-R{k}@{m:g}"] = float((moment_rank[:, ti] < k).mean() * 100)
     for k in vr_ks:
         out[f"VR-R{k}"] = float((video_rank < k).mean() * 100)
-    out["num_queries"] = len(labelled)
+    out["num_queries"] = len(video_rank)
     out["num_missing"] = missing
     return out
 

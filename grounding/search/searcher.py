@@ -88,8 +88,11 @@ def check_compatible(index: MomentIndex, model: SearchModel) -> None:
 
 class Searcher:
     def __init__(self, index: MomentIndex, model: SearchModel, features: FeatureSource | None = None,
-                 settings: SearchSettings | None = None) -> None:
-        check_compatible(index, model)
+                 settings: SearchSettings | None = None, allow_incompatible: bool = False) -> None:
+        """``allow_incompatible``: skip the space check (experiments only: the compatibility study measures
+        how badly an incompatible model searches an old index)."""
+        if not allow_incompatible:
+            check_compatible(index, model)
         self.index, self.model = index, model
         self.settings = settings or SearchSettings.from_config(index.manifest.get("search"))
         self._features = features

@@ -154,7 +154,11 @@ def build_index(model: SearchModel, out: str | Path, videos: Sequence[LibraryVid
         bar.close()
         for vid, why in report.skipped.items():
             log.warning("skipped %s: %s", vid, why)
-        report.kind = index.finalize()
+        cached = index.manifest.get("faiss") or {}
+        if report.added or cached.get("kind") != index.wanted_kind() or index.removed:
+            report.kind = index.finalize()
+        else:  # nothing new: the written structure is still right
+            report.kind = cached["kind"]
         report.entries = index.num_entries
     return report
 

@@ -29,8 +29,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from grounding.api.loading import encode_queries, run_and_decode
+from grounding.api.loading import encode_queries
+from grounding.data.batch import make_batch, pad_sequences
 from grounding.errors import GroundingError
+from grounding.models.decoding import decode
 from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
 
@@ -47,7 +49,8 @@ class SearchSettings:
     top_k: int = 100
     rerank: int = 20  # videos localised by stage 2 per query (0 = stage 1 only)
     windows_per_video: int = 5
-    video_weight: float = 1.0
+    video_weight: float = 1.0  # exponent of the shared-space probability in the merged score
+    merge: str = "window"  # window: P from each decoded window's own similarity; video: from the video's best entry
     nms: float = 0.5  # per-video NMS of stage-1 moments
     candidates: int = 0  # entries fetched per query in stage 1 (0 = enough for the videos needed)
     batch_pairs: int = 256  # (query, video) pairs per stage-2 forward
@@ -69,6 +72,19 @@ class Stage1:
 
     videos: list[tuple[str, float]]
     moments: list[list[Any]]
+
+
+def window_similarities(clip_proj: torch.Tensor, sentence: torch.Tensor, windows: torch.Tensor, num_clips: torch.Tensor,
+                        duration: torch.Tensor) -> torch.Tensor:
+    """Shared-space cosine similarity (B, K) of each query's sentence (B, E) with each decoded window
+    (B, K, 3) seconds, embedded like an index entry: normalize(mean of its clips' projections (B, T, E))."""
+    step = (duration / num_clips.clamp_min(1)).unsqueeze(1)  # (B, 1)
+    first = torch.nan_to_num(windows[..., 0] / step).round().long()  # (B, K)
+    last = torch.nan_to_num(windows[..., 1] / step).round().long() - 1
+    clips = torch.arange(clip_proj.shape[1], device=clip_proj.device)
+    inside = ((clips[None, None] >= first[..., None]) & (clips[None, None] <= last[..., None])).to(clip_proj.dtype)
+    pooled = torch.einsum("bkt,bte->bke", inside, clip_proj) / inside.sum(-1, keepdim=True).clamp_min(1.0)
+    return torch.einsum("bke,be->bk", torch.nn.functional.normalize(pooled, dim=-1), sentence)
 
 
 def check_compatible(index: MomentIndex, model: SearchModel) -> None:
@@ -167,36 +183,47 @@ class Searcher:
     # ------------------------------------------------------------------ stage 2
     def stage2(self, queries: list[str], firsts: list[Stage1], rerank: int) -> list[list[list[Any]]]:
         """Windows ``[vid, start, end, merged score]`` of each query's top ``rerank`` videos."""
-        loaded, known = self.model.loaded, self.index.videos()
+        loaded, known, cfg = self.model.loaded, self.index.videos(), self.settings
         words, word_mask, _ = encode_queries(loaded, queries)
         pairs = [(q, vid, sim) for q, first in enumerate(firsts) for vid, sim in first.videos[:rerank]]
-        dec = dataclasses.replace(loaded.decode, topk=self.settings.windows_per_video)
-        results: list[list[list[Any]]] = [[] for _ in queries]
-        probs = {}
-        for q, first in enumerate(firsts):
-            sims = np.array([s for _, s in first.videos[:rerank]]) / self.temperature
-            p = np.exp(sims - sims.max())
-            probs[q] = dict(zip([v for v, _ in first.videos[:rerank]], p / p.sum(), strict=True))
-        for start in range(0, len(pairs), self.settings.batch_pairs):
-            chunk = pairs[start:start + self.settings.batch_pairs]
+        dec = dataclasses.replace(loaded.decode, topk=cfg.windows_per_video)
+        found: list[list[tuple[str, float, float, float, float]]] = [[] for _ in queries]  # vid, s, e, sim, s(w)
+        for start in range(0, len(pairs), cfg.batch_pairs):
+            chunk = pairs[start:start + cfg.batch_pairs]
             vids = list(dict.fromkeys(v for _, v, _ in chunk))
             feats = [self.features(v, known[v][1]) for v in vids]
-            video = torch.zeros(len(vids), max(len(f) for f in feats), feats[0].shape[1])
-            mask = torch.zeros(video.shape[:2], dtype=torch.bool)
-            for i, f in enumerate(feats):
-                video[i, : len(f)], mask[i, : len(f)] = torch.from_numpy(np.asarray(f, dtype=np.float32)), True
+            video, mask = pad_sequences(feats, torch.float32)
             row = {v: i for i, v in enumerate(vids)}
-            vid_index = torch.tensor([row[v] for _, v, _ in chunk])
-            q_rows = torch.tensor([q for q, _, _ in chunk])
-            duration = torch.tensor([known[v][0] for _, v, _ in chunk], dtype=torch.float32)
             dev = loaded.device
-            windows, _ = run_and_decode(loaded, video.to(dev), mask.to(dev), vid_index.to(dev), words[q_rows.to(dev)],
-                                        word_mask[q_rows.to(dev)], duration.to(dev), dec)
-            for (q, vid, _), rows in zip(chunk, windows.cpu().numpy(), strict=True):
-                weight = probs[q][vid] ** self.settings.video_weight
-                results[q] += [[vid, float(s), float(e), float(weight * c)] for s, e, c in rows if s == s]
-        for q in range(len(queries)):
-            results[q].sort(key=lambda m: -m[3])
+            vid_index = torch.tensor([row[v] for _, v, _ in chunk], device=dev)
+            q_rows = torch.tensor([q for q, _, _ in chunk], device=dev)
+            duration = torch.tensor([known[v][0] for _, v, _ in chunk], dtype=torch.float32, device=dev)
+            none = torch.zeros(len(chunk), dtype=torch.long, device=dev)
+            batch = make_batch(video.to(dev), mask.to(dev), vid_index, words[q_rows], word_mask[q_rows], none, none,
+                               torch.zeros(len(chunk), 2, device=dev), duration)
+            with torch.inference_mode():
+                output = loaded.model(batch)
+                windows, _ = decode(output.decoded, output.clip_mask, duration, dec)
+                sims = window_similarities(output.space.clip_proj, output.space.sentence, windows, batch.num_clips,
+                                           duration)
+            for (q, vid, video_sim), rows, window_sims in zip(chunk, windows.cpu().numpy(), sims.cpu().numpy(),
+                                                              strict=True):
+                found[q] += [(vid, float(s), float(e), float(w) if cfg.merge == "window" else video_sim, float(c))
+                             for (s, e, c), w in zip(rows, window_sims, strict=True) if s == s]  # NaN: none left
+        results = []
+        for q_found in found:
+            if not q_found:
+                results.append([])
+                continue
+            sims = np.array([f[3] for f in q_found]) / self.temperature
+            prob = np.exp(sims - sims.max())
+            if cfg.merge == "video":  # P(v): one share per video, not per window
+                per_video = {f[0]: p for f, p in zip(q_found, prob, strict=True)}
+                prob = prob / sum(per_video.values())
+            else:
+                prob = prob / prob.sum()
+            scored = [[v, s, e, float(p ** cfg.video_weight * c)] for (v, s, e, _, c), p in zip(q_found, prob, strict=True)]
+            results.append(sorted(scored, key=lambda m: -m[3]))
         return results
 
     # ------------------------------------------------------------------ both

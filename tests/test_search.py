@@ -24,22 +24,37 @@ from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
 from tests.conftest import REPO, tiny_overrides
 
+SMALL = {"model.dim": 64, "model.word_dim": 32, "train.num_figures": 0}
+
 
 def cfg_for(root, **extra):
-    return load_config(REPO / "configs/synthetic.yaml", tiny_overrides(root, **extra))
+    return load_config(REPO / "configs/synthetic.yaml", tiny_overrides(root, **{**SMALL, **extra}))
 
 
 @pytest.fixture(scope="module")
-def old(tiny_synthetic, tmp_path_factory):
-    """A tiny CCMAN trained long enough to localise (a few seconds)."""
+def plain(tmp_path_factory):
+    """A small synthetic library whose events a short training learns to localise: plain queries only
+    (no before/after, no held-out combinations), crisper boundaries."""
+    from grounding.data.synthetic import SyntheticSpec, write_synthetic
+
+    root = tmp_path_factory.mktemp("plain")
+    write_synthetic(root, SyntheticSpec(train_videos=120, test_videos=24, feature_dim=64, signal=0.8, seed=3,
+                                        temporal_fraction=0.0, heldout_fraction=0.0, label_jitter=0.1,
+                                        boundary_fuzz=0.3, style=0.2), progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def old(plain, tmp_path_factory):
+    """A small CCMAN trained long enough to localise (about 20 s on one CPU thread)."""
     work = tmp_path_factory.mktemp("search") / "old"
-    run_training(cfg_for(tiny_synthetic, **{"train.epochs": 6, "train.lr": 2e-3}), work, progress=False)
+    run_training(cfg_for(plain, **{"train.epochs": 12, "train.lr": 3e-3}), work, progress=False)
     return work / "checkpoints" / "last.pt"
 
 
 @pytest.fixture(scope="module")
-def library(tiny_synthetic):
-    cfg = cfg_for(tiny_synthetic)
+def library(plain):
+    cfg = cfg_for(plain)
     records = load_split_records(cfg.data, "test")
     bank = build_feature_bank(cfg.data, cfg.model.video_dim)
     videos = list({r.vid: LibraryVideo(r.vid, float(r.duration)) for r in records}.values())
@@ -67,29 +82,40 @@ def variant(src, dst, compatible: bool):
     return dst
 
 
-def test_stage_two_beats_stage_one_and_stays_near_the_single_video_ceiling(old, index, library):
+def test_stage_two_localises_what_stage_one_only_ranks(old, index, library, tmp_path):
+    """With coarse entries (half and whole videos) stage 1 finds videos but no precise moment; stage 2
+    must turn the same candidates into moments (and, with default entries, never lose the videos)."""
     from grounding import Searcher
+    from grounding.search.build import source_spec
 
-    _, records, _, _ = library
-    searcher = Searcher.from_index(index, old, device="cpu")
+    cfg, records, bank, videos = library
+    coarse = tmp_path / "coarse"
+    build_index(SearchModel.load(old, "cpu"), coarse, videos, bank.get, source_spec(cfg.data),
+                Granularity("proposals", [0.5, 1.0], 0.5), progress=False)
     queries = [r.query for r in records]
-    stage1 = searcher.search(queries, top_k=100, rerank=0)
-    stage12 = searcher.search(queries, top_k=100, rerank=10)
-    m1 = vcmr_metrics([{"qid": r.qid, **p} for r, p in zip(records, stage1, strict=True)], records)
-    m12 = vcmr_metrics([{"qid": r.qid, **p} for r, p in zip(records, stage12, strict=True)], records)
-    assert m1["VR-R10"] > 30  # the shared space ranks the right video near the top
-    assert m12["VCMR-R1@0.5"] >= m1["VCMR-R1@0.5"] + 5 and m12["VCMR-R5@0.7"] >= m1["VCMR-R5@0.7"] + 5
-    assert m12["VR-R1"] == pytest.approx(m1["VR-R1"], abs=15)  # stage 2 reorders videos only mildly
-    first = stage12[0]["pred_moments"]
+
+    def score(index_dir, rerank):
+        found = Searcher.from_index(index_dir, old, device="cpu").search(queries, top_k=100, rerank=rerank)
+        return vcmr_metrics([{"qid": r.qid, **p} for r, p in zip(records, found, strict=True)], records), found
+
+    m1, _ = score(coarse, 0)
+    m12, found = score(coarse, 10)
+    assert m1["VR-R5"] > 40  # the shared space ranks the right video near the top...
+    assert m1["VCMR-R5@0.5"] < 10  # ...but a half-video entry is not the moment
+    assert m12["VCMR-R5@0.5"] >= m1["VCMR-R5@0.5"] + 20 and m12["VCMR-R10@0.7"] >= m1["VCMR-R10@0.7"] + 10
+    first = found[0]["pred_moments"]
     assert [m[3] for m in first] == sorted((m[3] for m in first), reverse=True)
-    assert all(m[0] in searcher.index.videos() for m in first)
+    assert all(m[0] in {v.vid for v in videos} for m in first)
+    d1, _ = score(index, 0)
+    d12, _ = score(index, 10)
+    assert d12["VR-R5"] >= d1["VR-R5"] - 5 and d12["VCMR-R10@0.7"] >= d1["VCMR-R10@0.7"] - 5
 
 
-def test_cli_build_search_and_vcmr_eval(old, tiny_synthetic, library, tmp_path, capsys):
+def test_cli_build_search_and_vcmr_eval(old, plain, library, tmp_path, capsys):
     _, records, _, _ = library
     out = tmp_path / "idx"
     args = ["--config", str(REPO / "configs/synthetic.yaml"), "--checkpoint", str(old), "--out", str(out),
-            "--split", "test", "--no-progress", *tiny_overrides(tiny_synthetic)]
+            "--split", "test", "--no-progress", *tiny_overrides(plain, **SMALL)]
     assert build_main(args) == 0
     built = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert built["added"] == len({r.vid for r in records}) and built["kind"] == "flat"
@@ -179,7 +205,7 @@ def test_backfill_keeps_a_mixed_index_answering_and_resumes(old, index, library,
         Searcher(mixed, SearchModel.load(old, "cpu"))
 
 
-def test_forward_adapter_moves_the_index_into_the_new_space(old, index, library, tmp_path, tiny_synthetic):
+def test_forward_adapter_moves_the_index_into_the_new_space(old, index, library, tmp_path):
     import shutil
 
     from grounding.search import upgrade
@@ -202,12 +228,12 @@ def test_forward_adapter_moves_the_index_into_the_new_space(old, index, library,
 
 
 @pytest.mark.parametrize("method", ["l2", "bct", "ract", "unibct"])
-def test_compat_term_on_ccman(old, tiny_synthetic, method):
+def test_compat_term_on_ccman(old, plain, method):
     from grounding.data.dataset import collate
     from grounding.losses.compat import CompatibilityLoss, LossContext
     from grounding.models import build_model_for_text
 
-    cfg = cfg_for(tiny_synthetic)
+    cfg = cfg_for(plain)
     data = DataBundle(cfg)
     loss = CompatibilityLoss(1.0, str(old), method, {}, LossContext(cfg, data, torch.device("cpu"), "train"))
     batch = collate([data.dataset("train")[i] for i in range(8)])
@@ -221,11 +247,11 @@ def test_compat_term_on_ccman(old, tiny_synthetic, method):
     assert loss.checkpoint_extras() == {"compatible_with": [SearchModel.load(old, "cpu").fingerprint]}
 
 
-def test_compat_training_writes_a_checkpoint_that_searches_the_old_index(old, index, tiny_synthetic, tmp_path):
+def test_compat_training_writes_a_checkpoint_that_searches_the_old_index(old, index, plain, tmp_path):
     from grounding.search.searcher import Searcher
 
     work = tmp_path / "new"
-    run_training(cfg_for(tiny_synthetic, **{"compat.old_checkpoint": str(old), "compat.method": "l2",
+    run_training(cfg_for(plain, **{"compat.old_checkpoint": str(old), "compat.method": "l2",
                                              "train.seed": 1}), work, progress=False)
     state = load_checkpoint(work / "checkpoints" / "last.pt")
     assert state["compatible_with"] == [SearchModel.load(old, "cpu").fingerprint]

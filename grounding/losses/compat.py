@@ -93,7 +93,8 @@ class CompatibilityLoss(Loss):
             raise GroundingError("compat.method must name a loss: l2, bct, ract or unibct")
         self.method.to(context.device)
         self.query_index: dict[str, int] = {}
-        self.moment_index: dict[str, int] = {}
+        self.moment_index: dict[str, int] = {}  # "vid:first:last" clips -> training moment (a class)
+        self.query_moment: dict[str, int] = {}  # qid -> its moment (keyed by qid: batch paths may round clips apart)
         reference = self._reference(context)
         self.method.prepare(reference.to(context.device))
         log.info("compat: %s against %s (model %s), %d training moments, %d sentences", method, old_checkpoint,
@@ -129,6 +130,7 @@ class CompatibilityLoss(Loss):
                     self.moment_index[key] = len(moments)
                     moments.append(m[row])
                 self.query_index[str(qid)] = len(sentences)
+                self.query_moment[str(qid)] = self.moment_index[key]
                 sentences.append(s[row])
                 query_moment.append(self.moment_index[key])
         return OldReference(torch.stack(moments), torch.stack(sentences), torch.tensor(query_moment),
@@ -141,9 +143,7 @@ class CompatibilityLoss(Loss):
             old_moments, old_sentences = space_embeddings(self.old, self._old_batch(batch))
         device = new_moments.device
         query_ids = torch.tensor([self.query_index[str(q)] for q in batch.qid], device=device)
-        moment_ids = torch.tensor([self.moment_index[f"{v}:{int(s)}:{int(e)}"] for v, s, e in
-                                   zip(batch.vid, batch.start_idx.tolist(), batch.end_idx.tolist(), strict=True)],
-                                  device=device)
+        moment_ids = torch.tensor([self.query_moment[str(q)] for q in batch.qid], device=device)
         return self.method(new_moments, output.space.sentence, old_moments.to(new_moments.dtype),
                            old_sentences.to(new_moments.dtype), moment_ids, query_ids=query_ids)
 

@@ -258,3 +258,23 @@ def test_compat_training_writes_a_checkpoint_that_searches_the_old_index(old, in
     new = SearchModel.load(work, "cpu")
     assert new.fingerprint != state["compatible_with"][0]
     assert Searcher(MomentIndex.open(index), new).search("a person opens the door", rerank=2)
+
+
+def test_ccman_compatibility_study_end_to_end(plain, tmp_path, capsys):
+    """tools/train_compat.py compat.backbone=ccman: old + new CCMANs, VCMR self/cross/adapted/NFR, hot refresh."""
+    from grounding.cli.train_compat import main as compat_main
+
+    work = tmp_path / "study"
+    overrides = [o for o in tiny_overrides(plain, **SMALL) if not o.startswith("train.epochs")]
+    assert compat_main(["--config", str(REPO / "configs/compat/synthetic.yaml"), "--work-dir", str(work), *overrides,
+                        "compat.backbone=ccman", "compat.ccman.methods=[independent,l2]", "compat.ccman.epochs=1",
+                        "compat.ccman.old_epochs=1", "compat.ccman.adapter_epochs=2", "compat.ccman.rerank=3",
+                        "compat.ccman.fractions=[0.0,0.5,1.0]"]) == 0
+    result = json.loads((work / "ccman_metrics.json").read_text())
+    assert [r["method"] for r in result["methods"]] == ["independent", "l2"]
+    curve = [c for c in result["hot_refresh"] if c["method"] == "l2"]
+    assert [c["fraction"] for c in curve] == [0.0, 0.5, 1.0]
+    l2 = result["methods"][1]
+    assert curve[-1]["VCMR-R1@0.5"] == pytest.approx(l2["self"])  # fully backfilled = the new model's own index
+    assert load_checkpoint(work / "new_l2" / "checkpoints" / "last.pt")["compatible_with"]
+    assert "hot refresh" in (work / "ccman_summary.md").read_text() and "| l2 |" in capsys.readouterr().out

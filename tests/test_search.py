@@ -223,6 +223,7 @@ def test_forward_adapter_moves_the_index_into_the_new_space(old, index, library,
     adapted = MomentIndex.open(work)
     assert [adapted.models[m]["kind"] for m in models] == ["adapted"] and adapted.spaces() == {new.fingerprint}
     assert Searcher(adapted, new).search("a person opens the door", rerank=2)
+    assert Searcher.from_index(work, device="cpu").model.fingerprint == new.fingerprint  # its default query model
     with pytest.raises(GroundingError, match="cannot query index"):
         Searcher(adapted, SearchModel.load(old, "cpu"))
 

@@ -118,13 +118,13 @@ class Searcher:
     @classmethod
     def from_index(cls, index_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
                    features: FeatureSource | None = None, **settings: Any) -> Searcher:
-        """``checkpoint`` None: the checkpoint that embedded the index (the last one recorded)."""
+        """``checkpoint`` None: the checkpoint of the index's space (the newest one after an upgrade)."""
         index = MomentIndex.open(index_dir)
         if index.num_entries == 0:
             raise GroundingError(f"index {index_dir} holds no entries; add videos with tools/build_index.py")
-        if checkpoint is None:
-            embedded = [m for m in index.models if m["kind"] == "embedded"]
-            checkpoint = embedded[-1]["checkpoint"]
+        if checkpoint is None:  # the latest model of a live space (after an upgrade: the new model)
+            spaces = index.spaces()
+            checkpoint = [m for m in index.models if m["space"] in spaces][-1]["checkpoint"]
             if not Path(checkpoint).exists():
                 raise GroundingError(f"the checkpoint that built {index_dir} ({checkpoint}) is not here; pass --checkpoint")
         model = SearchModel.load(checkpoint, device)

@@ -90,7 +90,8 @@ def apply_adapter(index_dir: str | Path, adapter_path: str | Path, chunk_videos:
             raise GroundingError(f"index {index_dir} holds no entry of the adapter's source model {state['from_space']} "
                                  f"(its spaces: {', '.join(sorted(index.spaces()))}); nothing to adapt")
         target = index.register_model(f"adapter:{Path(adapter_path).name}", state["to_space"], "adapted",
-                                      str(adapter_path), note=f"from {state['from_space']}")
+                                      str(state["to_checkpoint"]),  # the model whose queries search these entries
+                                      note=f"adapter {adapter_path} from {state['from_space']}")
         videos = _videos_of(index, set(source))
         bar = tqdm(total=len(videos), desc="adapting", unit="video", disable=not progress)
         for first in range(0, len(videos), chunk_videos):

@@ -279,3 +279,22 @@ def test_ccman_compatibility_study_end_to_end(plain, tmp_path, capsys):
     assert curve[-1]["VCMR-R1@0.5"] == pytest.approx(l2["self"])  # fully backfilled = the new model's own index
     assert load_checkpoint(work / "new_l2" / "checkpoints" / "last.pt")["compatible_with"]
     assert "hot refresh" in (work / "ccman_summary.md").read_text() and "| l2 |" in capsys.readouterr().out
+
+
+def test_cli_indexes_a_feature_folder_skipping_bad_files(old, plain, library, tmp_path, capsys):
+    _, _, bank, videos = library
+    folder = tmp_path / "feats"
+    folder.mkdir()
+    for v in videos[:3]:
+        np.save(folder / f"{v.vid}.npy", bank.load_raw(v.vid))
+    (folder / "broken.npy").write_bytes(b"not an array")
+    out = tmp_path / "idx"
+    assert build_main(["--config", str(REPO / "configs/synthetic.yaml"), "--checkpoint", str(old), "--out", str(out),
+                       "--features", str(folder), "--no-progress", *tiny_overrides(plain, **SMALL)]) == 0
+    captured = capsys.readouterr().out
+    report = json.loads(captured.strip().splitlines()[-1])
+    assert report["added"] == 3 and report["skipped"] == ["broken"] and "broken" in captured
+    index = MomentIndex.open(out)
+    assert sorted(index.videos()) == sorted(v.vid for v in videos[:3])
+    assert build_main(["--out", str(out), "--remove", videos[0].vid]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["videos"] == 2

@@ -6,15 +6,18 @@ Stage 2 runs the full CCMAN cascade on the top ``rerank`` videos of every query,
 pairs in a few ``Batch``es (each video through the video encoder once per batch, ``vid_index``), and
 decodes ``windows_per_video`` windows per pair (``grounding.models.decoding.decode``).
 
-Merged score of window w in candidate video v:
+Merged score of window w (decoded in candidate video v) for query q:
 
-    score = P(v | q) ** video_weight * s(w | q, v),   P(v | q) = softmax over the N candidates of sim(q, v) / tau
+    score = P(w | q) ** video_weight * s(w | q, v),   P(w | q) = softmax over the candidates' windows of sim(q, w) / tau
 
-with ``sim`` the stage-1 video score, ``tau`` the model's learnt temperature (the scale the contrastive
-loss trained the similarities for) and ``s`` the decoder's window score (``p_start * p_end``, which sums
-to at most 1 over a video's windows): the product is the probability of (video, window) when the two
-stages are read as a video classifier and a per-video localiser (as XML/ReLoCLNet score corpus moments).
-Moments from videos outside the top N follow, scored ``sim - 2`` (below every merged score; stage 1 only).
+with ``sim(q, w)`` the shared-space similarity of the window itself (embedded like an index entry from
+the cascade's clip projections, ``window_similarities``; ``search.merge: video`` uses the video's best
+stage-1 entry instead), ``tau`` the model's learnt temperature (the scale the contrastive loss trained
+similarities for) and ``s`` the decoder's window score (``p_start * p_end``). The localisation heads are
+trained inside one video, so their scores do not compare across videos; the shared space does, which is
+why the cross-video part of the score comes from it (XML/ReLoCLNet multiply a video and a window
+probability the same way). Moments from videos outside the top N follow, scored ``sim - 2`` (below
+every merged score; stage 1 only).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ Standalone mode scores a predictions JSONL against a ground-truth JSONL with not
     python tools/eval_grounding.py --predictions PRED.jsonl --ground-truth GT.jsonl [--dataset NAME]
 
 It prints a human summary, then the metrics as one JSON object on the last line of stdout.
+Video corpus moment retrieval (``tools/search.py`` predictions, ``pred_moments``) is scored with
+``--task vcmr``: VCMR-R{1,5,10,100}@{0.5,0.7} and VR-R{1,5,10} (grounding/eval/vcmr.py).
+
 Checkpoint mode predicts a split with a trained model, writes the predictions file and prints metrics:
 
     python tools/eval_grounding.py --config CFG --checkpoint CKPT --split SPLIT --out PRED.jsonl [key=value ...]
@@ -38,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="metric set to use; by default QVHighlights metrics when the ground truth has saliency "
         "scores or several windows per query, else R@n/mIoU",
     )
+    standalone.add_argument("--task", choices=("grounding", "vcmr"), default="grounding",
+                            help="grounding (one video per query, pred_relevant_windows) or vcmr (corpus search, "
+                            "pred_moments from tools/search.py)")
     checkpoint = parser.add_argument_group("checkpoint mode")
     checkpoint.add_argument("--config", help="experiment YAML config")
     checkpoint.add_argument("--checkpoint", help="model checkpoint (.pt)")
@@ -51,6 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_standalone(args: argparse.Namespace) -> int:
     """Score ``--predictions`` against ``--ground-truth``; the last stdout line is the metrics JSON."""
+    if args.task == "vcmr":
+        from grounding.eval.vcmr import evaluate_vcmr
+
+        if args.dataset:
+            raise GroundingError("--dataset picks a grounding metric set; leave it out with --task vcmr")
+        metrics = evaluate_vcmr(args.predictions, args.ground_truth)
+        print(format_summary(metrics))
+        print(json.dumps(metrics))
+        return 0
     metrics = evaluate(args.predictions, args.ground_truth, args.dataset,
                        warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     print(format_summary(metrics))
@@ -85,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     checkpoint_mode = any(v for v in (args.config, args.checkpoint, args.split, args.out, args.overrides))
     if checkpoint_mode:
+        if args.task == "vcmr":
+            raise GroundingError("--task vcmr scores a search predictions file: run tools/search.py, then "
+                                 "--predictions PRED.jsonl --ground-truth GT.jsonl --task vcmr")
         if args.predictions or args.ground_truth:
             raise GroundingError("use either checkpoint mode (--config ...) or standalone mode (--predictions ...)")
         return run_checkpoint(args)

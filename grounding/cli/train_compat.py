@@ -2,7 +2,8 @@
 
 Trains (or loads) the old model, trains one new model per method in compat.run, the forward adapter,
 and writes results.csv, hot_refresh.csv, hot_refresh.png, summary.md and tb/ into DIR
-(see docs/compatibility.md).
+(see docs/compatibility.md). With compat.backbone=ccman the old and new models are CCMANs and the study
+is scored by corpus moment search (VCMR; grounding/compat/ccman_study.py).
 """
 
 from __future__ import annotations
@@ -31,8 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     command = "python tools/train_compat.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    study = run_study(cfg, args.work_dir, overwrite=args.overwrite, command=command)
     work_dir = Path(args.work_dir)
+    if (cfg.get("compat") or {}).get("backbone", "dual_encoder") == "ccman":
+        from grounding.compat.ccman_study import run_ccman_study
+
+        result = run_ccman_study(cfg, work_dir, overwrite=args.overwrite, command=command)
+        print((work_dir / "ccman_summary.md").read_text())
+        print(f"outputs: {work_dir}/ccman_results.csv, ccman_hot_refresh.csv, ccman_summary.md "
+              f"({result['seconds'] / 60:.1f} min)")
+        return 0
+    study = run_study(cfg, work_dir, overwrite=args.overwrite, command=command)
     print((work_dir / "summary.md").read_text())
     print(f"outputs: {work_dir}/results.csv, hot_refresh.csv, hot_refresh.png, summary.md; "
           f"TensorBoard: tensorboard --logdir {work_dir}/tb ({study.seconds / 60:.1f} min)")

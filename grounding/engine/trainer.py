@@ -42,6 +42,7 @@ from grounding.errors import GroundingError
 from grounding.eval.evaluate import compute_metrics, has_ground_truth, headline
 from grounding.eval.predictions import Prediction, write_predictions
 from grounding.losses import build_criterion
+from grounding.losses.compat import LossContext, loss_section
 from grounding.models import build_model_for_text
 from grounding.models.decoding import DecodeConfig
 
@@ -86,7 +87,7 @@ class Trainer:
                                  "select best.pt; set data.val_split (or the first of data.eval_splits) to a labelled split")
         self.provenance = feature_provenance(cfg)
         self.model = build_model_for_text(cfg.model, self.data.text, self.settings.seed).to(self.device)
-        self.criterion = build_criterion(cfg.get("loss"))
+        self.criterion = build_criterion(loss_section(cfg), LossContext(cfg, self.data, self.device, self.splits.train))
         self.train_model: nn.Module = maybe_compile(self.model, self.settings.compile)
         if self.dist.enabled:
             self.train_model = nn.parallel.DistributedDataParallel(
@@ -112,7 +113,8 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": step["optimizer"], "scheduler": step["scheduler"],
                 "scaler": step["scaler"], "epoch": self.epoch, "step": step["step"], "best": self.best,
                 "rng": rng_state(), "config": to_plain(self.cfg), "text": self.data.text.state(),
-                "feature_provenance": self.provenance}  # how Grounder.encode_video reproduces the features
+                "feature_provenance": self.provenance,  # how Grounder.encode_video reproduces the features
+                **self.criterion.checkpoint_extras()}  # compat training: the old model's fingerprint
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])

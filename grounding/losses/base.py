@@ -61,9 +61,22 @@ class Criterion(nn.Module):
         logs["total"] = total.detach()
         return total, logs
 
+    def checkpoint_extras(self) -> dict[str, Any]:
+        """What terms add to every checkpoint (the compat term: the old model's fingerprint)."""
+        extras: dict[str, Any] = {}
+        for term in self.terms.values():
+            extras.update(getattr(term, "checkpoint_extras", dict)())
+        return extras
 
-def build_criterion(loss_cfg: Any) -> Criterion:
+
+def build_criterion(loss_cfg: Any, context: Any = None) -> Criterion:
+    """The weighted terms of ``loss_cfg``; terms with ``needs_context`` (the compat term) also get
+    ``context`` (``grounding.losses.compat.LossContext``: config, data, device)."""
     loss_cfg = dict(loss_cfg or {})
     stage_weights = dict(loss_cfg.pop("stage_weights", {}) or {})
-    terms = {name: LOSSES.get(name)(**dict(opts or {})) for name, opts in loss_cfg.items()}
+    terms = {}
+    for name, opts in loss_cfg.items():
+        factory = LOSSES.get(name)
+        extra = {"context": context} if getattr(factory, "needs_context", False) else {}
+        terms[name] = factory(**dict(opts or {}), **extra)
     return Criterion(terms, stage_weights)

@@ -1,0 +1,31 @@
+"""Scale of moment search on this machine (see grounding/search/bench.py); the last stdout line is JSON.
+
+    python tools/bench_search.py [--sizes 1000 10000 100000] [--kinds flat ivf] [--queries 200] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from grounding.errors import exit_cleanly_on_user_errors
+
+
+@exit_cleanly_on_user_errors
+def main(argv: list[str] | None = None) -> int:
+    from grounding.search.bench import run
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000], help="library sizes (videos)")
+    parser.add_argument("--kinds", nargs="+", default=["flat", "ivf"], choices=("flat", "ivf"))
+    parser.add_argument("--queries", type=int, default=200, help="queries timed per size (stage 1 + 2: a quarter)")
+    parser.add_argument("--nprobe", type=int, default=16, help="IVF lists scanned per query")
+    parser.add_argument("--threads", type=int, default=1, help="torch and FAISS threads (default 1)")
+    args = parser.parse_args(argv)
+    rows = run(args.sizes, args.kinds, args.queries, args.nprobe, args.threads)
+    keys = list(rows[0])
+    print(" | ".join(keys))
+    for row in rows:
+        print(" | ".join(str(row[k]) for k in keys))
+    print(json.dumps(rows))
+    return 0

@@ -1,0 +1,79 @@
+"""``tools/search.py`` / ``grounding-search``: find moments in an indexed video library.
+
+    python tools/search.py --index INDEX_DIR [--checkpoint CKPT] (--query TEXT | --queries FILE.jsonl)
+                           [--top-k 100] [--rerank 20] --out PRED.jsonl
+
+Stage 1 ranks the library in the shared embedding space; stage 2 localises the top ``--rerank`` videos
+with CCMAN (``--rerank 0``: stage 1 only). One line per query: ``{"qid", "query", "pred_moments":
+[[vid, start_s, end_s, score], ...]}``. ``--query`` without ``--out`` prints the moments. The last stdout
+line is JSON. Score the file with ``tools/eval_grounding.py --task vcmr``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from grounding.errors import GroundingError, exit_cleanly_on_user_errors
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", required=True, help="an index folder (tools/build_index.py --out)")
+    parser.add_argument("--checkpoint", help="the query model (default: the one that built the index)")
+    text = parser.add_mutually_exclusive_group(required=True)
+    text.add_argument("--query", help="one sentence")
+    text.add_argument("--queries", help="native JSONL records (qid, query; other keys ignored)")
+    parser.add_argument("--top-k", type=int, help="moments per query (default: search.top_k of the index, 100)")
+    parser.add_argument("--rerank", type=int, help="videos localised by stage 2 (default 20; 0 = stage 1 only)")
+    parser.add_argument("--out", help="predictions JSONL")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--batch-queries", type=int, default=64, help="queries searched together")
+    parser.add_argument("--device", default="auto")
+    return parser.parse_args(argv)
+
+
+def read_queries(path: Path) -> list[tuple[object, str]]:
+    from grounding.data.records import iter_jsonl
+
+    items = []
+    for n, obj in iter_jsonl(path):
+        if not isinstance(obj, dict) or "query" not in obj:
+            raise GroundingError(f"{path}:{n}: a query line needs 'query' (and 'qid')")
+        items.append((obj.get("qid", n), str(obj["query"])))
+    if not items:
+        raise GroundingError(f"{path} holds no query")
+    return items
+
+
+@exit_cleanly_on_user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.queries and not args.out:
+        raise GroundingError("--queries needs --out PRED.jsonl")
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise GroundingError(f"{args.out} exists; pass --overwrite to replace it")
+    from grounding.data.records import write_jsonl
+    from grounding.search.searcher import Searcher
+
+    items = read_queries(Path(args.queries)) if args.queries else [(0, args.query)]
+    searcher = Searcher.from_index(args.index, args.checkpoint, args.device)
+    start, results = time.perf_counter(), []
+    for first in range(0, len(items), args.batch_queries):
+        chunk = items[first:first + args.batch_queries]
+        found = searcher.search([q for _, q in chunk], args.top_k, args.rerank)
+        results += [{"qid": qid, **r} for (qid, _), r in zip(chunk, found, strict=True)]
+    seconds = time.perf_counter() - start
+    rerank = searcher.settings.rerank if args.rerank is None else args.rerank
+    if args.out:
+        write_jsonl(results, args.out)
+        print(f"{len(results)} queries searched in {seconds:.1f} s (stage {'1 + 2' if rerank else '1'}); "
+              f"predictions in {args.out}")
+    else:
+        for vid, s, e, score in results[0]["pred_moments"][:10]:
+            print(f"{vid:>20} {s:8.2f} {e:8.2f}  {score:.4f}")
+    print(json.dumps({"queries": len(results), "out": args.out, "rerank": rerank, "seconds": round(seconds, 3),
+                      **({} if args.out else {"pred_moments": results[0]["pred_moments"]})}))
+    return 0

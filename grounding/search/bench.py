@@ -1,0 +1,162 @@
+"""Scale figures of moment search (``tools/bench_search.py``); a benchmark, not a test.
+
+For each library size (videos; 26 proposal entries each, 128-d as the default CCMAN):
+
+- **build**: writing the index (segments of 1,000 videos, commits, the final FAISS structure) from
+  embeddings, in videos/s; the CCMAN video side's own throughput (default config, 1024-d features, 32
+  clips) is measured once beside it, since at build time the two run one after the other;
+- **query latency**: p50/p95 over single queries of stage 1 (sentence embedding + FAISS + grouping) and
+  of stage 1 + 2 with N = 20 (CCMAN cascade on the 20 best videos, batched, and decoding); features for
+  stage 2 come from memory (a real library reads 20 ``.npy`` files per query: a few ms more);
+- **memory per video**: the FAISS structure plus the metadata arrays a searcher holds, over the videos;
+- **recall** of the approximate structure: share of queries whose best entry is the exact search's.
+
+Embeddings are synthetic (videos drawn around 2,000 topics, entries around their video), so FAISS lists
+are as uneven as with real data; the model has random weights (the cost of a forward pass does not
+depend on them).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ENTRIES, DIM, CLIPS, FEATURE_DIM = 26, 128, 32, 1024
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def synthetic_embeddings(videos: int, seed: int = 0) -> np.ndarray:
+    """(videos, ENTRIES, DIM) unit vectors: topic + video + entry components."""
+    rng = np.random.default_rng(seed)
+    topics = _unit(rng.normal(size=(2000, DIM)))
+    out = np.empty((videos, ENTRIES, DIM), dtype=np.float32)
+    for first in range(0, videos, 10_000):
+        n = min(10_000, videos - first)
+        video = topics[rng.integers(0, len(topics), n)] + 0.6 * _unit(rng.normal(size=(n, DIM)))
+        out[first:first + n] = _unit(video[:, None] + 0.5 * _unit(rng.normal(size=(n, ENTRIES, DIM))))
+    return out
+
+
+def bench_checkpoint(folder: Path) -> Path:
+    """A default-size CCMAN checkpoint with random weights and a small vocabulary."""
+    from grounding.config import load_config, packaged_config, to_plain
+    from grounding.data.synthetic import ACTIONS, OBJECTS
+    from grounding.engine.checkpoint import save_atomic
+    from grounding.models import build_model
+
+    cfg = load_config(packaged_config("charades_sta.yaml"), ["model.video_dim=1024"])
+    words = ["<pad>", "<unk>", "a", "person", "the", *sorted({w for a in ACTIONS for w in " ".join(a).split()}), *OBJECTS]
+    model = build_model(cfg.model, vocab_size=len(words))
+    save_atomic({"model": model.state_dict(), "config": to_plain(cfg), "text": {"words": words}}, folder / "ccman.pt")
+    return folder / "ccman.pt"
+
+
+class MemoryFeatures:
+    """Stage-2 features from memory: 64 random (CLIPS, FEATURE_DIM) arrays shared round-robin."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(1)
+        self.arrays = rng.normal(size=(64, CLIPS, FEATURE_DIM)).astype(np.float32)
+
+    def get(self, vid: str) -> np.ndarray:
+        return self.arrays[hash(vid) % len(self.arrays)]
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    ordered = sorted(times)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def video_side_throughput(model: Any, videos: int = 128) -> float:
+    """Videos/s through CCMAN's video side (encoder + projection + 26 proposal pools), batches of 32."""
+    from grounding.search.embed import Granularity
+
+    feats = [np.random.default_rng(i).normal(size=(CLIPS, FEATURE_DIM)).astype(np.float32) for i in range(32)]
+    model.embed_videos(feats, [30.0] * 32, Granularity())  # warm-up
+    start = time.perf_counter()
+    for _ in range(videos // 32):
+        model.embed_videos(feats, [30.0] * 32, Granularity())
+    return videos / (time.perf_counter() - start)
+
+
+def bench_size(videos: int, folder: Path, model: Any, queries: int, kind: str, nprobe: int) -> dict[str, Any]:
+    from grounding.search.index import MomentIndex
+    from grounding.search.searcher import Searcher, SearchSettings
+
+    emb = synthetic_embeddings(videos)
+    spans = np.stack([np.arange(ENTRIES), np.arange(ENTRIES) + 4], 1).astype(np.float32)
+    start = time.perf_counter()
+    with MomentIndex.writer(folder, create={"embed_dim": DIM, "index": {"kind": kind, "nprobe": nprobe}}) as index:
+        mid = index.register_model(model.fingerprint, model.fingerprint, "embedded", str(model.path))
+        for first in range(0, videos, 1000):
+            n = min(1000, videos - first)
+            index.add([(f"v{i}", 30.0, 0) for i in range(first, first + n)], list(emb[first:first + n]),
+                      [spans] * n, mid)
+            index.commit()
+        built = index.finalize()
+    build_s = time.perf_counter() - start
+    index = MomentIndex.open(folder)
+    faiss_index = index.faiss()
+    import faiss
+
+    meta = index.meta()
+    memory = faiss.serialize_index(faiss_index).nbytes + sum(a.nbytes for a in meta.values())
+    searcher = Searcher(index, model, MemoryFeatures(), SearchSettings(top_k=100, rerank=20))
+    rng = np.random.default_rng(2)
+    targets = rng.integers(0, videos * ENTRIES, queries)
+    flat = emb.reshape(-1, DIM)
+    query_vectors = _unit(flat[targets] + 0.3 * _unit(rng.normal(size=(queries, DIM))))
+    sentences = [f"a person opens the door {i}" for i in range(queries)]
+    # recall of the approximate structure against exact search
+    exact = np.argmax(query_vectors @ flat.T, axis=1) if videos * ENTRIES <= 3_000_000 else targets
+    found = index.search(query_vectors, 1).rows[:, 0]
+    recall = float((meta["ids"][found] == exact).mean())
+    times1, times2 = [], []
+    searcher.search(sentences[0], rerank=20)  # warm-up
+    for i, sentence in enumerate(sentences):
+        start = time.perf_counter()
+        words = searcher.model.embed_queries([sentence])  # the query side of a real search...
+        del words
+        searcher.stage1(query_vectors[i:i + 1], 20, 100)  # ...then stage 1 on a vector with a true target
+        times1.append((time.perf_counter() - start) * 1000)
+        if i < max(20, queries // 4):
+            start = time.perf_counter()
+            searcher.search(sentence, rerank=20)
+            times2.append((time.perf_counter() - start) * 1000)
+    p50_1, p95_1 = _percentiles(times1)
+    p50_2, p95_2 = _percentiles(times2)
+    return {"videos": videos, "entries": videos * ENTRIES, "index": built, "build_videos_per_s": round(videos / build_s),
+            "stage1_p50_ms": round(p50_1, 2), "stage1_p95_ms": round(p95_1, 2), "stage12_p50_ms": round(p50_2, 1),
+            "stage12_p95_ms": round(p95_2, 1), "memory_per_video_kb": round(memory / videos / 1024, 2),
+            "top1_recall_vs_exact": round(recall, 3)}
+
+
+def run(sizes: list[int], kinds: list[str], queries: int = 200, nprobe: int = 16, threads: int = 1) -> list[dict[str, Any]]:
+    import faiss
+
+    from grounding.search.model import SearchModel
+
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model = SearchModel.load(bench_checkpoint(Path(tmp)), "cpu")
+        encode = video_side_throughput(model)
+        for videos in sizes:
+            for kind in kinds:
+                row = bench_size(videos, Path(tmp) / f"idx-{videos}-{kind}", model, queries, kind, nprobe)
+                row["ccman_video_side_videos_per_s"] = round(encode, 1)
+                rows.append(row)
+                import shutil
+
+                shutil.rmtree(Path(tmp) / f"idx-{videos}-{kind}", ignore_errors=True)
+    return rows

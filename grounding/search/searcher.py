@@ -1,0 +1,254 @@
+"""Two-stage moment search over an index: rank the library in the shared space, then localise precisely.
+
+Stage 1 embeds each query (``SearchModel.embed_queries``) and asks FAISS for its most similar entries;
+a video scores its best entry, and the entries themselves (after per-video NMS) are stage 1's moments.
+Stage 2 runs the full CCMAN cascade on the top ``rerank`` videos of every query, all (query, video)
+pairs in a few ``Batch``es (each video through the video encoder once per batch, ``vid_index``), and
+decodes ``windows_per_video`` windows per pair (``grounding.models.decoding.decode``).
+
+Merged score of window w (decoded in candidate video v) for query q:
+
+    score = P(w | q) ** video_weight * s(w | q, v),   P(w | q) = softmax over the candidates' windows of sim(q, w) / tau
+
+with ``sim(q, w)`` the shared-space similarity of the window itself (embedded like an index entry from
+the cascade's clip projections, ``window_similarities``; ``search.merge: video`` uses the video's best
+stage-1 entry instead), ``tau`` the model's learnt temperature (the scale the contrastive loss trained
+similarities for) and ``s`` the decoder's window score (``p_start * p_end``). The localisation heads are
+trained inside one video, so their scores do not compare across videos; the shared space does, which is
+why the cross-video part of the score comes from it (XML/ReLoCLNet multiply a video and a window
+probability the same way). Moments from videos outside the top N follow, scored ``sim - 2`` (below
+every merged score; stage 1 only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from grounding.api.loading import encode_queries
+from grounding.data.batch import make_batch, pad_sequences
+from grounding.errors import GroundingError
+from grounding.models.decoding import decode
+from grounding.search.index import MomentIndex
+from grounding.search.model import SearchModel
+
+log = logging.getLogger("grounding")
+
+
+class FeatureSource(Protocol):
+    def get(self, vid: str) -> np.ndarray:  # model-ready (T, D) clip features
+        ...
+
+
+@dataclass
+class SearchSettings:
+    top_k: int = 100
+    rerank: int = 20  # videos localised by stage 2 per query (0 = stage 1 only)
+    windows_per_video: int = 5
+    video_weight: float = 1.0  # exponent of the shared-space probability in the merged score
+    merge: str = "window"  # window: P from each decoded window's own similarity; video: from the video's best entry
+    nms: float = 0.5  # per-video NMS of stage-1 moments
+    candidates: int = 0  # entries fetched per query in stage 1 (0 = enough for the videos needed)
+    batch_pairs: int = 256  # (query, video) pairs per stage-2 forward
+
+    @classmethod
+    def from_config(cls, section: Any, **override: Any) -> SearchSettings:
+        section = dict(section or {})
+        known = {f.name: section[f.name] for f in dataclasses.fields(cls) if section.get(f.name) is not None}
+        known.update({k: v for k, v in override.items() if v is not None})
+        out = cls(**known)
+        if out.top_k < 1 or out.rerank < 0 or out.windows_per_video < 1:
+            raise GroundingError(f"search settings need top_k >= 1, rerank >= 0, windows_per_video >= 1; got {out}")
+        return out
+
+
+@dataclass
+class Stage1:
+    """One query's stage-1 result: videos by score, and its moments ``[vid, start, end, sim]``."""
+
+    videos: list[tuple[str, float]]
+    moments: list[list[Any]]
+
+
+def window_similarities(clip_proj: torch.Tensor, sentence: torch.Tensor, windows: torch.Tensor, num_clips: torch.Tensor,
+                        duration: torch.Tensor) -> torch.Tensor:
+    """Shared-space cosine similarity (B, K) of each query's sentence (B, E) with each decoded window
+    (B, K, 3) seconds, embedded like an index entry: normalize(mean of its clips' projections (B, T, E))."""
+    step = (duration / num_clips.clamp_min(1)).unsqueeze(1)  # (B, 1)
+    first = torch.nan_to_num(windows[..., 0] / step).round().long()  # (B, K)
+    last = torch.nan_to_num(windows[..., 1] / step).round().long() - 1
+    clips = torch.arange(clip_proj.shape[1], device=clip_proj.device)
+    inside = ((clips[None, None] >= first[..., None]) & (clips[None, None] <= last[..., None])).to(clip_proj.dtype)
+    pooled = torch.einsum("bkt,bte->bke", inside, clip_proj) / inside.sum(-1, keepdim=True).clamp_min(1.0)
+    return torch.einsum("bke,be->bk", torch.nn.functional.normalize(pooled, dim=-1), sentence)
+
+
+def check_compatible(index: MomentIndex, model: SearchModel) -> None:
+    """Refuse a query model whose embeddings do not live in every space of the index's live entries."""
+    if model.embed_dim != index.embed_dim:
+        raise GroundingError(f"{model.path} embeds into {model.embed_dim} dimensions but index {index.folder} holds "
+                             f"{index.embed_dim}-d entries; search with the model that built it")
+    foreign = sorted(s for s in index.spaces() if not model.answers(s))
+    if foreign:
+        built = [m["checkpoint"] for m in index.models if m["space"] in foreign and m["kind"] == "embedded"]
+        raise GroundingError(
+            f"{model.path} (model {model.fingerprint}) cannot query index {index.folder}: its entries were embedded "
+            f"by model(s) {', '.join(foreign)} ({', '.join(built) or 'unknown checkpoint'}), and this model is neither "
+            "one of them nor trained to be compatible with them; search with that checkpoint, upgrade the index "
+            "(tools/upgrade_index.py --backfill/--adapter), or train with compat.old_checkpoint=<its checkpoint>")
+
+
+class Searcher:
+    def __init__(self, index: MomentIndex, model: SearchModel, features: FeatureSource | None = None,
+                 settings: SearchSettings | None = None, allow_incompatible: bool = False) -> None:
+        """``allow_incompatible``: skip the space check (experiments only: the compatibility study measures
+        how badly an incompatible model searches an old index)."""
+        if not allow_incompatible:
+            check_compatible(index, model)
+        self.index, self.model = index, model
+        self.settings = settings or SearchSettings.from_config(index.manifest.get("search"))
+        self._features = features
+        self._sources: dict[int, Any] = {}
+        self.temperature = float(model.loaded.model.embedding.temperature.detach())
+
+    @classmethod
+    def from_index(cls, index_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
+                   features: FeatureSource | None = None, **settings: Any) -> Searcher:
+        """``checkpoint`` None: the checkpoint of the index's space (the newest one after an upgrade)."""
+        index = MomentIndex.open(index_dir)
+        if index.num_entries == 0:
+            raise GroundingError(f"index {index_dir} holds no entries; add videos with tools/build_index.py")
+        if checkpoint is None:  # the latest model of a live space (after an upgrade: the new model)
+            spaces = index.spaces()
+            checkpoint = [m for m in index.models if m["space"] in spaces][-1]["checkpoint"]
+            if not Path(checkpoint).exists():
+                raise GroundingError(f"the checkpoint that built {index_dir} ({checkpoint}) is not here; pass --checkpoint")
+        model = SearchModel.load(checkpoint, device)
+        return cls(index, model, features, SearchSettings.from_config(index.manifest.get("search"), **settings))
+
+    # ------------------------------------------------------------------ features for stage 2
+    def features(self, vid: str, source: int) -> np.ndarray:
+        if self._features is not None:
+            return self._features.get(vid)
+        if source not in self._sources:
+            from grounding.data.build import build_feature_bank
+
+            spec = self.index.manifest["sources"][source]
+            self._sources[source] = build_feature_bank(spec, self.model.loaded.config["model"].get("video_dim"))
+        return self._sources[source].get(vid)
+
+    # ------------------------------------------------------------------ stage 1
+    def stage1(self, embeddings: np.ndarray, videos_needed: int, top_k: int) -> list[Stage1]:
+        """Rank videos and moments for each query embedding (Q, E)."""
+        meta, table = self.index.meta(), self.index.video_table
+        total = self.index.num_entries
+        k = self.settings.candidates or max(64, 32 * max(videos_needed, 1), 2 * top_k)
+        while True:
+            hits = self.index.search(embeddings, k)
+            enough = [len(np.unique(meta["video"][r[r >= 0]])) >= videos_needed for r in hits.rows]
+            if all(enough) or k >= total:
+                break
+            k = min(total, 4 * k)
+        out = []
+        for scores, rows in zip(hits.scores, hits.rows, strict=True):
+            keep = rows >= 0
+            scores, rows = scores[keep], rows[keep]
+            video_rows = meta["video"][rows]
+            _, first = np.unique(video_rows, return_index=True)  # a video scores its best entry
+            first = np.sort(first)
+            videos = [(table[video_rows[i]][0], float(scores[i])) for i in first]
+            out.append(Stage1(videos, self._moments(scores, rows, video_rows, top_k)))
+        return out
+
+    def _moments(self, scores: np.ndarray, rows: np.ndarray, video_rows: np.ndarray, top_k: int) -> list[list[Any]]:
+        """Entries best first, dropping one that overlaps a better entry of its video by more than ``nms``."""
+        meta, table, nms = self.index.meta(), self.index.video_table, self.settings.nms
+        kept: dict[int, list[tuple[float, float]]] = {}
+        moments: list[list[Any]] = []
+        for score, row, video in zip(scores.tolist(), rows.tolist(), video_rows.tolist(), strict=True):
+            s, e = (float(x) for x in meta["spans"][row])
+            if any(max(0.0, min(e, e2) - max(s, s2)) / max(max(e, e2) - min(s, s2), 1e-9) > nms
+                   for s2, e2 in kept.get(video, ())):
+                continue
+            kept.setdefault(video, []).append((s, e))
+            moments.append([table[video][0], s, e, float(score)])
+            if len(moments) >= top_k:
+                break
+        return moments
+
+    # ------------------------------------------------------------------ stage 2
+    def stage2(self, queries: list[str], firsts: list[Stage1], rerank: int) -> list[list[list[Any]]]:
+        """Windows ``[vid, start, end, merged score]`` of each query's top ``rerank`` videos."""
+        loaded, known, cfg = self.model.loaded, self.index.videos(), self.settings
+        words, word_mask, _ = encode_queries(loaded, queries)
+        pairs = [(q, vid, sim) for q, first in enumerate(firsts) for vid, sim in first.videos[:rerank]]
+        dec = dataclasses.replace(loaded.decode, topk=cfg.windows_per_video)
+        found: list[list[tuple[str, float, float, float, float]]] = [[] for _ in queries]  # vid, s, e, sim, s(w)
+        for start in range(0, len(pairs), cfg.batch_pairs):
+            chunk = pairs[start:start + cfg.batch_pairs]
+            vids = list(dict.fromkeys(v for _, v, _ in chunk))
+            feats = [self.features(v, known[v][1]) for v in vids]
+            video, mask = pad_sequences(feats, torch.float32)
+            row = {v: i for i, v in enumerate(vids)}
+            dev = loaded.device
+            vid_index = torch.tensor([row[v] for _, v, _ in chunk], device=dev)
+            q_rows = torch.tensor([q for q, _, _ in chunk], device=dev)
+            duration = torch.tensor([known[v][0] for _, v, _ in chunk], dtype=torch.float32, device=dev)
+            none = torch.zeros(len(chunk), dtype=torch.long, device=dev)
+            batch = make_batch(video.to(dev), mask.to(dev), vid_index, words[q_rows], word_mask[q_rows], none, none,
+                               torch.zeros(len(chunk), 2, device=dev), duration)
+            with torch.inference_mode():
+                output = loaded.model(batch)
+                windows, _ = decode(output.decoded, output.clip_mask, duration, dec)
+                sims = window_similarities(output.space.clip_proj, output.space.sentence, windows, batch.num_clips,
+                                           duration)
+            for (q, vid, video_sim), rows, window_sims in zip(chunk, windows.cpu().numpy(), sims.cpu().numpy(),
+                                                              strict=True):
+                found[q] += [(vid, float(s), float(e), float(w) if cfg.merge == "window" else video_sim, float(c))
+                             for (s, e, c), w in zip(rows, window_sims, strict=True) if s == s]  # NaN: none left
+        results = []
+        for q_found in found:
+            if not q_found:
+                results.append([])
+                continue
+            sims = np.array([f[3] for f in q_found]) / self.temperature
+            prob = np.exp(sims - sims.max())
+            if cfg.merge == "video":  # P(v): one share per video, not per window
+                per_video = {f[0]: p for f, p in zip(q_found, prob, strict=True)}
+                prob = prob / sum(per_video.values())
+            else:
+                prob = prob / prob.sum()
+            scored = [[v, s, e, float(p ** cfg.video_weight * c)] for (v, s, e, _, c), p in zip(q_found, prob, strict=True)]
+            results.append(sorted(scored, key=lambda m: -m[3]))
+        return results
+
+    # ------------------------------------------------------------------ both
+    def search(self, queries: str | Sequence[str], top_k: int | None = None, rerank: int | None = None
+               ) -> list[dict[str, Any]]:
+        """For each query ``{"query", "pred_moments": [[vid, start_s, end_s, score], ...]}``, best first."""
+        items = [queries] if isinstance(queries, str) else list(queries)
+        if not items:
+            raise GroundingError("no query given; pass at least one sentence")
+        top_k = self.settings.top_k if top_k is None else top_k
+        rerank = self.settings.rerank if rerank is None else rerank
+        if top_k < 1 or rerank < 0:
+            raise GroundingError(f"top_k must be >= 1 and rerank >= 0, got {top_k} and {rerank}")
+        embeddings = self.model.embed_queries(items)
+        firsts = self.stage1(embeddings, max(rerank, 1), top_k)
+        if rerank == 0:
+            return [{"query": q, "pred_moments": f.moments} for q, f in zip(items, firsts, strict=True)]
+        seconds = self.stage2(items, firsts, rerank)
+        out = []
+        for q, first, second in zip(items, firsts, seconds, strict=True):
+            reranked = {v for v, _ in first.videos[:rerank]}
+            tail = [[v, s, e, sim - 2.0] for v, s, e, sim in first.moments if v not in reranked]
+            out.append({"query": q, "pred_moments": [[v, round(s, 4), round(e, 4), round(c, 6)]
+                                                     for v, s, e, c in (second + tail)[:top_k]]})
+        return out

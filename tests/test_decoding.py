@@ -47,6 +47,9 @@ def test_padded_clips_are_never_decoded_and_records_are_json_ready():
     real = windows[0][~torch.isnan(windows[0, :, 0])]
     assert len(real) == 3 and (real[:, 1] <= 4.0).all()  # 2 clips of 2 s: (0,0), (0,1), (1,1)
     record = prediction_records([7], ["v"], ["q"], windows, saliency, torch.tensor([2]))[0]
+    assert "pred_refined_window" not in record
+    refined = prediction_records([7], ["v"], ["q"], windows, saliency, torch.tensor([2]), torch.tensor([[0.5, 3.25]]))
+    assert refined[0]["pred_refined_window"] == [0.5, 3.25]
     assert record["qid"] == 7 and len(record["pred_relevant_windows"]) == 3 and len(record["pred_saliency_scores"]) == 2
     assert record["pred_relevant_windows"][0][2] >= record["pred_relevant_windows"][1][2]
 

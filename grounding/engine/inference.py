@@ -24,7 +24,9 @@ def predict(model: nn.Module, batches: Iterable[Batch], device: torch.device, de
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             output = model(batch)
         windows, saliency = decode_output(output, batch.duration, decode_cfg)
+        refined = output.decoded.refined_span  # the fine stage's regressed span, normalised
+        refined = None if refined is None else (refined.float() * batch.duration[:, None]).cpu()
         out.extend(prediction_records(batch.qid, batch.vid, batch.query, windows.cpu(), saliency.cpu(),
-                                      batch.num_clips.cpu()))
+                                      batch.num_clips.cpu(), refined))
     model.train(was_training)
     return out

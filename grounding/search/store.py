@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding.atomic import write_atomic
 from grounding.errors import GroundingError
 
 FORMAT = "grounding-moment-index"
@@ -35,30 +36,12 @@ MANIFEST = "index.json"
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
-    """Temporary file in the same folder, fsync, rename: a reader sees the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A reader sees the old or the new file, never half (``grounding.atomic.write_atomic``)."""
+    write_atomic(path, lambda fh: json.dump(obj, fh, indent=1), binary=False)
 
 
 def save_npy_atomic(array: np.ndarray, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda fh: np.save(fh, array))
 
 
 @dataclass

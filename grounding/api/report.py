@@ -11,12 +11,12 @@ import html
 import io
 import json
 import mimetypes
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from grounding import atomic
 from grounding.errors import GroundingError
 
 STATIC = Path(__file__).with_name("static")
@@ -82,14 +82,10 @@ def render_html(videos: list[dict[str, Any]], title: str) -> str:
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write beside ``path`` and rename, so a crash leaves the old file or none, never half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write ``text`` atomically (``grounding.atomic``); an unwritable path is one clear error."""
     try:
-        tmp.write_text(text, encoding="utf8")
-        os.replace(tmp, path)
+        atomic.write_atomic(path, lambda fh: fh.write(text.encode("utf8")))
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise GroundingError(f"cannot write {path} ({err.strerror}); pass a writable path") from err
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from grounding.atomic import write_atomic
 from grounding.cache import cache_dir
 from grounding.data.features import FeatureBank
 from grounding.errors import GroundingError
@@ -53,11 +53,8 @@ def _load_cache(path: Path) -> dict[str, Any]:
 
 
 def _save_cache(path: Path, entries: dict[str, Any]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries))
-        tmp.replace(path)  # atomic: processes checking at the same time never read half a file
+    try:  # atomic: processes checking at the same time never read half a file
+        write_atomic(path, lambda fh: json.dump(entries, fh), binary=False)
     except OSError as err:
         log.info("could not cache the feature check in %s (%s); the next run checks again", path, err)
 

@@ -1,13 +1,22 @@
+"""The checkpoint schema: atomic writes, clear errors, and checkpoints of the earlier layout still load."""
+
 import pytest
 import torch
 
-from grounding.engine.checkpoint import load_checkpoint, save_atomic
 from grounding.errors import GroundingError
+from grounding.inference.checkpoint import SCHEMA_VERSION, Checkpoint, read_checkpoint, save_checkpoint
+
+
+def _tiny_ccman(**options):
+    from grounding.models.ccman import CCMAN, CCMANConfig
+
+    torch.manual_seed(0)
+    return CCMAN(CCMANConfig(video_dim=8, dim=16, heads=2, word_dim=8, embed_dim=8, **options), vocab_size=10).eval()
 
 
 def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    save_atomic({"epoch": 1}, path)
+    save_checkpoint(Checkpoint({}, {}, training={"epoch": 1}), path)
 
     def crash(obj, fh):
         fh.write(b"partial bytes")
@@ -15,41 +24,63 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path, monke
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        save_atomic({"epoch": 2}, path)
+        save_checkpoint(Checkpoint({}, {}, training={"epoch": 2}), path)
     monkeypatch.undo()
-    assert load_checkpoint(path)["epoch"] == 1
+    assert read_checkpoint(path).training == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
-def test_a_truncated_checkpoint_is_one_clear_error(tmp_path):
+def test_a_truncated_or_foreign_or_newer_checkpoint_is_one_clear_error(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(GroundingError, match="cannot be read"):
-        load_checkpoint(bad)
+        read_checkpoint(bad)
+    torch.save({"weights": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(GroundingError, match="lacks"):
+        read_checkpoint(tmp_path / "foreign.pt")
+    torch.save({"version": SCHEMA_VERSION + 1, "model": {}, "config": {}}, tmp_path / "newer.pt")
+    with pytest.raises(GroundingError, match="newer grounding"):
+        read_checkpoint(tmp_path / "newer.pt")
 
 
-def _tiny_ccman():
-    from grounding.models.ccman import CCMAN, CCMANConfig
+def test_version_1_layout_is_upgraded_field_by_field(tmp_path):
+    """The dict every checkpoint before the schema held: resume state and compat facts at the top level."""
+    state = {"model": {"w": torch.ones(1)}, "optimizer": {"o": 1}, "scheduler": None, "scaler": {}, "epoch": 3,
+             "step": 30, "best": 0.5, "rng": {"r": 2}, "config": {"model": {"name": "span_baseline"}},
+             "text": {"words": ["<pad>"]}, "feature_provenance": {"stores": []}, "compatible_with": ["abc"]}
+    torch.save(state, tmp_path / "v1.pt")
+    ckpt = read_checkpoint(tmp_path / "v1.pt")
+    assert ckpt.kind == "grounding" and ckpt.compatible_with == ["abc"] and ckpt.text == {"words": ["<pad>"]}
+    assert ckpt.training == {"optimizer": {"o": 1}, "scheduler": None, "scaler": {}, "epoch": 3, "step": 30,
+                             "best": 0.5, "rng": {"r": 2}}
+    assert ckpt.config["model"] == {"name": "span_baseline", "saliency_head": False}  # no saliency_head.* weights
+    torch.save({"kind": "search_adapter", "adapter": {"a": torch.zeros(2)}, "old_dim": 4, "hidden": 8},
+               tmp_path / "adapter.pt")
+    adapter = read_checkpoint(tmp_path / "adapter.pt")
+    assert adapter.kind == "search_adapter" and list(adapter.model) == ["a"]
+    assert adapter.extras == {"old_dim": 4, "hidden": 8}
 
-    torch.manual_seed(0)
-    return CCMAN(CCMANConfig(video_dim=8, dim=16, heads=2, word_dim=8, embed_dim=8), vocab_size=10).eval()
 
-
-def test_a_checkpoint_from_before_the_saliency_head_loads_and_falls_back_to_inside_scores(tmp_path):
-    from grounding.engine.checkpoint import load_weights
-    from tests.test_models import _as_batch
+def test_a_checkpoint_from_before_the_saliency_head_is_built_without_one(tmp_path):
+    """The model is *built* without the head (model.saliency_head=false), never edited after construction."""
+    from grounding.inference.loading import build_model_from_checkpoint, text_input_of
 
     old = {k: v for k, v in _tiny_ccman().state_dict().items() if not k.startswith("saliency_head.")}
-    model = _tiny_ccman()
-    load_weights(model, {"model": old}, tmp_path / "old.pt")
-    batch = _as_batch(torch.randn(1, 6, 8), torch.ones(1, 6, dtype=torch.bool), torch.tensor([[2, 3]]),
-                      torch.ones(1, 2, dtype=torch.bool))
-    assert model(batch).saliency is None  # decoding then reads the inside-moment logits, as before
+    cfg = {"model": {"name": "ccman", "video_dim": 8, "dim": 16, "heads": 2, "word_dim": 8, "embed_dim": 8},
+           "text": {"input": "vocab"}}
+    torch.save({"model": old, "config": cfg, "text": {"words": [f"w{i}" for i in range(10)]}}, tmp_path / "old.pt")
+    ckpt = read_checkpoint(tmp_path / "old.pt")
+    model = build_model_from_checkpoint(ckpt, text_input_of(ckpt), tmp_path / "old.pt")
+    assert model.saliency_head is None and model.cfg.saliency_head is False
+    with pytest.raises(GroundingError, match="does not fit"):  # a head-less state never loads into a model with one
+        from grounding.inference.loading import load_weights
+
+        load_weights(_tiny_ccman(), ckpt, tmp_path / "old.pt")
 
 
 def test_a_checkpoint_of_another_model_is_one_clear_error(tmp_path):
-    from grounding.engine.checkpoint import load_weights
+    from grounding.inference.loading import load_weights
 
-    state = {"model": {k: v for k, v in _tiny_ccman().state_dict().items() if not k.startswith("fine.")}}
+    state = Checkpoint({k: v for k, v in _tiny_ccman().state_dict().items() if not k.startswith("fine.")}, {})
     with pytest.raises(GroundingError, match="does not fit the model of this config"):
         load_weights(_tiny_ccman(), state, tmp_path / "other.pt")

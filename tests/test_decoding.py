@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from grounding.eval.predictions import prediction_records
+from grounding.inference.records import prediction_records
 from grounding.models.decoding import DecodeConfig, batched_nms, decode, window_scores
 from grounding.models.outputs import StageOutput
 

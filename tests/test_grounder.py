@@ -90,15 +90,18 @@ def test_predict_on_the_real_charades_clip(shared, grounder):
 
 def test_a_short_video_is_one_window_and_matches_the_model_on_the_training_input(demo, grounder):
     """A video no longer than the training videos goes through the model exactly as in training."""
-    from grounding.api import loading
+    from grounding.data.batch import make_batch
     from grounding.data.features import resample_mean
+    from grounding.inference import run_and_decode
 
     video = grounder.encode_video(demo[0] / "data/videos/demo00.mp4")
     pred = grounder.predict("a person opens the door.", video, top_k=2)
-    words, mask, _ = loading.encode_queries(grounder.loaded, ["a person opens the door."])
+    words, mask, _ = grounder.loaded.encode_queries(["a person opens the door."])
     feats = torch.from_numpy(resample_mean(np.load(demo[0] / "data/features/demo00.npy"), 16))[None]
-    windows, _ = loading.run_and_decode(grounder.loaded, feats, torch.ones(1, 16, dtype=torch.bool), torch.tensor([0]),
-                                        words, mask, torch.tensor([8.0]), grounder.loaded.decode)
+    none = torch.zeros(1, dtype=torch.long)
+    batch = make_batch(feats, torch.ones(1, 16, dtype=torch.bool), torch.tensor([0]), words, mask, none, none,
+                       span=torch.zeros(1, 2), duration=torch.tensor([8.0]))
+    windows = run_and_decode(grounder.loaded.model, batch, grounder.loaded.decode).windows
     expected = [[round(float(s), 4), round(float(e), 4), round(float(c), 6)] for s, e, c in windows[0, :2]]
     assert pred["pred_relevant_windows"] == expected
 
@@ -112,7 +115,7 @@ def test_long_video_features_are_grounded_over_windows(grounder):
     assert len(pred["pred_saliency_scores"]) == 7200
     windows = pred["pred_relevant_windows"]
     assert len(windows) == 5 and all(0 <= s < e <= 7200 and e - s <= 18 for s, e, _ in windows)
-    assert len(video.cache[next(iter(video.cache))]["ranges"]) == 799  # windows of 18 clips, stride 9
+    assert len(video.cache[next(iter(video.cache))].ranges) == 799  # windows of 18 clips, stride 9
 
 
 def test_zero_shot_flow(demo, shared):

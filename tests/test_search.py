@@ -14,10 +14,10 @@ from grounding.cli.search import main as search_main
 from grounding.config import load_config
 from grounding.data.build import DataBundle, build_feature_bank, load_split_records
 from grounding.data.records import write_jsonl
-from grounding.engine.checkpoint import load_checkpoint, save_atomic
 from grounding.engine.trainer import run_training
 from grounding.errors import GroundingError
 from grounding.eval.vcmr import vcmr_metrics
+from grounding.inference import load_for_inference, read_checkpoint, save_checkpoint
 from grounding.search.build import LibraryVideo, build_index
 from grounding.search.embed import Granularity
 from grounding.search.index import MomentIndex
@@ -73,12 +73,12 @@ def index(old, library, tmp_path_factory):
 
 def variant(src, dst, compatible: bool):
     """A copy of ``src`` whose fine-stage head changed (so another fingerprint) but whose shared space did not."""
-    state = load_checkpoint(src)
-    key = next(k for k in state["model"] if k.startswith("fine.heads"))
-    state["model"][key] = state["model"][key] + 0.5
+    state = read_checkpoint(src)
+    key = next(k for k in state.model if k.startswith("fine.heads"))
+    state.model[key] = state.model[key] + 0.5
     if compatible:
-        state["compatible_with"] = [SearchModel.load(src, "cpu").fingerprint]
-    save_atomic(state, dst)
+        state.compatible_with = [SearchModel.load(src, "cpu").fingerprint]
+    save_checkpoint(state, dst)
     return dst
 
 
@@ -236,7 +236,8 @@ def test_compat_term_on_ccman(old, plain, method):
 
     cfg = cfg_for(plain)
     data = DataBundle(cfg)
-    loss = CompatibilityLoss(1.0, str(old), method, {}, LossContext(cfg, data, torch.device("cpu"), "train"))
+    context = LossContext(cfg, data, torch.device("cpu"), "train", load_model=lambda p: load_for_inference(p, "cpu"))
+    loss = CompatibilityLoss(1.0, str(old), method, {}, context)
     batch = collate([data.dataset("train")[i] for i in range(8)])
     loaded = loss._old[0]
     if method == "l2":  # the old model itself is perfectly compatible with itself
@@ -245,7 +246,7 @@ def test_compat_term_on_ccman(old, plain, method):
     value = loss(model(batch), batch)
     value.backward()
     assert torch.isfinite(value) and model.embedding.video_proj.weight.grad.abs().sum() > 0
-    assert loss.checkpoint_extras() == {"compatible_with": [SearchModel.load(old, "cpu").fingerprint]}
+    assert loss.compatible_with() == [SearchModel.load(old, "cpu").fingerprint]
 
 
 def test_compat_training_writes_a_checkpoint_that_searches_the_old_index(old, index, plain, tmp_path):
@@ -254,10 +255,10 @@ def test_compat_training_writes_a_checkpoint_that_searches_the_old_index(old, in
     work = tmp_path / "new"
     run_training(cfg_for(plain, **{"compat.old_checkpoint": str(old), "compat.method": "l2",
                                              "train.seed": 1}), work, progress=False)
-    state = load_checkpoint(work / "checkpoints" / "last.pt")
-    assert state["compatible_with"] == [SearchModel.load(old, "cpu").fingerprint]
+    state = read_checkpoint(work / "checkpoints" / "last.pt")
+    assert state.compatible_with == [SearchModel.load(old, "cpu").fingerprint]
     new = SearchModel.load(work, "cpu")
-    assert new.fingerprint != state["compatible_with"][0]
+    assert new.fingerprint != state.compatible_with[0]
     assert Searcher(MomentIndex.open(index), new).search("a person opens the door", rerank=2)
 
 
@@ -277,7 +278,7 @@ def test_ccman_compatibility_study_end_to_end(plain, tmp_path, capsys):
     assert [c["fraction"] for c in curve] == [0.0, 0.5, 1.0]
     l2 = result["methods"][1]
     assert curve[-1]["VCMR-R1@0.5"] == pytest.approx(l2["self"])  # fully backfilled = the new model's own index
-    assert load_checkpoint(work / "new_l2" / "checkpoints" / "last.pt")["compatible_with"]
+    assert read_checkpoint(work / "new_l2" / "checkpoints" / "last.pt").compatible_with
     assert "hot refresh" in (work / "ccman_summary.md").read_text() and "| l2 |" in capsys.readouterr().out
 
 

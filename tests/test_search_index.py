@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from grounding.errors import GroundingError
+from grounding.models.embedding import SharedEmbeddingSpace
+from grounding.models.shared_space import rows_of
 from grounding.search.build import LibraryVideo, build_index
-from grounding.search.embed import Granularity, video_entries, windows_for
+from grounding.search.embed import Granularity, embed_videos, windows_for
 from grounding.search.index import MomentIndex
 from grounding.search.store import WriterLock
 
@@ -23,7 +25,9 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 
 class FakeModel:
-    """Embeds a video by a fixed linear map of its features (what the index code needs of a model)."""
+    """Embeds a moment by a fixed linear map of its mean features (what the index code needs of a model)."""
+
+    temperature = 0.07
 
     def __init__(self, seed: int = 0, dim: int = DIM) -> None:
         self.weight = torch.from_numpy(np.random.default_rng(seed).normal(size=(FEAT, dim)).astype(np.float32))
@@ -32,9 +36,13 @@ class FakeModel:
     def answers(self, space: str) -> bool:
         return space == self.fingerprint
 
+    def embed_moments(self, video, video_mask, moment_mask, vid_index=None):
+        rows = rows_of(moment_mask, vid_index)
+        pooled = SharedEmbeddingSpace.pool_moment((video @ self.weight)[rows], moment_mask & video_mask[rows])
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
     def embed_videos(self, features, durations, granularity):
-        return [video_entries(torch.from_numpy(f) @ self.weight, len(f), d, granularity)
-                for f, d in zip(features, durations, strict=True)]
+        return embed_videos(self, features, durations, granularity, torch.device("cpu"))
 
 
 def library(n: int, seed: int = 0) -> tuple[list[LibraryVideo], dict[str, np.ndarray]]:

@@ -32,26 +32,17 @@ def _median_ms(fn, repeat: int) -> float:
 
 def default_grounder(folder: Path, backbone_dir: Path | None = None, clip_len: float = 2.0):
     """A Grounder on a random default-size CCMAN checkpoint whose features are 512-d CLIP ones."""
-    from omegaconf import OmegaConf
-
     from grounding.api.grounder import Grounder
-    from grounding.config import load_config, packaged_config, to_plain
-    from grounding.data.synthetic import ACTIONS, OBJECTS
-    from grounding.engine.checkpoint import save_atomic
-    from grounding.models import build_model
+    from grounding.config import load_config, packaged_config
+    from grounding.data.synthetic import vocabulary as bench_vocabulary
+    from grounding.inference.checkpoint import random_checkpoint
 
     cfg = load_config(packaged_config("qvhighlights.yaml"),
                       ["model.video_dim=512", "data.num_clips=32", "data.max_clips=null"])
-    words = ["<pad>", "<unk>", "a", "person", "the", "opens", *sorted({w for a in ACTIONS for w in " ".join(a).split()}),
-             *OBJECTS]
-    model = build_model(cfg.model, vocab_size=len(words))
     store = {"backbone": "clip", "model": str(backbone_dir or folder / "clip"), "clip_len": clip_len,
              "frames_per_clip": 1, "clip_count": "ceil", "feature_dim": 512, "max_duration": 150.0}
-    state = {"model": model.state_dict(), "config": to_plain(cfg), "text": {"words": words},
-             "feature_provenance": {"l2_normalize": True, "num_clips": 32, "max_clips": None, "video_dim": 512,
-                                    "stores": [store]}}
-    OmegaConf.resolve(cfg)
-    save_atomic(state, folder / "ccman.pt")
+    provenance = {"l2_normalize": True, "num_clips": 32, "max_clips": None, "video_dim": 512, "stores": [store]}
+    random_checkpoint(cfg, bench_vocabulary(), folder / "ccman.pt", provenance)
     return Grounder.from_pretrained(folder / "ccman.pt", device="cpu")
 
 

@@ -1,11 +1,12 @@
-"""Grounding a video of any length with a model trained on short ones.
+"""Grounding a video of any length with a model trained on short ones, in the order it happens:
+plan windows, run, map back, re-score, merge.
 
 A checkpoint has seen videos of at most ``max_duration`` seconds (its training features' manifest says
 so), each turned into ``data.num_clips`` model clips (or kept at its native clip count, capped at
 ``data.max_clips``). A video that fits is processed exactly as in training: one window. A longer one
 is cut into windows of that many native clips with 50 % overlap (the last aligned to the video's
-end); each window is prepared like a training video and the model runs on all of them in batches,
-so memory grows with the batch, not with the video.
+end); each window is prepared like a training video (``grounding.data.features.prepare_clips``) and
+the model runs on all (query, window) pairs in batches, so memory grows with the batch, not the video.
 
 Merging: a window's ranked windows come from a softmax over its own clips, so every window has a
 confident "best" moment even where nothing relevant happens, and those scores cannot be compared
@@ -20,24 +21,21 @@ best ``top_k`` are returned. Saliency per native clip is the mean over the windo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from grounding.data.features import resample_mean
+from grounding.data.batch import make_batch
+from grounding.data.features import prepare_clips
+from grounding.inference.loading import LoadedModel
+from grounding.inference.predict import run_and_decode
 from grounding.models.decoding import batched_nms
 
 
-@dataclass(frozen=True)
-class WindowPlan:
-    """Native clip ranges ``[start, end)`` and the model clip count per window (None = native length)."""
-
-    ranges: list[tuple[int, int]]
-    model_clips: int | None
-
-
+# ---------------------------------------------------------------------- 1. plan windows
 def plan_windows(num_native: int, window_clips: int) -> list[tuple[int, int]]:
     """``[0, T)`` when it fits, else windows of ``window_clips`` with stride ``window_clips // 2``, the last
     one ending at ``T``: ``plan_windows(10, 4) == [(0, 4), (2, 6), (4, 8), (6, 10)]``."""
@@ -58,30 +56,64 @@ def window_clip_count(provenance: dict, clip_len: float) -> int:
     return int(provenance.get("num_clips") or provenance.get("max_clips") or 75)
 
 
-def prepare_window(feats: np.ndarray, l2_normalize: bool, num_clips: int | None, max_clips: int | None) -> np.ndarray:
-    """A window's features as the data layer prepares a training video (``FeatureBank._prepare``)."""
-    if l2_normalize:
-        feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-6)
-    if num_clips:
-        feats = resample_mean(feats, num_clips)
-    elif max_clips and feats.shape[0] > max_clips:
-        feats = resample_mean(feats, max_clips)
-    return np.ascontiguousarray(feats, dtype=np.float32)
+@dataclass
+class VideoWindows:
+    """A video cut into model inputs: native clip ``ranges`` ``[a, b)``, ``video`` (W, T, D) zero-padded
+    with its ``mask`` (W, T), each window's ``spans`` in seconds and valid model clips ``counts`` (W,)."""
+
+    ranges: list[tuple[int, int]]
+    video: torch.Tensor
+    mask: torch.Tensor
+    spans: list[tuple[float, float]]
+    counts: np.ndarray
+    num_native: int
+    clip_len: float
+
+    @classmethod
+    def plan(cls, feats: np.ndarray, duration: float, clip_len: float, window_clips: int, l2_normalize: bool,
+             num_clips: int | None, max_clips: int | None, device: torch.device) -> VideoWindows:
+        ranges = plan_windows(feats.shape[0], window_clips)
+        prepared = [prepare_clips(feats[a:b], l2_normalize, num_clips, max_clips) for a, b in ranges]
+        width = max(p.shape[0] for p in prepared)
+        video = torch.zeros((len(prepared), width, feats.shape[1]), dtype=torch.float32)
+        mask = torch.zeros((len(prepared), width), dtype=torch.bool)
+        for i, p in enumerate(prepared):
+            video[i, : p.shape[0]] = torch.from_numpy(p)
+            mask[i, : p.shape[0]] = True
+        spans = [(0.0, duration)] if len(ranges) == 1 else \
+            [(a * clip_len, min(b * clip_len, duration)) for a, b in ranges]
+        return cls(ranges, video.to(device), mask.to(device), spans, mask.sum(1).numpy(), feats.shape[0], clip_len)
+
+    @property
+    def durations(self) -> torch.Tensor:
+        return torch.tensor([b - a for a, b in self.spans], dtype=torch.float32, device=self.video.device)
 
 
-def stack_windows(feats: np.ndarray, ranges: list[tuple[int, int]], l2_normalize: bool, num_clips: int | None,
-                  max_clips: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(W, T, D)`` model inputs, zero-padded, and their mask ``(W, T)``."""
-    prepared = [prepare_window(feats[a:b], l2_normalize, num_clips, max_clips) for a, b in ranges]
-    width = max(p.shape[0] for p in prepared)
-    video = torch.zeros((len(prepared), width, feats.shape[1]), dtype=torch.float32)
-    mask = torch.zeros((len(prepared), width), dtype=torch.bool)
-    for i, p in enumerate(prepared):
-        video[i, : p.shape[0]] = torch.from_numpy(p)
-        mask[i, : p.shape[0]] = True
-    return video, mask
+# ---------------------------------------------------------------------- 2. run
+def run_windows(loaded: LoadedModel, windows: VideoWindows, words: torch.Tensor, word_mask: torch.Tensor, topk: int,
+                batch_rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Every query (Q, L) in every window: ranked windows (Q, W, K, 3) in window seconds and saliency
+    (Q, W, T); each window goes through the video encoder once per batch of rows."""
+    num_queries, num_windows = len(words), len(windows.ranges)
+    decode = dataclasses.replace(loaded.decode, topk=topk)
+    durations, device = windows.durations, loaded.device
+    rows_q = torch.arange(num_queries).repeat_interleave(num_windows)
+    rows_w = torch.arange(num_windows).repeat(num_queries)
+    found, saliency = [], []
+    for start in range(0, len(rows_q), batch_rows):
+        q, w = rows_q[start : start + batch_rows], rows_w[start : start + batch_rows]
+        used, vid_index = torch.unique(w, return_inverse=True)
+        none = torch.zeros(len(q), dtype=torch.long, device=device)
+        batch = make_batch(windows.video[used], windows.mask[used], vid_index.to(device), words[q], word_mask[q],
+                           none, none, span=torch.zeros(len(q), 2, device=device), duration=durations[w])
+        decoded = run_and_decode(loaded.model, batch, decode)
+        found.append(decoded.windows.cpu().numpy())
+        saliency.append(decoded.saliency.cpu().numpy())
+    return (np.concatenate(found).reshape(num_queries, num_windows, -1, 3),
+            np.concatenate(saliency).reshape(num_queries, num_windows, -1))
 
 
+# ---------------------------------------------------------------------- 3. map back
 def native_saliency(model_saliency: np.ndarray, native_len: int) -> np.ndarray:
     """Model-clip saliency ``(N,)`` of a window -> one value per native clip (the model clip holding its centre)."""
     n = model_saliency.shape[0]
@@ -89,6 +121,16 @@ def native_saliency(model_saliency: np.ndarray, native_len: int) -> np.ndarray:
     return model_saliency[idx]
 
 
+def video_saliency(saliency: np.ndarray, windows: VideoWindows) -> np.ndarray:
+    """One query's per-window saliency (W, T) -> one value per native clip, averaged over covering windows."""
+    acc, hits = np.zeros(windows.num_native), np.zeros(windows.num_native)
+    for w, (a, b) in enumerate(windows.ranges):
+        acc[a:b] += native_saliency(saliency[w, : int(windows.counts[w])], b - a)
+        hits[a:b] += 1
+    return acc / np.maximum(hits, 1)
+
+
+# ---------------------------------------------------------------------- 4. re-score
 def window_mean(saliency: np.ndarray, start_s: float, end_s: float, clip_len: float) -> float:
     """Mean native-clip saliency over the clips a window in seconds touches."""
     a = int(np.clip(math.floor(start_s / clip_len), 0, len(saliency) - 1))
@@ -96,6 +138,21 @@ def window_mean(saliency: np.ndarray, start_s: float, end_s: float, clip_len: fl
     return float(saliency[a:b].mean())
 
 
+def rescored(found: np.ndarray, windows: VideoWindows, saliency: np.ndarray) -> list[tuple[float, float, float]]:
+    """One query's candidates (W, K, 3) in video seconds, re-scored to compare across windows."""
+    cands = []
+    for w, (offset, _) in enumerate(windows.spans):
+        rows = [r for r in found[w] if r[0] == r[0]]
+        if not rows:
+            continue
+        best = max(float(r[2]) for r in rows)
+        for s, e, c in rows:
+            s, e = offset + float(s), offset + float(e)
+            cands.append((s, e, window_mean(saliency, s, e, windows.clip_len) * float(c) / max(best, 1e-12)))
+    return cands
+
+
+# ---------------------------------------------------------------------- 5. merge
 def merge_windows(candidates: list[tuple[float, float, float]], nms_threshold: float, top_k: int
                   ) -> list[list[float]]:
     """Global NMS over re-scored ``(start_s, end_s, score)`` candidates; best ``top_k`` first."""
@@ -106,3 +163,19 @@ def merge_windows(candidates: list[tuple[float, float, float]], nms_threshold: f
     scores = torch.tensor([c[2] for c in cands], dtype=torch.float64)[None]
     keep = batched_nms(windows, scores, nms_threshold)[0].tolist()
     return [list(c) for c, k in zip(cands, keep, strict=True) if k][:top_k]
+
+
+def ground_in_windows(loaded: LoadedModel, windows: VideoWindows, words: torch.Tensor, word_mask: torch.Tensor,
+                      top_k: int, batch_rows: int = 256) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each query's ranked windows (K, 3) in video seconds and its native-clip saliency: steps 2 to 5."""
+    multi = len(windows.ranges) > 1
+    found, saliency = run_windows(loaded, windows, words, word_mask, max(top_k, 10) if multi else top_k, batch_rows)
+    out = []
+    for qi in range(len(words)):
+        native = video_saliency(saliency[qi], windows)
+        if multi:
+            merged = merge_windows(rescored(found[qi], windows, native), loaded.decode.nms_threshold, top_k)
+            out.append((np.asarray(merged, dtype=np.float64).reshape(-1, 3), native))
+        else:
+            out.append((found[qi, 0], native))
+    return out

@@ -26,9 +26,11 @@ import numpy as np
 import torch
 
 from grounding.api.encoding import EncodedVideo, encode_file, open_video
-from grounding.api.grounder import as_query_list, check_same_recipe
-from grounding.api.loading import pick_device
+from grounding.api.grounder import check_same_recipe
+from grounding.device import select_device
 from grounding.errors import GroundingError
+from grounding.inference import prediction_record
+from grounding.inference.queries import check_queries
 from grounding.models.decoding import batched_nms
 
 
@@ -72,7 +74,7 @@ class ZeroShotGrounder:
         if not any((self.model_dir / f).is_file() for f in ("tokenizer.json", "vocab.json", "tokenizer_config.json")):
             raise GroundingError(f"{self.model_dir} has no tokenizer files; save the CLIP processor/tokenizer there too")
         self.config = config
-        self.device = pick_device(device)
+        self.device = select_device(device, setting="device")
         self.clip_len = float(clip_len)
         self.tau = tau
         self._backbone = None
@@ -121,21 +123,16 @@ class ZeroShotGrounder:
         return emb.cpu().numpy(), [len(ids) > limit for ids in full]
 
     def predict(self, queries: str | list[str], video: EncodedVideo, top_k: int = 5) -> dict[str, Any] | list[dict[str, Any]]:
-        items, single = as_query_list(queries)
+        items, single = check_queries(queries)
         check_same_recipe(video, self.feature_recipe(), self.name)
         clips = video.features / np.maximum(np.linalg.norm(video.features, axis=1, keepdims=True), 1e-6)
         text, cut = self.encode_text(items)
+        _, (_, _, limit) = self._models()
         sims = text @ clips.T  # (Q, T)
         out = []
         for qi, query in enumerate(items):
             pred = search_windows(sims[qi], video.clip_len, video.duration, top_k, self.tau)
-            record: dict[str, Any] = {
-                "query": query, "vid": video.vid, "duration": round(float(video.duration), 4),
-                "pred_relevant_windows": [[round(s, 4), round(e, 4), round(c, 6)] for s, e, c in pred],
-                "pred_saliency_scores": [round(float(x), 4) for x in sims[qi]],
-            }
-            if cut[qi]:
-                _, (_, _, limit) = self._models()
-                record["warnings"] = [f"the query was cut to {limit} tokens, the text encoder's limit"]
-            out.append(record)
+            warnings = [f"the query was cut to {limit} tokens, the text encoder's limit"] if cut[qi] else ()
+            out.append(prediction_record(video.vid, query, np.asarray(pred, dtype=np.float64).reshape(-1, 3), sims[qi],
+                                         duration=video.duration, warnings=warnings))
         return out[0] if single else out

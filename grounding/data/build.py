@@ -13,6 +13,7 @@ from grounding.data.annotations import read_annotations
 from grounding.data.dataset import GroundingDataset
 from grounding.data.features import FeatureBank, build_store
 from grounding.data.records import MomentRecord, clean_records
+from grounding.data.settings import data_root, max_words
 from grounding.data.text import TextInput, build_text_input
 from grounding.data.validate import bad_features_error, check_features
 from grounding.errors import GroundingError
@@ -34,7 +35,7 @@ def feature_store_specs(data_cfg: Any) -> list[dict[str, Any]]:
 
 
 def build_feature_bank(data_cfg: Any, video_dim: int | None) -> FeatureBank:
-    root = data_cfg.get("root", ".")
+    root = data_root(data_cfg)
     stores = [build_store(spec, root) for spec in feature_store_specs(data_cfg)]
     return FeatureBank(
         stores,
@@ -61,7 +62,7 @@ def annotation_file(data_cfg: Any, split: str) -> str:
 
 def load_split_records(data_cfg: Any, split: str) -> list[MomentRecord]:
     """Read and clean one split's annotations, logging what cleaning changed."""
-    root = data_cfg.get("root", ".")
+    root = data_root(data_cfg)
     path = resolve(root, annotation_file(data_cfg, split))
     durations = (data_cfg.get("durations") or {}).get(split)
     durations_path = resolve(root, durations) if durations else None
@@ -165,7 +166,7 @@ class DataBundle:
 
     def tags_path(self, split: str) -> Path | None:
         """``data.tags.<split>``, else a sidecar ``<annotation stem>.tags.jsonl`` beside the annotations."""
-        root = self.data_cfg.get("root", ".")
+        root = data_root(self.data_cfg)
         configured = (self.data_cfg.get("tags") or {}).get(split)
         if configured:
             return resolve(root, configured)
@@ -180,5 +181,5 @@ class DataBundle:
             tags_path = self.tags_path(split)
             tags = read_tags(tags_path) if tags_path else None
             self._datasets[split] = GroundingDataset(self.records(split), self.bank, self.text,
-                                                     self.data_cfg.get("max_words", 30), tags)
+                                                     max_words(self.data_cfg), tags)
         return self._datasets[split]

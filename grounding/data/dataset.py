@@ -21,6 +21,7 @@ from grounding.data.batch import (
 )
 from grounding.data.features import FeatureBank
 from grounding.data.records import MomentRecord
+from grounding.data.settings import DEFAULT_MAX_WORDS
 from grounding.data.text import TextInput
 
 
@@ -30,7 +31,7 @@ class GroundingDataset(Dataset):
         records: Sequence[MomentRecord],
         features: FeatureBank,
         text: TextInput,
-        max_words: int = 30,
+        max_words: int = DEFAULT_MAX_WORDS,
         tags: dict[Any, list[str]] | None = None,
     ) -> None:
         self.records = list(records)

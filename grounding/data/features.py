@@ -198,6 +198,19 @@ def build_store(spec: dict[str, Any], root: str | Path = ".") -> FeatureStore:
     return FEATURE_STORES.get(spec.get("format", "npy"))(path, key=spec.get("key"))
 
 
+def prepare_clips(feats: np.ndarray, l2_normalize: bool, num_clips: int | None, max_clips: int | None) -> np.ndarray:
+    """A video's native clip features ``(T, D)`` as the model reads them: optionally unit-normalised per clip,
+    then resampled to ``num_clips`` (or down to ``max_clips`` when longer). Training and the Grounder's
+    windows both call this, so a window is prepared exactly like a training video."""
+    if l2_normalize:
+        feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-6)
+    if num_clips:
+        feats = resample_mean(feats, num_clips)
+    elif max_clips and feats.shape[0] > max_clips:
+        feats = resample_mean(feats, max_clips)
+    return np.ascontiguousarray(feats, dtype=np.float32)
+
+
 def resample_mean(features: np.ndarray, num_clips: int) -> np.ndarray:
     """Resample ``(T, D)`` to ``(num_clips, D)`` by averaging the native clips each output clip covers.
 
@@ -292,13 +305,7 @@ class FeatureBank:
         if problem is not None:
             fix = "" if "video_dim" in problem else "; re-extract this video, or set data.bad_features=drop to skip it"
             raise GroundingError(problem + fix)
-        if self.l2_normalize:
-            feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-6)
-        if self.num_clips:
-            feats = resample_mean(feats, self.num_clips)
-        elif self.max_clips and feats.shape[0] > self.max_clips:
-            feats = resample_mean(feats, self.max_clips)
-        return np.ascontiguousarray(feats, dtype=np.float32)
+        return prepare_clips(feats, self.l2_normalize, self.num_clips, self.max_clips)
 
     def get(self, vid: str) -> np.ndarray:
         if self._cache is None:

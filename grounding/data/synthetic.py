@@ -374,3 +374,10 @@ def _write_charades_splits(root: Path, spec: SyntheticSpec, progress: bool) -> d
             fh.writelines(json.dumps(t) + "\n" for t in tags)
         counts[split] = len(lines)
     return counts
+
+
+def vocabulary() -> list[str]:
+    """Every word a query of this world can hold (with ``<pad>`` and ``<unk>``): the vocabulary of the random
+    checkpoints benchmarks load, so their queries map to known words."""
+    words = {w for a in ACTIONS for w in " ".join(a).split()} | {"a", "person", "the", "opens"}
+    return ["<pad>", "<unk>", *sorted(words - set(OBJECTS)), *OBJECTS]

@@ -9,35 +9,35 @@ from omegaconf import DictConfig
 
 from grounding.data.build import DataBundle
 from grounding.data.prepare import ensure_synthetic_data
+from grounding.data.settings import dataset_name
 from grounding.engine.batches import BatchSource
-from grounding.engine.checkpoint import load_checkpoint, load_weights
-from grounding.engine.inference import predict
 from grounding.engine.run import Run
-from grounding.engine.settings import TrainSettings, dataset_name
+from grounding.engine.settings import TrainSettings
 from grounding.errors import GroundingError
 from grounding.eval.evaluate import compute_metrics, has_ground_truth
 from grounding.eval.predictions import write_predictions
-from grounding.models import build_model_for_text
+from grounding.inference import predict, read_checkpoint
+from grounding.inference.loading import build_model_from_checkpoint
 from grounding.models.decoding import DecodeConfig
 
 
 def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path, split: str, out: str | Path,
                         overwrite: bool = False) -> dict[str, Any]:
-    """Predict ``split`` with the weights and vocabulary in ``checkpoint``; write ``out``; return metrics.
+    """Predict ``split`` with the model in ``checkpoint``; write ``out``; return metrics.
 
     The config supplies data paths and decoding (so a model can be scored on another split or data
-    root); the vocabulary comes from the checkpoint so word ids match the trained embeddings.
+    root); the model and its vocabulary come from the checkpoint (``grounding.inference``), so the
+    network is the one that was trained and word ids match its embeddings.
     """
     out = Path(out)
     if out.exists() and not overwrite:
         raise GroundingError(f"{out} exists; pass --overwrite or choose another --out")
     settings = TrainSettings.from_config(cfg)
     run = Run.start(settings, tensorboard=False)
-    state = load_checkpoint(checkpoint)
+    state = read_checkpoint(checkpoint)
     ensure_synthetic_data(cfg)
-    data = DataBundle(cfg, text_state=state.get("text"))
-    model = build_model_for_text(cfg.model, data.text, settings.seed).to(run.device)
-    load_weights(model, state, checkpoint)
+    data = DataBundle(cfg, text_state=state.text)
+    model = build_model_from_checkpoint(state, data.text, checkpoint).to(run.device)
     dataset = data.dataset(split)
     batches = BatchSource(settings, run.dist, run.device).batches(dataset, train=False)
     preds = predict(model, batches, run.device, DecodeConfig.from_config(cfg), run.autocast, progress=True)

@@ -70,11 +70,3 @@ class Splits:
         data = cfg.get("data") or {}
         evaluate = data.get("eval_splits") or [data.get("test_split") or "test"]
         return cls(train=data.get("train_split") or "train", val=data.get("val_split"), evaluate=list(evaluate))
-
-
-def max_words(cfg: Any) -> int:
-    return int((cfg.get("data") or {}).get("max_words") or 30)
-
-
-def dataset_name(cfg: Any) -> str:
-    return str((cfg.get("data") or {}).get("dataset") or "native")

@@ -29,18 +29,20 @@ from grounding.data.build import DataBundle
 from grounding.data.dataset import collate
 from grounding.data.prepare import ensure_synthetic_data
 from grounding.data.provenance import feature_provenance
+from grounding.data.settings import dataset_name
 from grounding.engine.batches import BatchSource
-from grounding.engine.checkpoint import load_checkpoint, load_weights, save_atomic
 from grounding.engine.guards import NonFiniteLossGuard
-from grounding.engine.inference import predict
 from grounding.engine.run import Run
 from grounding.engine.runtime import gather_objects, rng_state, set_rng_state
 from grounding.engine.schedule import warmup_decay
-from grounding.engine.settings import Splits, TrainSettings, dataset_name
+from grounding.engine.settings import Splits, TrainSettings
 from grounding.engine.step import TrainStep, make_optimizer
+from grounding.engine.workdir import prepare_work_dir
 from grounding.errors import GroundingError
 from grounding.eval.evaluate import compute_metrics, has_ground_truth, headline
 from grounding.eval.predictions import Prediction, write_predictions
+from grounding.inference import Checkpoint, load_for_inference, predict, read_checkpoint, save_checkpoint
+from grounding.inference.loading import load_weights
 from grounding.losses import build_criterion
 from grounding.losses.compat import LossContext, loss_section
 from grounding.models import build_model_for_text
@@ -63,31 +65,42 @@ def maybe_compile(model: nn.Module, enabled: bool) -> nn.Module:
         return model
 
 
+def resolve_run_config(cfg: DictConfig, work_dir: Path, resume: bool, overwrite: bool
+                       ) -> tuple[DictConfig, Checkpoint | None]:
+    """The run's one config, decided before anything reads it: with ``--resume`` the saved one (device, seed,
+    threads and all), else ``cfg``. Returns it with the checkpoint to resume from (None for a new run)."""
+    if not resume:
+        return cfg, None
+    prepare_work_dir(work_dir, resume, overwrite)  # read-only for a resume: says what to do when there is no run
+    state = read_checkpoint(work_dir / "checkpoints" / "last.pt")
+    if to_plain(cfg) != state.config:
+        log.warning("--resume: the config differs from the saved one; continuing with the saved config")
+    return OmegaConf.create(state.config), state
+
+
 class Trainer:
     def __init__(self, cfg: DictConfig, work_dir: str | Path, resume: bool = False, overwrite: bool = False,
                  progress: bool = True) -> None:
+        cfg, resume_state = resolve_run_config(cfg, Path(work_dir), resume, overwrite)
         self.run = Run.start(TrainSettings.from_config(cfg), work_dir, resume, overwrite)
         self.dist, self.device, self.work_dir = self.run.dist, self.run.device, Path(work_dir)
         self.progress = progress and self.dist.is_main
         if self.dist.is_main:
             ensure_synthetic_data(cfg)
         self.dist.barrier()
-        resume_state = load_checkpoint(self.work_dir / "checkpoints" / "last.pt") if resume else None
-        if resume_state is not None:
-            if to_plain(cfg) != resume_state["config"]:
-                log.warning("--resume: the config differs from the saved one; continuing with the saved config")
-            cfg = OmegaConf.create(resume_state["config"])
-        elif self.dist.is_main:
+        if resume_state is None and self.dist.is_main:
             save_config(cfg, self.work_dir / "config.yaml")
         self.cfg, self.settings, self.splits = cfg, TrainSettings.from_config(cfg), Splits.from_config(cfg)
-        self.data = DataBundle(cfg, text_state=resume_state["text"] if resume_state else None)
+        self.data = DataBundle(cfg, text_state=resume_state.text if resume_state else None)
         self.data.validate([self.splits.train, self.splits.select, *self.splits.evaluate], progress=self.progress)
         if not has_ground_truth(self.data.records(self.splits.select)):
             raise GroundingError(f"split '{self.splits.select}' has no ground-truth windows (hidden labels), so it cannot "
                                  "select best.pt; set data.val_split (or the first of data.eval_splits) to a labelled split")
         self.provenance = feature_provenance(cfg)
         self.model = build_model_for_text(cfg.model, self.data.text, self.settings.seed).to(self.device)
-        self.criterion = build_criterion(loss_section(cfg), LossContext(cfg, self.data, self.device, self.splits.train))
+        context = LossContext(cfg, self.data, self.device, self.splits.train,
+                              load_model=lambda path: load_for_inference(path, self.device))
+        self.criterion = build_criterion(loss_section(cfg), context)
         self.train_model: nn.Module = maybe_compile(self.model, self.settings.compile)
         if self.dist.enabled:
             self.train_model = nn.parallel.DistributedDataParallel(
@@ -108,19 +121,20 @@ class Trainer:
             self._restore(resume_state)
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self) -> dict[str, Any]:
-        step = self.step.state_dict()
-        return {"model": self.model.state_dict(), "optimizer": step["optimizer"], "scheduler": step["scheduler"],
-                "scaler": step["scaler"], "epoch": self.epoch, "step": step["step"], "best": self.best,
-                "rng": rng_state(), "config": to_plain(self.cfg), "text": self.data.text.state(),
-                "feature_provenance": self.provenance,  # how Grounder.encode_video reproduces the features
-                **self.criterion.checkpoint_extras()}  # compat training: the old model's fingerprint
+    def _checkpoint(self) -> Checkpoint:
+        training = {**self.step.state_dict(), "epoch": self.epoch, "best": self.best, "rng": rng_state()}
+        return Checkpoint(self.model.state_dict(), to_plain(self.cfg), text=self.data.text.state(),
+                          feature_provenance=self.provenance,  # how Grounder.encode_video reproduces the features
+                          compatible_with=self.criterion.compatible_with(), training=training)
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.step.load_state_dict(state)
-        self.epoch, self.best = state["epoch"], state["best"]
-        set_rng_state(state["rng"])
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.training is None:
+            raise GroundingError(f"{self.work_dir}/checkpoints/last.pt holds no training state to resume from; "
+                                 "pass --overwrite to start again")
+        load_weights(self.model, checkpoint, self.work_dir / "checkpoints" / "last.pt")
+        self.step.load_state_dict(checkpoint.training)
+        self.epoch, self.best = checkpoint.training["epoch"], checkpoint.training["best"]
+        set_rng_state(checkpoint.training["rng"])
         log.info("resumed from epoch %d (step %d)", self.epoch, self.step.count)
 
     # ------------------------------------------------------------------ loop
@@ -147,9 +161,9 @@ class Trainer:
                     log.info("epoch %d %s: %s", self.epoch, splits.select, brief(metrics))
                     if value > self.best:
                         self.best = value
-                        save_atomic(self._state(), self.work_dir / "checkpoints" / "best.pt")
+                        save_checkpoint(self._checkpoint(), self.work_dir / "checkpoints" / "best.pt")
             if self.dist.is_main:
-                save_atomic(self._state(), self.work_dir / "checkpoints" / "last.pt")
+                save_checkpoint(self._checkpoint(), self.work_dir / "checkpoints" / "last.pt")
         return self.finish()
 
     def _train_epoch(self) -> None:
@@ -234,7 +248,7 @@ class Trainer:
         chosen = "last"
         best_path = self.work_dir / "checkpoints" / "best.pt"
         if self.splits.val is not None and best_path.is_file():
-            load_weights(self.model, load_checkpoint(best_path, self.device), best_path)
+            load_weights(self.model, read_checkpoint(best_path, self.device), best_path)
             chosen = "best"
         results: dict[str, Any] = {"checkpoint": chosen, "epochs": self.epoch, "selected_on": self.splits.select,
                                    "parameters": sum(p.numel() for p in self.model.parameters())}

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from grounding.data.records import MomentRecord, iter_jsonl, write_jsonl
 from grounding.errors import GroundingError
@@ -58,26 +56,6 @@ def read_predictions(path: str | Path) -> list[Prediction]:
 def write_predictions(predictions: Iterable[Prediction], path: str | Path) -> int:
     """Write one JSON line per query; returns the number written."""
     return write_jsonl(predictions, path)
-
-
-def prediction_records(qids: Sequence[Any], vids: Sequence[str], queries: Sequence[str], windows: Any,
-                       saliency: Any, num_clips: Any, refined: Any = None) -> list[Prediction]:
-    """JSON-ready prediction lines (DESIGN.md section 4) from decoded arrays: ``windows`` (B, K, 3)
-    ``[start_s, end_s, score]`` with NaN rows past the valid ones, ``saliency`` (B, T), ``num_clips`` (B,),
-    and optionally the model's regressed span ``refined`` (B, 2) in seconds (``pred_refined_window``)."""
-    windows, saliency, num_clips = np.asarray(windows), np.asarray(saliency), np.asarray(num_clips)
-    out = []
-    for i, qid in enumerate(qids):
-        rows = [[round(float(s), 4), round(float(e), 4), round(float(c), 6)] for s, e, c in windows[i] if s == s]
-        line = {
-            "qid": qid, "vid": vids[i], "query": queries[i],
-            "pred_relevant_windows": rows,
-            "pred_saliency_scores": [round(float(x), 4) for x in saliency[i, : int(num_clips[i])]],
-        }
-        if refined is not None:
-            line["pred_refined_window"] = [round(float(x), 4) for x in np.asarray(refined)[i]]
-        out.append(line)
-    return out
 
 
 @dataclass

@@ -32,6 +32,10 @@ class Loss(nn.Module):
     def stage(self, stage: StageOutput, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
+    def compatible_with(self) -> list[str]:
+        """Spaces (model fingerprints) this term makes the model compatible with; saved in every checkpoint."""
+        return []
+
 
 LOSSES: Registry[Loss] = Registry("loss")
 
@@ -61,12 +65,9 @@ class Criterion(nn.Module):
         logs["total"] = total.detach()
         return total, logs
 
-    def checkpoint_extras(self) -> dict[str, Any]:
-        """What terms add to every checkpoint (the compat term: the old model's fingerprint)."""
-        extras: dict[str, Any] = {}
-        for term in self.terms.values():
-            extras.update(getattr(term, "checkpoint_extras", dict)())
-        return extras
+    def compatible_with(self) -> list[str]:
+        """Fingerprints of the shared spaces this model is trained to query (the compat term's old model)."""
+        return [space for term in self.terms.values() for space in term.compatible_with()]
 
 
 def build_criterion(loss_cfg: Any, context: Any = None) -> Criterion:

@@ -15,6 +15,7 @@ from grounding.models.encoders import EncoderSettings, build_encoders, encode_ba
 from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span
 from grounding.models.layers import AttentionBlock, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
+from grounding.models.shared_space import SharedSpaceEncoders
 
 
 @dataclass
@@ -24,7 +25,7 @@ class SpanBaselineConfig(EncoderSettings):
     temperature: float = 0.07
 
 
-class SpanBaseline(nn.Module):
+class SpanBaseline(SharedSpaceEncoders, nn.Module):
     def __init__(self, cfg: SpanBaselineConfig, vocab_size: int | None = None, token_feat_dim: int | None = None,
                  pretrained_words: Any = None) -> None:
         super().__init__()
@@ -34,7 +35,7 @@ class SpanBaseline(nn.Module):
         self.temporal = nn.ModuleList(AttentionBlock(cfg.dim, cfg.heads, cfg.dropout) for _ in range(cfg.temporal_layers))
         self.heads = BoundaryHeads(cfg.dim, cfg.dropout)
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
-        self.saliency_head = SaliencyHead(cfg.dim, cfg.dropout)
+        self.saliency_head = SaliencyHead(cfg.dim, cfg.dropout) if cfg.saliency_head else None
 
     def forward(self, batch: Batch) -> GroundingOutput:
         clips, _, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)

@@ -27,6 +27,7 @@ from grounding.models.encoders import EncoderSettings, build_encoders, encode_ba
 from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span, inside_probability
 from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
+from grounding.models.shared_space import SharedSpaceEncoders
 
 
 @dataclass
@@ -151,7 +152,7 @@ class FineStage(nn.Module):
         return replace(state, clips=v, span=refined), out
 
 
-class CCMAN(nn.Module):
+class CCMAN(SharedSpaceEncoders, nn.Module):
     def __init__(self, cfg: CCMANConfig, vocab_size: int | None = None, token_feat_dim: int | None = None,
                  pretrained_words: Any = None) -> None:
         super().__init__()
@@ -164,7 +165,8 @@ class CCMAN(nn.Module):
         self.focus = Focus(cfg.focus_source) if cfg.focus else NoFocus()
         self.fine = FineStage(cfg) if "fine" in cfg.stages else PassThrough()
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
-        self.saliency_head = SaliencyHead(cfg.dim, cfg.dropout)  # on the cascade's final clip tokens
+        # on the cascade's final clip tokens; without it saliency comes from the inside scores
+        self.saliency_head = SaliencyHead(cfg.dim, cfg.dropout) if cfg.saliency_head else None
 
     def forward(self, batch: Batch) -> GroundingOutput:
         clips, words, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)

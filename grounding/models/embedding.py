@@ -79,6 +79,9 @@ class SharedEmbeddingSpace(nn.Module):
 
     @staticmethod
     def pool_moment(clips: torch.Tensor, moment_mask: torch.Tensor) -> torch.Tensor:
-        """Mean of the clips (B, T, D) inside each moment (B, T) -> (B, D); an empty moment gives zeros."""
-        weights = moment_mask.to(clips.dtype).unsqueeze(-1)
-        return (clips * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        """Mean of the clips (B, T, D) inside each moment: a mask (B, T) gives (B, D), a mask (B, K, T) of K
+        moments per row gives (B, K, D); an empty moment gives zeros."""
+        weights = moment_mask.to(clips.dtype)
+        if weights.dim() == clips.dim():  # (B, K, T): K moments of each row
+            return torch.einsum("bkt,btd->bkd", weights, clips) / weights.sum(-1, keepdim=True).clamp_min(1.0)
+        return (clips * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp_min(1.0)

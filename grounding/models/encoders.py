@@ -110,6 +110,7 @@ class EncoderSettings:
     query_layers: int = 1
     query_context: str = "transformer"
     word_dim: int = 300
+    saliency_head: bool = True  # False: saliency from the inside scores (checkpoints from before the head)
 
 
 def build_encoders(cfg: EncoderSettings, vocab_size: int | None, token_feat_dim: int | None,

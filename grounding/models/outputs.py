@@ -60,7 +60,8 @@ class SpaceOutput:
         return cls(space.video_proj(clips), space.embed_text(sentence), space.temperature)
 
     def moments(self, moment_mask: torch.Tensor) -> torch.Tensor:
-        """(B, E) unit-norm embedding of the clips ``moment_mask`` (B, T) selects in each row."""
+        """Unit-norm embedding of the clips ``moment_mask`` selects in each row: (B, T) -> (B, E), or K moments
+        per row (B, K, T) -> (B, K, E)."""
         return F.normalize(SharedEmbeddingSpace.pool_moment(self.clip_proj, moment_mask), dim=-1)
 
 

@@ -1,9 +1,8 @@
 """CCMAN's two sides as search encoders: videos -> entries in the shared space, sentences -> queries.
 
-Video side: ``model.video_encoder(video, mask)`` gives contextual clip tokens, ``embedding.video_proj``
-their *un-normalised* projections; an entry for clips ``[i, j]`` is ``normalize(mean of projections
-i..j)``, which equals projecting the mean clip token (the projection is affine): exactly how the
-alignment losses embed a moment during training (``SpaceOutput.moments``).
+Video side: an entry for clips ``[i, j]`` is the model's ``embed_moments`` of those clips (the
+``SharedSpaceModel`` interface: for CCMAN ``normalize(mean of the clips' shared-space projections)``,
+exactly how the alignment losses embed a moment during training, ``SpaceOutput.moments``).
 
 Granularity (``search.granularity``):
 
@@ -15,21 +14,19 @@ Granularity (``search.granularity``):
   losses never aligned single clips with whole sentences; 32 entries per video).
 - ``both``: the union.
 
-Query side: ``model.query_encoder(words, mask)`` -> the sentence vector -> ``embedding.embed_text``.
+Query side: the model's ``embed_sentences``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from grounding.errors import GroundingError
+from grounding.models.shared_space import SharedSpaceModel
 
 GRANULARITIES = ("proposals", "clips", "both")
 
@@ -73,52 +70,33 @@ def windows_for(num_clips: int, granularity: Granularity) -> np.ndarray:
     return np.array(sorted(set(out)), dtype=np.int64).reshape(-1, 2)
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """16 hex digits of a SHA-256 over every weight (names, shapes, bytes): which model embedded an entry."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        data = tensor.detach().cpu().contiguous()
-        digest.update(name.encode())
-        digest.update(str(tuple(data.shape)).encode())
-        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
-    return digest.hexdigest()[:16]
+def entry_spans(num_clips: int, duration: float, granularity: Granularity) -> tuple[np.ndarray, np.ndarray]:
+    """A video's entry windows (P, 2) as first and last clip, and their spans (P, 2) in seconds."""
+    windows = windows_for(num_clips, granularity)
+    step = duration / num_clips
+    return windows, np.stack([windows[:, 0] * step, (windows[:, 1] + 1) * step], 1).astype(np.float32)
 
 
 @torch.inference_mode()
-def clip_projections(model: nn.Module, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
-    """Un-normalised shared-space projections (V, T, E) of every clip of ``video`` (V, T, D)."""
-    tokens = model.video_encoder(video, video_mask)
-    return model.embedding.video_proj(tokens)
-
-
-def video_entries(proj: torch.Tensor, num_clips: int, duration: float, granularity: Granularity
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """One video's entries: unit embeddings (P, E) and spans (P, 2) in seconds, from its clip
-    projections ``proj`` (T, E) (the first ``num_clips`` rows are valid)."""
-    windows = torch.from_numpy(windows_for(num_clips, granularity))
-    clips = torch.arange(num_clips)
-    masks = ((clips[None] >= windows[:, :1]) & (clips[None] <= windows[:, 1:])).to(proj.dtype)  # (P, T)
-    pooled = masks @ proj[:num_clips] / masks.sum(1, keepdim=True)
-    step = duration / num_clips
-    spans = np.stack([windows[:, 0].numpy() * step, (windows[:, 1].numpy() + 1) * step], 1)
-    return F.normalize(pooled.float(), dim=-1).cpu().numpy(), spans.astype(np.float32)
-
-
-def embed_videos(model: nn.Module, features: list[np.ndarray], durations: list[float], granularity: Granularity,
-                 device: torch.device) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Entries ``(embeddings (P, E), spans (P, 2))`` of each video (features (T_i, D)), in one batch."""
+def embed_videos(space: SharedSpaceModel, features: list[np.ndarray], durations: list[float],
+                 granularity: Granularity, device: torch.device) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Entries ``(embeddings (P, E), spans (P, 2))`` of each video (features (T_i, D)): every video through
+    the encoder once, all of their windows embedded in one ``embed_moments`` call."""
     lengths = [len(f) for f in features]
     video = torch.zeros(len(features), max(lengths), features[0].shape[1])
     mask = torch.zeros(len(features), max(lengths), dtype=torch.bool)
     for i, f in enumerate(features):
         video[i, : len(f)] = torch.from_numpy(np.asarray(f, dtype=np.float32))
         mask[i, : len(f)] = True
-    proj = clip_projections(model, video.to(device), mask.to(device))
-    return [video_entries(proj[i], n, d, granularity) for i, (n, d) in enumerate(zip(lengths, durations, strict=True))]
-
-
-@torch.inference_mode()
-def embed_sentences(model: nn.Module, words: torch.Tensor, word_mask: torch.Tensor) -> np.ndarray:
-    """Unit sentence embeddings (Q, E) of padded token inputs."""
-    _, sentence, _ = model.query_encoder(words, word_mask)
-    return model.embedding.embed_text(sentence).float().cpu().numpy()
+    planned = [entry_spans(n, d, granularity) for n, d in zip(lengths, durations, strict=True)]
+    clips = torch.arange(video.shape[1])
+    moment_masks = [(clips[None] >= torch.from_numpy(w[:, :1])) & (clips[None] <= torch.from_numpy(w[:, 1:]))
+                    for w, _ in planned]  # (P_i, T) each
+    vid_index = torch.cat([torch.full((len(m),), i) for i, m in enumerate(moment_masks)])
+    embedded = space.embed_moments(video.to(device), mask.to(device), torch.cat(moment_masks).to(device),
+                                   vid_index.to(device)).float().cpu().numpy()
+    out, first = [], 0
+    for (_, spans), m in zip(planned, moment_masks, strict=True):
+        out.append((embedded[first:first + len(m)], spans))
+        first += len(m)
+    return out

@@ -3,7 +3,9 @@
 A model *answers* a space (the fingerprint of the model that embedded an index's entries) when it is
 that model, or when it was trained to be compatible with it: ``tools/train_grounding.py
 compat.old_checkpoint=OLD`` stores OLD's fingerprint in the new checkpoint (``compatible_with``), so the
-new model's queries may search OLD's index (cross-test) without re-indexing it.
+new model's queries may search OLD's index (cross-test) without re-indexing it. Loading, the fingerprint
+and the shared-space interface come from ``grounding.inference``; this class only turns them into the
+numpy arrays the index stores.
 """
 
 from __future__ import annotations
@@ -12,47 +14,49 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from grounding.api.loading import LoadedCheckpoint, encode_queries, load_for_inference, resolve_checkpoint
-from grounding.engine.checkpoint import load_checkpoint
-from grounding.errors import GroundingError
-from grounding.search.embed import Granularity, embed_sentences, embed_videos, model_fingerprint
+from grounding.inference import LoadedModel, load_for_inference
+from grounding.inference.queries import check_queries
+from grounding.search.embed import Granularity, embed_videos
 
 
 @dataclass
 class SearchModel:
-    loaded: LoadedCheckpoint
-    fingerprint: str
-    compatible_with: list[str]
+    loaded: LoadedModel
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> SearchModel:
         loaded = load_for_inference(path, device)
-        if not hasattr(loaded.model, "video_encoder") or not hasattr(loaded.model, "embedding"):
-            raise GroundingError(f"{loaded.path} is a '{loaded.config['model'].get('name')}' model without a shared "
-                                 "embedding space; moment search needs a CCMAN checkpoint (model.name=ccman)")
-        state = load_checkpoint(resolve_checkpoint(path), "cpu")
-        return cls(loaded, model_fingerprint(loaded.model), list(state.get("compatible_with") or []))
+        loaded.space  # noqa: B018 - refuses a model without a shared embedding space, naming the checkpoint
+        return cls(loaded)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.loaded.fingerprint
+
+    @property
+    def compatible_with(self) -> list[str]:
+        return self.loaded.compatible_with
 
     @property
     def embed_dim(self) -> int:
-        return int(self.loaded.model.embedding.embed_dim)
+        return self.loaded.space.embed_dim
 
     @property
     def path(self) -> Path:
         return self.loaded.path
 
     def answers(self, space: str) -> bool:
-        return space == self.fingerprint or space in self.compatible_with
+        return self.loaded.answers(space)
 
+    @torch.inference_mode()
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         """(Q, E) unit embeddings; an empty or blank query is refused."""
-        blank = [i for i, q in enumerate(queries) if not str(q).strip()]
-        if blank:
-            raise GroundingError(f"query {blank[0] + 1} of {len(queries)} is empty; give a sentence to search for")
-        words, mask, _ = encode_queries(self.loaded, [str(q) for q in queries])
-        return embed_sentences(self.loaded.model, words, mask)
+        items, _ = check_queries([str(q) for q in queries])
+        words, mask, _ = self.loaded.encode_queries(items)
+        return self.loaded.space.embed_sentences(words, mask).float().cpu().numpy()
 
     def embed_videos(self, features: list[np.ndarray], durations: list[float], granularity: Granularity
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
-        return embed_videos(self.loaded.model, features, durations, granularity, self.loaded.device)
+        return embed_videos(self.loaded.space, features, durations, granularity, self.loaded.device)

@@ -32,10 +32,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from grounding.api.loading import encode_queries
 from grounding.data.batch import make_batch, pad_sequences
 from grounding.errors import GroundingError
-from grounding.models.decoding import decode
+from grounding.inference import run_and_decode
+from grounding.inference.queries import check_queries
+from grounding.models.decoding import batched_nms
+from grounding.models.outputs import SpaceOutput
 from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
 
@@ -77,17 +79,21 @@ class Stage1:
     moments: list[list[Any]]
 
 
-def window_similarities(clip_proj: torch.Tensor, sentence: torch.Tensor, windows: torch.Tensor, num_clips: torch.Tensor,
-                        duration: torch.Tensor) -> torch.Tensor:
-    """Shared-space cosine similarity (B, K) of each query's sentence (B, E) with each decoded window
-    (B, K, 3) seconds, embedded like an index entry: normalize(mean of its clips' projections (B, T, E))."""
+def window_masks(windows: torch.Tensor, num_clips: torch.Tensor, duration: torch.Tensor, length: int) -> torch.Tensor:
+    """The clips (B, K, T) of each decoded window (B, K, 3) in seconds, as an index entry of it would hold."""
     step = (duration / num_clips.clamp_min(1)).unsqueeze(1)  # (B, 1)
     first = torch.nan_to_num(windows[..., 0] / step).round().long()  # (B, K)
     last = torch.nan_to_num(windows[..., 1] / step).round().long() - 1
-    clips = torch.arange(clip_proj.shape[1], device=clip_proj.device)
-    inside = ((clips[None, None] >= first[..., None]) & (clips[None, None] <= last[..., None])).to(clip_proj.dtype)
-    pooled = torch.einsum("bkt,bte->bke", inside, clip_proj) / inside.sum(-1, keepdim=True).clamp_min(1.0)
-    return torch.einsum("bke,be->bk", torch.nn.functional.normalize(pooled, dim=-1), sentence)
+    clips = torch.arange(length, device=windows.device)
+    return (clips[None, None] >= first[..., None]) & (clips[None, None] <= last[..., None])
+
+
+def window_similarities(space: SpaceOutput, windows: torch.Tensor, num_clips: torch.Tensor,
+                        duration: torch.Tensor) -> torch.Tensor:
+    """Shared-space cosine similarity (B, K) of each query's sentence with each of its decoded windows
+    (B, K, 3) seconds, each window embedded like an index entry (``SpaceOutput.moments`` of its clips)."""
+    masks = window_masks(windows, num_clips, duration, space.clip_proj.shape[1])
+    return torch.einsum("bke,be->bk", space.moments(masks), space.sentence)
 
 
 def check_compatible(index: MomentIndex, model: SearchModel) -> None:
@@ -116,7 +122,7 @@ class Searcher:
         self.settings = settings or SearchSettings.from_config(index.manifest.get("search"))
         self._features = features
         self._sources: dict[int, Any] = {}
-        self.temperature = float(model.loaded.model.embedding.temperature.detach())
+        self.temperature = model.loaded.space.temperature
 
     @classmethod
     def from_index(cls, index_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
@@ -168,34 +174,40 @@ class Searcher:
         return out
 
     def _moments(self, scores: np.ndarray, rows: np.ndarray, video_rows: np.ndarray, top_k: int) -> list[list[Any]]:
-        """Entries best first, dropping one that overlaps a better entry of its video by more than ``nms``."""
-        meta, table, nms = self.index.meta(), self.index.video_table, self.settings.nms
-        kept: dict[int, list[tuple[float, float]]] = {}
-        moments: list[list[Any]] = []
-        for score, row, video in zip(scores.tolist(), rows.tolist(), video_rows.tolist(), strict=True):
-            s, e = (float(x) for x in meta["spans"][row])
-            if any(max(0.0, min(e, e2) - max(s, s2)) / max(max(e, e2) - min(s, s2), 1e-9) > nms
-                   for s2, e2 in kept.get(video, ())):
-                continue
-            kept.setdefault(video, []).append((s, e))
-            moments.append([table[video][0], s, e, float(score)])
-            if len(moments) >= top_k:
+        """Entries best first, dropping one that overlaps a better entry of its video by more than ``nms``
+        (``batched_nms`` over all entries at once: each video's spans are shifted past the previous
+        video's, so windows of different videos never overlap)."""
+        meta, table = self.index.meta(), self.index.video_table
+        if len(rows) == 0:
+            return []
+        spans = torch.from_numpy(np.asarray(meta["spans"][rows], dtype=np.float64))
+        shift = float(spans[:, 1].max()) + 1.0
+        _, group = np.unique(video_rows, return_inverse=True)
+        shifted = spans + torch.from_numpy(group.astype(np.float64) * shift)[:, None]
+        order = torch.from_numpy(np.argsort(-scores, kind="stable"))
+        # greedy NMS of a prefix is final for that prefix: grow it until it yields top_k (memory ~ prefix^2)
+        size = min(len(order), 4 * top_k)
+        while True:
+            head = order[:size]
+            keep = batched_nms(shifted[head][None], torch.ones(1, size, dtype=torch.float64), self.settings.nms)[0]
+            if int(keep.sum()) >= top_k or size == len(order):
                 break
-        return moments
+            size = min(len(order), 4 * size)
+        kept = head[keep][:top_k].tolist()
+        return [[table[video_rows[i]][0], float(spans[i, 0]), float(spans[i, 1]), float(scores[i])] for i in kept]
 
     # ------------------------------------------------------------------ stage 2
     def stage2(self, queries: list[str], firsts: list[Stage1], rerank: int) -> list[list[list[Any]]]:
         """Windows ``[vid, start, end, merged score]`` of each query's top ``rerank`` videos."""
         loaded, known, cfg = self.model.loaded, self.index.videos(), self.settings
-        words, word_mask, _ = encode_queries(loaded, queries)
+        words, word_mask, _ = loaded.encode_queries(queries)
         pairs = [(q, vid, sim) for q, first in enumerate(firsts) for vid, sim in first.videos[:rerank]]
         dec = dataclasses.replace(loaded.decode, topk=cfg.windows_per_video)
         found: list[list[tuple[str, float, float, float, float]]] = [[] for _ in queries]  # vid, s, e, sim, s(w)
         for start in range(0, len(pairs), cfg.batch_pairs):
             chunk = pairs[start:start + cfg.batch_pairs]
             vids = list(dict.fromkeys(v for _, v, _ in chunk))
-            feats = [self.features(v, known[v][1]) for v in vids]
-            video, mask = pad_sequences(feats, torch.float32)
+            video, mask = pad_sequences([self.features(v, known[v][1]) for v in vids], torch.float32)
             row = {v: i for i, v in enumerate(vids)}
             dev = loaded.device
             vid_index = torch.tensor([row[v] for _, v, _ in chunk], device=dev)
@@ -204,12 +216,10 @@ class Searcher:
             none = torch.zeros(len(chunk), dtype=torch.long, device=dev)
             batch = make_batch(video.to(dev), mask.to(dev), vid_index, words[q_rows], word_mask[q_rows], none, none,
                                torch.zeros(len(chunk), 2, device=dev), duration)
+            decoded = run_and_decode(loaded.model, batch, dec)
             with torch.inference_mode():
-                output = loaded.model(batch)
-                windows, _ = decode(output.decoded, output.clip_mask, duration, dec)
-                sims = window_similarities(output.space.clip_proj, output.space.sentence, windows, batch.num_clips,
-                                           duration)
-            for (q, vid, video_sim), rows, window_sims in zip(chunk, windows.cpu().numpy(), sims.cpu().numpy(),
+                sims = window_similarities(decoded.output.space, decoded.windows, batch.num_clips, duration)
+            for (q, vid, video_sim), rows, window_sims in zip(chunk, decoded.windows.cpu().numpy(), sims.cpu().numpy(),
                                                               strict=True):
                 found[q] += [(vid, float(s), float(e), float(w) if cfg.merge == "window" else video_sim, float(c))
                              for (s, e, c), w in zip(rows, window_sims, strict=True) if s == s]  # NaN: none left
@@ -233,9 +243,7 @@ class Searcher:
     def search(self, queries: str | Sequence[str], top_k: int | None = None, rerank: int | None = None
                ) -> list[dict[str, Any]]:
         """For each query ``{"query", "pred_moments": [[vid, start_s, end_s, score], ...]}``, best first."""
-        items = [queries] if isinstance(queries, str) else list(queries)
-        if not items:
-            raise GroundingError("no query given; pass at least one sentence")
+        items, _ = check_queries(queries)
         top_k = self.settings.top_k if top_k is None else top_k
         rerank = self.settings.rerank if rerank is None else rerank
         if top_k < 1 or rerank < 0:

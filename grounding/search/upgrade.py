@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from grounding.compat.adapter import ForwardAdapter, fit_adapter
 from grounding.compat.backfill import uncertainty_scores
-from grounding.engine.checkpoint import load_checkpoint, save_atomic
 from grounding.errors import GroundingError
+from grounding.inference.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
 from grounding.search.embed import Granularity
 from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
@@ -61,18 +61,19 @@ def make_adapter(old: SearchModel, new: SearchModel, features: list[np.ndarray],
     adapter = ForwardAdapter(old.embed_dim, new.embed_dim, hidden)
     history = fit_adapter(adapter, torch.from_numpy(np.concatenate(olds)), torch.from_numpy(np.concatenate(news)),
                           epochs=epochs, seed=seed)
-    save_atomic({"kind": "search_adapter", "adapter": adapter.state_dict(), "old_dim": old.embed_dim,
-                 "new_dim": new.embed_dim, "hidden": hidden, "from_space": old.fingerprint,
-                 "to_space": new.fingerprint, "to_checkpoint": str(new.path)}, out)
+    facts = {"old_dim": old.embed_dim, "new_dim": new.embed_dim, "hidden": hidden, "from_space": old.fingerprint,
+             "to_space": new.fingerprint, "to_checkpoint": str(new.path)}
+    save_checkpoint(Checkpoint(adapter.state_dict(), {}, kind="search_adapter", extras=facts), out)
     return history
 
 
 def load_adapter(path: str | Path) -> tuple[ForwardAdapter, dict[str, Any]]:
-    state = load_checkpoint(path)
-    if state.get("kind") != "search_adapter":
+    checkpoint = read_checkpoint(path)
+    if checkpoint.kind != "search_adapter":
         raise GroundingError(f"{path} is not a forward adapter (tools/upgrade_index.py --make-adapter writes one)")
+    state = checkpoint.extras
     adapter = ForwardAdapter(state["old_dim"], state["new_dim"], state["hidden"])
-    adapter.load_state_dict(state["adapter"])
+    adapter.load_state_dict(checkpoint.model)
     return adapter.eval(), state
 
 

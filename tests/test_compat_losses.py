@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grounding.compat.losses import (
+from grounding.compat.objectives import (
     COMPAT_LOSSES,
     OldReference,
     build_compat_loss,

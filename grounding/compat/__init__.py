@@ -4,7 +4,7 @@ A deployed moment-retrieval system keeps a gallery of moment embeddings. These m
 model be used against that gallery (backward compatibility), refresh it piece by piece without
 regressions (hot refresh), and upgrade old gallery embeddings without the videos (forward adapter):
 
-    losses     compatibility losses by name: l2, bct, ract, unibct (COMPAT_LOSSES)
+    objectives compatibility losses by name: l2, bct, ract, unibct (COMPAT_LOSSES)
     adapter    the BiCT forward adapter old -> new and its training
     backfill   backfill orders (random, uncertainty) and mixed galleries
     metrics    R@k, mAP, negative flip rate, hot-refresh curves (numpy only)
@@ -15,6 +15,6 @@ regressions (hot refresh), and upgrade old gallery embeddings without the videos
     report     results.csv, hot_refresh.csv/.png, summary.md, the claim check
 """
 
-from grounding.compat.losses import COMPAT_LOSSES, OldReference, build_compat_loss
+from grounding.compat.objectives import COMPAT_LOSSES, OldReference, build_compat_loss
 
 __all__ = ["COMPAT_LOSSES", "OldReference", "build_compat_loss"]

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grounding.compat.losses import same_moment
+from grounding.compat.objectives import same_moment
 from grounding.engine.schedule import warmup_decay
 from grounding.losses.infonce import info_nce
 

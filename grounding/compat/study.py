@@ -31,9 +31,9 @@ from omegaconf import DictConfig
 from grounding.compat.adapter import ForwardAdapter, fit_adapter
 from grounding.compat.backfill import backfill_order
 from grounding.compat.data import MomentSplit, build_moment_split, encode_words
-from grounding.compat.losses import OldReference, build_compat_loss
 from grounding.compat.metrics import hot_refresh_curve, negative_flip_rate, relevance_by_description, retrieve
 from grounding.compat.model import DualEncoder, SplitEmbeddings, build_dual_encoder, embed_split
+from grounding.compat.objectives import OldReference, build_compat_loss
 from grounding.compat.report import (
     ADAPTED,
     MethodResult,

@@ -1,7 +1,7 @@
 """Training one model of the study: the retrieval loss, plus a compatibility loss and a forward adapter.
 
     L = InfoNCE(sentences, moments)                                   symmetric, in-batch negatives
-      + weight * L_compat(new, old)                                   (``grounding.compat.losses``)
+      + weight * L_compat(new, old)                                   (``grounding.compat.objectives``)
       + forward_weight * L_fwd(psi(old moments), new)                 (BiCT, joint with the adapter)
 
 Batches are whole videos (``MomentSplit.video_batches``): each video runs through the video encoder
@@ -22,8 +22,8 @@ import torch
 
 from grounding.compat.adapter import ForwardAdapter, forward_loss
 from grounding.compat.data import MomentSplit
-from grounding.compat.losses import CompatLoss, same_moment
 from grounding.compat.model import DualEncoder
+from grounding.compat.objectives import CompatLoss, same_moment
 from grounding.data.batch import Batch
 from grounding.engine.guards import NonFiniteLossGuard
 from grounding.engine.schedule import warmup_decay

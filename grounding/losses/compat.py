@@ -3,7 +3,7 @@
 ``tools/train_grounding.py compat.old_checkpoint=OLD compat.method=bct`` adds the term ``compat`` to the
 criterion. It holds the frozen old CCMAN (not a submodule: never trained, never saved) and, on every
 batch, embeds the batch's target moments and sentences with it (the same ``space`` the old model's own
-forward gives), then applies the study's loss of ``compat.method`` (``grounding.compat.losses``: l2,
+forward gives), then applies the study's loss of ``compat.method`` (``grounding.compat.objectives``: l2,
 bct, ract, unibct) to the new model's ``output.space`` and the old embeddings. Classes (BCT, UniBCT) are
 the training moments, each a distinct (video, target clips); the old model's view of every training
 moment and sentence (``OldReference``) is computed once when the term is built.
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grounding.compat.losses import OldReference, build_compat_loss
+from grounding.compat.objectives import OldReference, build_compat_loss
 from grounding.config import to_plain
 from grounding.data.batch import Batch
 from grounding.data.dataset import collate

@@ -14,7 +14,7 @@ from grounding.compat.objectives import (
     same_moment,
 )
 from grounding.errors import GroundingError
-from grounding.losses.infonce import info_nce
+from grounding.models.contrastive import info_nce
 
 EYE = torch.eye(3)
 IDS = torch.arange(3)

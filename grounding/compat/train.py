@@ -26,9 +26,9 @@ from grounding.compat.model import DualEncoder
 from grounding.compat.objectives import CompatLoss, same_moment
 from grounding.data.batch import Batch
 from grounding.engine.guards import NonFiniteLossGuard
-from grounding.engine.schedule import warmup_decay
 from grounding.engine.step import TrainStep, make_optimizer
-from grounding.losses.infonce import info_nce
+from grounding.models.contrastive import info_nce
+from grounding.schedule import warmup_decay
 
 log = logging.getLogger("grounding")
 

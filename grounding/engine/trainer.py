@@ -35,7 +35,6 @@ from grounding.engine.guards import NonFiniteLossGuard
 from grounding.engine.inference import predict
 from grounding.engine.run import Run
 from grounding.engine.runtime import gather_objects, rng_state, set_rng_state
-from grounding.engine.schedule import warmup_decay
 from grounding.engine.settings import Splits, TrainSettings, dataset_name
 from grounding.engine.step import TrainStep, make_optimizer
 from grounding.errors import GroundingError
@@ -45,6 +44,7 @@ from grounding.losses import build_criterion
 from grounding.losses.compat import LossContext, loss_section
 from grounding.models import build_model_for_text
 from grounding.models.decoding import DecodeConfig
+from grounding.schedule import warmup_decay
 
 log = logging.getLogger("grounding")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grounding.bench.ablation import VARIANTS, ablation_table, prior_rows, run_ablation, variant_config
+from grounding.studies.ablation import VARIANTS, ablation_table, prior_rows, run_ablation, variant_config
 from tests.conftest import REPO, tiny_overrides
 
 CONFIG = REPO / "configs" / "synthetic.yaml"

@@ -8,12 +8,12 @@ import torch
 from conftest import tiny_overrides
 
 from grounding.cli import train_compat
-from grounding.compat.data import build_moment_split
-from grounding.compat.model import build_dual_encoder, embed_split
-from grounding.compat.report import CURVE_COLUMNS, RESULT_COLUMNS
 from grounding.config import load_config
 from grounding.data.build import DataBundle
 from grounding.errors import GroundingError
+from grounding.studies.compat_report import CURVE_COLUMNS, RESULT_COLUMNS
+from grounding.studies.dual_encoder import build_dual_encoder, embed_split
+from grounding.studies.moment_split import build_moment_split
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def test_study_refuses_to_overwrite_and_reuses_a_saved_old_model(study_dir, tiny
 
 @pytest.mark.parametrize("config", sorted((REPO / "configs" / "compat").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_compat_config_loads(config):
-    from grounding.compat.study import compat_section
+    from grounding.studies.compat_study import compat_section
 
     section = compat_section(load_config(config))
     assert set(section["run"]) <= set(section["methods"])
@@ -135,7 +135,7 @@ def test_config_errors_are_user_errors(tiny_synthetic, tmp_path, capsys):
                            *tiny_overrides(tiny_synthetic)])
     assert "no 'compat' section" in capsys.readouterr().err
     with pytest.raises(GroundingError, match="embed_dim"):
-        from grounding.compat.study import run_study
+        from grounding.studies.compat_study import run_study
 
         run_study(load_config(CONFIG, compat_overrides(tiny_synthetic, **{
             "compat.old.model.embed_dim": 8, "compat.run": "[independent]"})), tmp_path / "y")

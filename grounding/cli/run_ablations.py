@@ -3,7 +3,7 @@ video-free priors, the parameter counts).
 
     python tools/run_ablations.py --config configs/charades_sta.yaml --work-root work_dirs/ablation data.root=data/synthetic
 
-Each variant changes one thing (grounding/bench/ablation.py). A rerun keeps the runs that finished.
+Each variant changes one thing (grounding/studies/ablation.py). A rerun keeps the runs that finished.
 """
 
 from __future__ import annotations
@@ -14,9 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from grounding.bench.ablation import SEEDS, VARIANTS, ablation_table, prior_rows, run_ablation, variant_config
 from grounding.errors import GroundingError, exit_cleanly_on_user_errors
 from grounding.eval.results_table import to_markdown, write_table
+from grounding.studies.ablation import (
+    SEEDS,
+    VARIANTS,
+    ablation_table,
+    prior_rows,
+    run_ablation,
+    variant_config,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

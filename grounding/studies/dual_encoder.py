@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from grounding.compat.data import MomentSplit
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import QueryEncoder, VideoEncoder
+from grounding.studies.moment_split import MomentSplit
 
 
 class DualEncoder(nn.Module):

@@ -30,22 +30,8 @@ from omegaconf import DictConfig
 
 from grounding.compat.adapter import ForwardAdapter, fit_adapter
 from grounding.compat.backfill import backfill_order
-from grounding.compat.data import MomentSplit, build_moment_split, encode_words
 from grounding.compat.metrics import hot_refresh_curve, negative_flip_rate, relevance_by_description, retrieve
-from grounding.compat.model import DualEncoder, SplitEmbeddings, build_dual_encoder, embed_split
 from grounding.compat.objectives import OldReference, build_compat_loss
-from grounding.compat.report import (
-    ADAPTED,
-    MethodResult,
-    StudyResult,
-    check_claims,
-    intervals,
-    plot_hot_refresh,
-    summary_markdown,
-    write_hot_refresh_csv,
-    write_results_csv,
-)
-from grounding.compat.train import CompatTerms, TrainSettings, train_dual_encoder
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
 from grounding.data.prepare import ensure_synthetic_data
@@ -58,6 +44,20 @@ from grounding.engine.settings import Splits
 from grounding.engine.settings import TrainSettings as RunSettings
 from grounding.engine.settings import max_words as settings_max_words
 from grounding.errors import GroundingError
+from grounding.studies.compat_report import (
+    ADAPTED,
+    MethodResult,
+    StudyResult,
+    check_claims,
+    intervals,
+    plot_hot_refresh,
+    summary_markdown,
+    write_hot_refresh_csv,
+    write_results_csv,
+)
+from grounding.studies.dual_encoder import DualEncoder, SplitEmbeddings, build_dual_encoder, embed_split
+from grounding.studies.dual_encoder_training import CompatTerms, TrainSettings, train_dual_encoder
+from grounding.studies.moment_split import MomentSplit, build_moment_split, encode_words
 
 log = logging.getLogger("grounding")
 

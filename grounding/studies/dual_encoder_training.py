@@ -21,14 +21,14 @@ from typing import Any
 import torch
 
 from grounding.compat.adapter import ForwardAdapter, forward_loss
-from grounding.compat.data import MomentSplit
-from grounding.compat.model import DualEncoder
 from grounding.compat.objectives import CompatLoss, same_moment
 from grounding.data.batch import Batch
 from grounding.engine.guards import NonFiniteLossGuard
 from grounding.engine.step import TrainStep, make_optimizer
 from grounding.models.contrastive import info_nce
 from grounding.schedule import warmup_decay
+from grounding.studies.dual_encoder import DualEncoder
+from grounding.studies.moment_split import MomentSplit
 
 log = logging.getLogger("grounding")
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from grounding.errors import GroundingError, exit_cleanly_on_user_errors
-from grounding.eval.results_table import to_markdown, write_table
+from grounding.eval.results_table import to_markdown
 from grounding.studies.ablation import (
     SEEDS,
     VARIANTS,
+    ablation_summary,
     ablation_table,
     prior_rows,
     run_ablation,
@@ -50,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     data_root = Path(str(next(iter(configs.values())).data.root))
     if not args.no_priors and (data_root / "annotations").is_dir():
         table = pd.concat([table, prior_rows(data_root)])
-    write_table(table, Path(args.work_root) / "ablation.md")
-    write_table(table, Path(args.work_root) / "ablation.csv")
+    ablation_summary(table, failed).write(args.work_root)  # ablation.md, ablation.csv, ablation.json
     print(to_markdown(table))
     for key, err in failed.items():
         print(f"failed: {key}: {err} (see {args.work_root}/{key}/train.log)", file=sys.stderr)

@@ -7,7 +7,8 @@
 Batches are whole videos (``MomentSplit.video_batches``): each video runs through the video encoder
 once for all its queries, and the other moments of the same video are in-batch negatives (the gallery
 holds them too). Old embeddings come precomputed from the frozen old model (``old_moments`` (M, E), ``old_sentences``
-(N, E), rows = the split's moments and queries), so the old model never runs inside the loop.
+(N, E), rows = the split's moments and queries), so the old model never runs inside the loop. Each
+step is the engine's ``TrainStep``, as for every model of every study (``grounding.studies.protocol``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from grounding.bench.ablation import VARIANTS, ablation_table, prior_rows, run_ablation, variant_config
+import json
+
+import pandas as pd
+
+from grounding.eval.results_table import to_markdown
+from grounding.studies.ablation import (
+    VARIANTS,
+    ablation_summary,
+    ablation_table,
+    prior_rows,
+    run_ablation,
+    variant_config,
+)
 from tests.conftest import REPO, tiny_overrides
 
 CONFIG = REPO / "configs" / "synthetic.yaml"
@@ -34,6 +46,13 @@ def test_seeds_give_mean_and_spread_and_the_table_has_priors_and_sizes(tiny_synt
     assert 0 < float(table.loc["baseline", "parameters"].rstrip("M")) < full_size
     priors = prior_rows(tiny_synthetic)
     assert len(priors) == 2 and all(row["R1@0.5"] != "-" for _, row in priors.iterrows())
+    table = pd.concat([table, priors])
+    ablation_summary(table, {"fine_only/seed0": "out of memory"}).write(tmp_path)  # what tools/run_ablations.py writes
+    assert (tmp_path / "ablation.md").read_text() == to_markdown(table) + "\n"
+    written = pd.read_csv(tmp_path / "ablation.csv", index_col="variant", dtype=str)
+    assert written.index.tolist() == table.index.tolist() and written.loc["full", "R1@0.5"] == table.loc["full", "R1@0.5"]
+    results = json.loads((tmp_path / "ablation.json").read_text())
+    assert results["variants"]["full"]["seeds"] == 2 and results["failed"] == {"fine_only/seed0": "out of memory"}
     # a rerun keeps the finished runs
     before = (tmp_path / "full/seed0/metrics.json").stat().st_mtime_ns
     run_ablation(CONFIG, tmp_path, overrides, ["full"], seeds=[0])

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grounding.compat.losses import (
+from grounding.compat.objectives import (
     COMPAT_LOSSES,
     OldReference,
     build_compat_loss,
@@ -14,7 +14,7 @@ from grounding.compat.losses import (
     same_moment,
 )
 from grounding.errors import GroundingError
-from grounding.losses.infonce import info_nce
+from grounding.models.contrastive import info_nce
 
 EYE = torch.eye(3)
 IDS = torch.arange(3)

@@ -1,6 +1,9 @@
-"""The study end to end on the tiny synthetic benchmark, and the moment tables it is built on."""
+"""The study end to end on the tiny synthetic benchmark, the moment tables it is built on, and the
+protocol both compatibility studies share (old subset, summary writer)."""
 
 import csv
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -8,12 +11,13 @@ import torch
 from conftest import tiny_overrides
 
 from grounding.cli import train_compat
-from grounding.compat.data import build_moment_split
-from grounding.compat.model import build_dual_encoder, embed_split
-from grounding.compat.report import CURVE_COLUMNS, RESULT_COLUMNS
 from grounding.config import load_config
 from grounding.data.build import DataBundle
 from grounding.errors import GroundingError
+from grounding.studies.compat_report import CURVE_COLUMNS, RESULT_COLUMNS
+from grounding.studies.dual_encoder import DualEncoder, build_dual_encoder, embed_split
+from grounding.studies.moment_split import build_moment_split
+from grounding.studies.protocol import OldModelPlan, StudySummary, Table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,7 +123,7 @@ def test_study_refuses_to_overwrite_and_reuses_a_saved_old_model(study_dir, tiny
 
 @pytest.mark.parametrize("config", sorted((REPO / "configs" / "compat").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_compat_config_loads(config):
-    from grounding.compat.study import compat_section
+    from grounding.studies.protocol import compat_section
 
     section = compat_section(load_config(config))
     assert set(section["run"]) <= set(section["methods"])
@@ -135,7 +139,79 @@ def test_config_errors_are_user_errors(tiny_synthetic, tmp_path, capsys):
                            *tiny_overrides(tiny_synthetic)])
     assert "no 'compat' section" in capsys.readouterr().err
     with pytest.raises(GroundingError, match="embed_dim"):
-        from grounding.compat.study import run_study
+        from grounding.studies.compat_study import run_study
 
         run_study(load_config(CONFIG, compat_overrides(tiny_synthetic, **{
             "compat.old.model.embed_dim": 8, "compat.run": "[independent]"})), tmp_path / "y")
+
+
+def test_dual_encoder_embeds_several_moments_of_a_video_in_one_pass():
+    """The SharedSpaceModel contract: a (B, P, T) moment mask gives (B, P, E), each row what the (B, T)
+    call gives for that moment alone; clips past the video's end never count."""
+    torch.manual_seed(0)
+    model = DualEncoder(video_dim=8, dim=16, embed_dim=8, heads=2, vocab_size=20, word_dim=8).eval()
+    video = torch.randn(2, 6, 8)
+    video_mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    moments = torch.zeros(2, 3, 6, dtype=torch.bool)
+    moments[:, 0, :2] = moments[:, 1, 1:5] = moments[:, 2, 3:] = True  # the second video's last one runs into padding
+    with torch.no_grad():
+        together = model.embed_moments(video, video_mask, moments)
+        alone = [model.embed_moments(video, video_mask, moments[:, p]) for p in range(3)]
+        clipped = model.embed_moments(video, video_mask, moments[:, 2] & video_mask)
+    assert together.shape == (2, 3, model.embed_dim) and model.embed_dim == 8
+    for p in range(3):
+        torch.testing.assert_close(together[:, p], alone[p])
+    torch.testing.assert_close(together[:, 2], clipped)
+    words, word_mask = torch.randint(1, 20, (2, 5)), torch.ones(2, 5, dtype=torch.bool)
+    assert model.embed_sentences(words, word_mask).shape == (2, 8)
+    assert 0 < model.temperature < 1
+
+
+def test_one_old_subset_rule():
+    section = {"old": {"train_fraction": 0.35, "subset_seed": 0, "train": {"seed": 4}}, "train": {"seed": 0}}
+    plan = OldModelPlan.from_section(section)
+    keep = plan.subset(100)
+    assert len(keep) == 35 and keep.tolist() == sorted(set(keep.tolist())) and 0 <= int(keep.min())
+    assert torch.equal(keep, OldModelPlan.from_section(section).subset(100))  # seeded
+    assert not torch.equal(keep, replace(plan, subset_seed=1).subset(100))
+    assert len(replace(plan, train_fraction=0.001).subset(10)) == 1  # never an empty subset
+    assert plan.seed == 4 and plan.checkpoint is None
+    assert OldModelPlan.from_section({"old": {}, "train": {"seed": 3}}).seed == 4  # not the new models' initialisation
+    with pytest.raises(GroundingError, match=r"compat.old.train_fraction must be in \(0, 1\], not 1.5"):
+        OldModelPlan.from_section({"old": {"train_fraction": 1.5}})
+
+
+def test_the_ccman_study_trains_its_old_model_on_the_protocol_subset(tiny_synthetic, tmp_path, monkeypatch):
+    from grounding.data.build import load_split_records
+    from grounding.studies.ccman_study import CCMANStudy
+
+    cfg = load_config(CONFIG, tiny_overrides(tiny_synthetic, **{"compat.old.subset_seed": 5}))
+    train = [r for r in load_split_records(cfg.data, "train") if r.windows]
+    study = CCMANStudy(cfg, tmp_path / "study")
+    trained = {}
+
+    def record_instead_of_training(name, values):
+        trained[name] = values
+        return tmp_path / name / "checkpoints" / "last.pt"
+
+    monkeypatch.setattr(study, "_train", record_instead_of_training)
+    study._old(train, train[:3])
+    written = [json.loads(line)["qid"] for line in (tmp_path / "study/old_data/train.jsonl").read_text().splitlines()]
+    plan = OldModelPlan.from_section(study.compat)
+    assert written == [train[i].qid for i in plan.subset(len(train)).tolist()]
+    assert trained["old"]["train.seed"] == plan.seed
+
+
+def test_summary_files_are_written_whole_or_not_at_all(tmp_path):
+    summary = StudySummary({"R@1": 12.5}, "# page\n", {"results.csv": Table(["method", "R@1"], [{"method": "l2", "R@1": "12.50"}])},
+                           results_file="x_metrics.json", markdown_file="x_summary.md")
+    paths = summary.write(tmp_path)
+    assert sorted(p.name for p in paths) == sorted(p.name for p in tmp_path.iterdir())  # no temporary file left
+    assert json.loads((tmp_path / "x_metrics.json").read_text()) == {"R@1": 12.5}
+    assert (tmp_path / "x_summary.md").read_text() == "# page\n"
+    with (tmp_path / "results.csv").open() as fh:
+        assert list(csv.DictReader(fh)) == [{"method": "l2", "R@1": "12.50"}]
+    broken = replace(summary, results={"R@1": object()}, markdown="# another page\n")  # not JSON: nothing is written
+    with pytest.raises(TypeError):
+        broken.write(tmp_path)
+    assert (tmp_path / "x_summary.md").read_text() == "# page\n"

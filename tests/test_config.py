@@ -100,7 +100,7 @@ def test_overrides_that_fit_the_config_are_accepted(tmp_path):
 
 @pytest.mark.parametrize("name", TOP_CONFIGS + ["compat/synthetic", "compat/charades_sta"])
 def test_every_config_takes_the_ablation_variants(name):
-    from grounding.bench.ablation import VARIANTS, variant_config
+    from grounding.studies.ablation import VARIANTS, variant_config
 
     for variant in VARIANTS:
         variant_config(REPO / "configs" / f"{name}.yaml", variant, ["train.warmup_epochs=0.5", "data.bad_features=drop"])

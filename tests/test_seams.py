@@ -31,11 +31,11 @@ def step_calls(monkeypatch) -> list[str]:
 
 def test_trainer_compat_study_and_benchmark_take_the_same_step(tiny_synthetic, tmp_path, step_calls):
     from grounding.bench import harness
-    from grounding.compat.data import build_moment_split
-    from grounding.compat.model import build_dual_encoder
-    from grounding.compat.train import TrainSettings, train_dual_encoder
     from grounding.data.build import DataBundle
     from grounding.engine.trainer import run_training
+    from grounding.studies.dual_encoder import build_dual_encoder
+    from grounding.studies.dual_encoder_training import TrainSettings, train_dual_encoder
+    from grounding.studies.moment_split import build_moment_split
 
     cfg = load_config(REPO / "configs/synthetic.yaml", tiny_overrides(tiny_synthetic, **{"train.num_figures": 0}))
     run_training(cfg, tmp_path / "run", progress=False)
@@ -45,7 +45,7 @@ def test_trainer_compat_study_and_benchmark_take_the_same_step(tiny_synthetic, t
     train_dual_encoder(model, split, TrainSettings(epochs=1, batch_size=8), torch.device("cpu"))
     shape = harness.Shape("tiny", "charades_sta.yaml", video_dim=8, clips=6, words=4)
     harness.bench_training(shape, "span_baseline", torch.device("cpu"), batch=2, steps=1, repeats=1)
-    assert {"grounding.engine.trainer", "grounding.compat.train", "grounding.bench.harness"} <= set(step_calls)
+    assert {"grounding.engine.trainer", "grounding.studies.dual_encoder_training", "grounding.bench.harness"} <= set(step_calls)
 
 
 def test_both_evaluation_modes_give_identical_qvhighlights_metrics(tmp_path):

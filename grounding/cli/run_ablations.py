@@ -3,7 +3,7 @@ video-free priors, the parameter counts).
 
     python tools/run_ablations.py --config configs/charades_sta.yaml --work-root work_dirs/ablation data.root=data/synthetic
 
-Each variant changes one thing (grounding/bench/ablation.py). A rerun keeps the runs that finished.
+Each variant changes one thing (grounding/studies/ablation.py). A rerun keeps the runs that finished.
 """
 
 from __future__ import annotations
@@ -14,9 +14,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from grounding.bench.ablation import SEEDS, VARIANTS, ablation_table, prior_rows, run_ablation, variant_config
 from grounding.errors import GroundingError, exit_cleanly_on_user_errors
-from grounding.eval.results_table import to_markdown, write_table
+from grounding.eval.results_table import to_markdown
+from grounding.studies.ablation import (
+    SEEDS,
+    VARIANTS,
+    ablation_summary,
+    ablation_table,
+    prior_rows,
+    run_ablation,
+    variant_config,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     data_root = Path(str(next(iter(configs.values())).data.root))
     if not args.no_priors and (data_root / "annotations").is_dir():
         table = pd.concat([table, prior_rows(data_root)])
-    write_table(table, Path(args.work_root) / "ablation.md")
-    write_table(table, Path(args.work_root) / "ablation.csv")
+    ablation_summary(table, failed).write(args.work_root)  # ablation.md, ablation.csv, ablation.json
     print(to_markdown(table))
     for key, err in failed.items():
         print(f"failed: {key}: {err} (see {args.work_root}/{key}/train.log)", file=sys.stderr)

@@ -3,7 +3,7 @@
 Trains (or loads) the old model, trains one new model per method in compat.run, the forward adapter,
 and writes results.csv, hot_refresh.csv, hot_refresh.png, summary.md and tb/ into DIR
 (see docs/compatibility.md). With compat.backbone=ccman the old and new models are CCMANs and the study
-is scored by corpus moment search (VCMR; grounding/compat/ccman_study.py).
+is scored by corpus moment search (VCMR; grounding/studies/ccman_study.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from grounding.compat.study import run_study
 from grounding.config import load_config
 from grounding.errors import exit_cleanly_on_user_errors
+from grounding.studies.compat_study import run_study
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python tools/train_compat.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     work_dir = Path(args.work_dir)
     if (cfg.get("compat") or {}).get("backbone", "dual_encoder") == "ccman":
-        from grounding.compat.ccman_study import run_ccman_study
+        from grounding.studies.ccman_study import run_ccman_study
 
         result = run_ccman_study(cfg, work_dir, overwrite=args.overwrite, command=command)
         print((work_dir / "ccman_summary.md").read_text())

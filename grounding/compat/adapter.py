@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grounding.compat.losses import same_moment
-from grounding.engine.schedule import warmup_decay
-from grounding.losses.infonce import info_nce
+from grounding.compat.objectives import same_moment
+from grounding.models.contrastive import info_nce
+from grounding.schedule import warmup_decay
 
 
 class ForwardAdapter(nn.Module):

@@ -34,7 +34,6 @@ from grounding.engine.batches import BatchSource
 from grounding.engine.guards import NonFiniteLossGuard
 from grounding.engine.run import Run
 from grounding.engine.runtime import gather_objects, rng_state, set_rng_state
-from grounding.engine.schedule import warmup_decay
 from grounding.engine.settings import Splits, TrainSettings
 from grounding.engine.step import TrainStep, make_optimizer
 from grounding.engine.workdir import prepare_work_dir
@@ -47,6 +46,7 @@ from grounding.losses import build_criterion
 from grounding.losses.compat import LossContext, loss_section
 from grounding.models import build_model_for_text
 from grounding.models.decoding import DecodeConfig
+from grounding.schedule import warmup_decay
 
 log = logging.getLogger("grounding")
 

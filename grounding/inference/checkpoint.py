@@ -91,7 +91,8 @@ def _upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
         out["config"] = {}
     training = {k: state[k] for k in TRAINING_KEYS if k in state}
     out["training"] = training or None
-    out["extras"] = {k: v for k, v in state.items() if k not in V1_KNOWN and k != "adapter"}
+    moved = V1_KNOWN | ({"adapter"} if kind == "search_adapter" else set())
+    out["extras"] = {k: v for k, v in state.items() if k not in moved}
     if kind == "grounding" and isinstance(out["model"], dict) and isinstance(out["config"], dict):
         has_head = any(k.startswith("saliency_head.") for k in out["model"])
         model_cfg = out["config"].get("model") or {}

@@ -11,7 +11,7 @@ import torch
 
 from grounding.data.batch import Batch
 from grounding.losses.base import LOSSES, Loss
-from grounding.losses.infonce import info_nce
+from grounding.models.contrastive import info_nce
 from grounding.models.outputs import GroundingOutput
 
 

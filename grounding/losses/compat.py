@@ -4,7 +4,7 @@
 criterion. It holds the frozen old model (not a submodule: never trained, never saved) and, on every
 batch, embeds the batch's target moments and sentences with it through the ``SharedSpaceModel``
 interface (the same vectors the old model's own forward gives), then applies the compatibility
-objective of ``compat.method`` (``grounding.compat``: l2, bct, ract, unibct) to the new model's
+objective of ``compat.method`` (``grounding.compat.objectives``: l2, bct, ract, unibct) to the new model's
 ``output.space`` and the old embeddings. Classes (BCT, UniBCT) are the training moments, each a distinct
 (video, target clips); the old model's view of every training moment and sentence (``OldReference``)
 is computed once when the term is built.
@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import torch
 
-from grounding.compat import OldReference, build_compat_loss
+from grounding.compat.objectives import OldReference, build_compat_loss
 from grounding.config import to_plain
 from grounding.data.batch import Batch
 from grounding.data.dataset import collate

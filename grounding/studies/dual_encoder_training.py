@@ -1,13 +1,14 @@
 """Training one model of the study: the retrieval loss, plus a compatibility loss and a forward adapter.
 
     L = InfoNCE(sentences, moments)                                   symmetric, in-batch negatives
-      + weight * L_compat(new, old)                                   (``grounding.compat.losses``)
+      + weight * L_compat(new, old)                                   (``grounding.compat.objectives``)
       + forward_weight * L_fwd(psi(old moments), new)                 (BiCT, joint with the adapter)
 
 Batches are whole videos (``MomentSplit.video_batches``): each video runs through the video encoder
 once for all its queries, and the other moments of the same video are in-batch negatives (the gallery
 holds them too). Old embeddings come precomputed from the frozen old model (``old_moments`` (M, E), ``old_sentences``
-(N, E), rows = the split's moments and queries), so the old model never runs inside the loop.
+(N, E), rows = the split's moments and queries), so the old model never runs inside the loop. Each
+step is the engine's ``TrainStep``, as for every model of every study (``grounding.studies.protocol``).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from typing import Any
 import torch
 
 from grounding.compat.adapter import ForwardAdapter, forward_loss
-from grounding.compat.data import MomentSplit
-from grounding.compat.losses import CompatLoss, same_moment
-from grounding.compat.model import DualEncoder
+from grounding.compat.objectives import CompatLoss, same_moment
 from grounding.data.batch import Batch
 from grounding.engine.guards import NonFiniteLossGuard
-from grounding.engine.schedule import warmup_decay
 from grounding.engine.step import TrainStep, make_optimizer
-from grounding.losses.infonce import info_nce
+from grounding.models.contrastive import info_nce
+from grounding.schedule import warmup_decay
+from grounding.studies.dual_encoder import DualEncoder
+from grounding.studies.moment_split import MomentSplit
 
 log = logging.getLogger("grounding")
 

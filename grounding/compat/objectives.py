@@ -1,4 +1,7 @@
-"""Compatibility losses: keep a new model's embeddings usable against a frozen old model's.
+"""Compatibility objectives: keep a new model's embeddings usable against a frozen old model's.
+
+These are the algorithms; ``grounding.losses.compat`` wraps them as the trainer's loss term ``compat``
+(and ``grounding.studies`` trains the study's models with them).
 
 Every loss sees one batch of B training queries, each with its moment, and gets
 

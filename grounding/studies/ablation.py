@@ -1,6 +1,10 @@
 """The CCMAN ablation: variants that each change one thing, several seeds, mean and spread per cell,
 and the rows a reader needs to judge the numbers (video-free priors, the baseline's size).
 
+Like the compatibility studies it trains through the engine (``run_training``, hence ``TrainStep``)
+and writes its summary with the studies' one writer (``grounding.studies.protocol.StudySummary``):
+``ablation.md``, ``ablation.csv`` and ``ablation.json``.
+
 Every variant trains with the same data, epochs, batch size and seeds. ``coarse_only`` and
 ``fine_only`` keep the full model's balance between localisation and alignment: the full model's
 localisation terms weigh 0.5 (coarse) + 1.0 (fine) = 1.5 in all, so a single stage gets 1.5.
@@ -21,7 +25,8 @@ from grounding.config import load_config, packaged_config
 from grounding.data.shortcuts import audit_charades_folder
 from grounding.engine.trainer import run_training
 from grounding.errors import GroundingError
-from grounding.eval.results_table import load_metrics
+from grounding.eval.results_table import load_metrics, to_markdown
+from grounding.studies.protocol import StudySummary, Table
 
 log = logging.getLogger("grounding")
 
@@ -125,3 +130,14 @@ def prior_rows(data_root: str | Path, metrics: Sequence[str] = TABLE_METRICS) ->
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "variant"
     return table
+
+
+def ablation_summary(table: pd.DataFrame, failed: dict[str, str] | None = None) -> StudySummary:
+    """The table as ``ablation.md`` and ``ablation.csv``; ``ablation.json`` holds it by variant and the runs
+    that failed (``run_ablation``'s errors)."""
+    rows = table.reset_index().to_dict(orient="records")
+    columns = [table.index.name or "variant", *map(str, table.columns)]
+    results = {"variants": {str(row[columns[0]]): {k: v for k, v in row.items() if k != columns[0]} for row in rows},
+               "failed": dict(failed or {})}
+    return StudySummary(results, to_markdown(table) + "\n", {"ablation.csv": Table(columns, rows)},
+                        results_file="ablation.json", markdown_file="ablation.md")

@@ -1,4 +1,8 @@
-"""Learning-rate schedule: linear warm-up, then cosine, linear or constant decay (per optimizer step)."""
+"""Learning-rate schedule: linear warm-up, then cosine, linear or constant decay (per optimizer step).
+
+On the ground floor (torch only) because the trainer and the forward adapter's fit
+(``grounding.compat.adapter``, below the engine) both schedule with it.
+"""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@
 models are full CCMANs trained by ``tools/train_grounding.py``'s trainer, the gallery is a moment index
 of the test split (``grounding.search``) and every number is VCMR with stage 1 + 2:
 
-1. **old**: a CCMAN trained on ``compat.old.train_fraction`` of the training queries (or
-   ``compat.old.checkpoint``); its index of the test videos;
+1. **old**: a CCMAN trained on ``compat.old.train_fraction`` of the training queries, drawn and seeded
+   as in the dual-encoder study (``grounding.studies.protocol.OldModelPlan``), or
+   ``compat.old.checkpoint``; its index of the test videos;
 2. per method of ``compat.ccman.methods``: a **new** CCMAN trained on all training queries with
    ``compat.old_checkpoint`` = the old one and ``compat.method`` = the method's loss (none for
    ``independent``);
@@ -21,7 +22,6 @@ Outputs in the work dir: ``old/``, ``new_<method>/`` (training runs), ``ccman_re
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -46,6 +46,7 @@ from grounding.search.embed import Granularity
 from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
 from grounding.search.searcher import Searcher, SearchSettings
+from grounding.studies.protocol import OldModelPlan, StudySummary, Table, compat_section
 
 log = logging.getLogger("grounding")
 
@@ -65,8 +66,9 @@ def _with(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
 class CCMANStudy:
     def __init__(self, cfg: DictConfig, work_dir: str | Path, overwrite: bool = False) -> None:
         self.cfg, self.work = cfg, Path(work_dir)
-        section = to_plain(cfg.compat)
+        section = compat_section(cfg)
         self.compat = section
+        self.old_plan = OldModelPlan.from_section(section)
         self.settings = {**DEFAULTS, **(section.get("ccman") or {})}
         if self.work.exists() and any(self.work.iterdir()) and not overwrite:
             raise GroundingError(f"{self.work} is not empty; pass --overwrite to replace the study there")
@@ -92,23 +94,18 @@ class CCMANStudy:
         return self.work / name / "checkpoints" / "last.pt"
 
     def _old(self, train: list[MomentRecord], test: list[MomentRecord]) -> Path:
-        old = self.compat["old"]
-        if old.get("checkpoint"):
-            return Path(old["checkpoint"])
-        fraction = float(old.get("train_fraction", 1.0))
-        rng = np.random.default_rng(int(old.get("subset_seed", 0)))
-        keep = np.sort(rng.permutation(len(train))[: max(1, int(round(fraction * len(train))))])
+        plan = self.old_plan
+        if plan.checkpoint is not None:
+            return plan.checkpoint
+        keep = plan.subset(len(train)).tolist()
         data = self.work / "old_data"
         write_jsonl([train[i] for i in keep], data / "train.jsonl")
         write_jsonl(test, data / "test.jsonl")
-        log.info("old CCMAN: %d of %d training queries (%.0f %%)", len(keep), len(train), 100 * fraction)
+        log.info("old CCMAN: %d of %d training queries (%.0f %%)", len(keep), len(train), 100 * plan.train_fraction)
         return self._train("old", {"data.dataset": "native", "data.annotations": {
             "train": str((data / "train.jsonl").resolve()), "test": str((data / "test.jsonl").resolve())},
             "data.durations": {"train": None, "test": None}, "data.tags": {}, "data.synthetic": None,
-            "train.epochs": self.settings["old_epochs"], "compat.old_checkpoint": None,
-            # another initialisation than the new models': the same one leaves two independently trained
-            # spaces partly aligned, which would flatter every method's cross-test
-            "train.seed": int((old.get("train") or {}).get("seed", 1))})
+            "train.epochs": self.settings["old_epochs"], "compat.old_checkpoint": None, "train.seed": plan.seed})
 
     # ------------------------------------------------------------------ evaluation
     def _search(self, index: Path | MomentIndex, model: SearchModel, records: list[MomentRecord],
@@ -195,16 +192,10 @@ class CCMANStudy:
         return result
 
     def _write(self, result: dict[str, Any]) -> None:
-        (self.work / "ccman_metrics.json").write_text(json.dumps(result, indent=1))
-        with (self.work / "ccman_results.csv").open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(result["methods"][0]))
-            writer.writeheader()
-            writer.writerows(result["methods"])
-        with (self.work / "ccman_hot_refresh.csv").open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(result["hot_refresh"][0]))
-            writer.writeheader()
-            writer.writerows(result["hot_refresh"])
-        (self.work / "ccman_summary.md").write_text(summary_markdown(result))
+        StudySummary(result, summary_markdown(result),
+                     {"ccman_results.csv": Table(list(result["methods"][0]), result["methods"]),
+                      "ccman_hot_refresh.csv": Table(list(result["hot_refresh"][0]), result["hot_refresh"])},
+                     results_file="ccman_metrics.json", markdown_file="ccman_summary.md").write(self.work)
 
 
 def summary_markdown(result: dict[str, Any]) -> str:

@@ -1,4 +1,9 @@
-"""InfoNCE, the one contrastive objective shared by the alignment losses and the compatibility study."""
+"""InfoNCE, the one contrastive objective of the shared embedding space.
+
+It lives beside the space (``grounding.models.embedding``) rather than in ``grounding.losses`` because
+two floors use it: CCMAN's alignment losses and the compatibility algorithms (``grounding.compat``,
+which sit below the losses).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The study's outputs: ``results.csv``, ``hot_refresh.csv``, ``hot_refresh.png``/``.pdf``, ``summary.md``,
-and the check of the compatibility claims against the measured numbers.
+"""The dual-encoder study's outputs: ``results.csv``, ``hot_refresh.csv``, ``hot_refresh.png``/``.pdf``,
+``summary.md``, ``metrics.json`` (written by the protocol's ``StudySummary``), and the check of the
+compatibility claims against the measured numbers.
 
 Every headline number comes with a 95 % bootstrap interval over the test queries, and every claim
 compares two systems on the same queries with a paired bootstrap: it *held* when the interval of the
@@ -8,8 +9,7 @@ is smaller than the noise), and it *did not hold* otherwise."""
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from grounding.compat.metrics import bootstrap_ci, paired_difference, verdict  # noqa: E402
+from grounding.studies.protocol import StudySummary, Table  # noqa: E402
 
 RESULT_COLUMNS = ("method", "old_self", "new_self", "cross", "cross_ci", "adapted_cross", "nfr", "nfr_ci")
 CURVE_COLUMNS = ("method", "order", "fraction", "R1", "R5", "R10", "mAP", "nfr")
@@ -117,23 +118,28 @@ def intervals(study: StudyResult) -> dict[str, dict[str, list[float]]]:
     return out
 
 
-def write_results_csv(study: StudyResult, path: Path) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(result_rows(study))
+def curve_rows(study: StudyResult) -> list[dict[str, str]]:
+    """The rows of ``hot_refresh.csv``: one per method, order and backfilled fraction (the adapted old
+    gallery's curves as method ``<name>+adapter``)."""
+    rows = []
+    for name, res in study.methods.items():
+        for order, points in res.curves.items():
+            label, order_name = (name + ADAPTED, order[: -len(ADAPTED)]) if order.endswith(ADAPTED) else (name, order)
+            for point in points:
+                values = (f"{point[k]:.2f}" for k in ("R@1", "R@5", "R@10", "mAP", "NFR"))
+                rows.append(dict(zip(CURVE_COLUMNS, (label, order_name, f"{point['fraction']:.2f}", *values), strict=True)))
+    return rows
 
 
-def write_hot_refresh_csv(study: StudyResult, path: Path) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(CURVE_COLUMNS)
-        for name, res in study.methods.items():
-            for order, rows in res.curves.items():
-                label, order_name = (name + ADAPTED, order[: -len(ADAPTED)]) if order.endswith(ADAPTED) else (name, order)
-                for row in rows:
-                    writer.writerow([label, order_name, f"{row['fraction']:.2f}", *(f"{row[k]:.2f}" for k in
-                                     ("R@1", "R@5", "R@10", "mAP", "NFR"))])
+def study_summary(study: StudyResult, command: str | None = None) -> StudySummary:
+    """``results.csv``, ``hot_refresh.csv``, ``summary.md`` and ``metrics.json`` (every number, the
+    intervals and the claims), for the protocol's one writer."""
+    results = {"old_self": study.old_self, "methods": {k: v.summary() for k, v in study.methods.items()},
+               "intervals": intervals(study), "claims": [asdict(c) for c in check_claims(study)],
+               "seconds": study.seconds}
+    return StudySummary(results, summary_markdown(study, command),
+                        {"results.csv": Table(RESULT_COLUMNS, result_rows(study)),
+                         "hot_refresh.csv": Table(CURVE_COLUMNS, curve_rows(study))})
 
 
 def plot_hot_refresh(study: StudyResult, path: Path) -> None:

@@ -17,10 +17,9 @@ The work dir receives ``config.yaml``, ``train.log``, ``checkpoints/{old,new_<me
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,58 +29,36 @@ from omegaconf import DictConfig
 
 from grounding.compat.adapter import ForwardAdapter, fit_adapter
 from grounding.compat.backfill import backfill_order
-from grounding.compat.data import MomentSplit, build_moment_split, encode_words
-from grounding.compat.losses import OldReference, build_compat_loss
 from grounding.compat.metrics import hot_refresh_curve, negative_flip_rate, relevance_by_description, retrieve
-from grounding.compat.model import DualEncoder, SplitEmbeddings, build_dual_encoder, embed_split
-from grounding.compat.report import (
-    ADAPTED,
-    MethodResult,
-    StudyResult,
-    check_claims,
-    intervals,
-    plot_hot_refresh,
-    summary_markdown,
-    write_hot_refresh_csv,
-    write_results_csv,
-)
-from grounding.compat.train import CompatTerms, TrainSettings, train_dual_encoder
+from grounding.compat.objectives import OldReference, build_compat_loss
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
 from grounding.data.prepare import ensure_synthetic_data
+from grounding.data.settings import max_words as data_max_words
 from grounding.data.shortcuts import read_sidecar
 from grounding.data.text import build_text_input
-from grounding.engine.checkpoint import load_checkpoint, save_atomic
 from grounding.engine.run import Run
 from grounding.engine.runtime import seed_everything
 from grounding.engine.settings import Splits
 from grounding.engine.settings import TrainSettings as RunSettings
-from grounding.engine.settings import max_words as settings_max_words
 from grounding.errors import GroundingError
+from grounding.inference.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
+from grounding.studies.compat_report import (
+    ADAPTED,
+    MethodResult,
+    StudyResult,
+    check_claims,
+    plot_hot_refresh,
+    study_summary,
+)
+from grounding.studies.dual_encoder import DualEncoder, SplitEmbeddings, build_dual_encoder, embed_split
+from grounding.studies.dual_encoder_training import CompatTerms, TrainSettings, train_dual_encoder
+from grounding.studies.moment_split import MomentSplit, build_moment_split, encode_words
+from grounding.studies.protocol import OldModelPlan, compat_section
 
 log = logging.getLogger("grounding")
 
 OUTPUTS = ("results.csv", "hot_refresh.csv", "hot_refresh.png", "hot_refresh.pdf", "summary.md")
-REQUIRED = ("run", "model", "train", "old", "methods", "adapter", "backfill", "eval")
-
-
-def compat_section(cfg: DictConfig) -> dict[str, Any]:
-    """The config's ``compat`` section as a plain dict, checked for the parts the study reads."""
-    section = cfg.get("compat")
-    if section is None or not any(k in section for k in REQUIRED):  # base/default.yaml's compat.* training keys only
-        raise GroundingError("the config has no 'compat' section; start it from configs/compat/default.yaml "
-                             "(add it to _base_) as configs/compat/synthetic.yaml does")
-    section = to_plain(section)
-    missing = [k for k in REQUIRED if k not in section]
-    if missing:
-        raise GroundingError(f"compat section lacks {', '.join('compat.' + k for k in missing)}; "
-                             "see configs/compat/default.yaml")
-    unknown = [m for m in section["run"] if m not in section["methods"]]
-    if unknown:
-        raise GroundingError(f"compat.run names {unknown}, which compat.methods does not define "
-                             f"(defined: {', '.join(section['methods'])})")
-    return section
-
 
 def description_key(sentence: str, side: dict[str, Any] | None = None) -> str:
     """What a query asks for: the sidecar's canonical ``event`` (and ``relation``) where the benchmark
@@ -99,6 +76,7 @@ def _merged(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, 
 class CompatStudy:
     def __init__(self, cfg: DictConfig, work_dir: str | Path, overwrite: bool = False) -> None:
         self.compat = compat_section(cfg)
+        self.old_plan = OldModelPlan.from_section(self.compat)
         self.cfg = cfg
         self.session = Run.start(RunSettings.from_config(cfg), work_dir, overwrite=overwrite)
         self.work_dir, self.device, self.writer = Path(work_dir), self.session.device, self.session.writer
@@ -112,7 +90,7 @@ class CompatStudy:
     def _load_data(self) -> None:
         cfg = self.cfg
         self.data = DataBundle(cfg)
-        max_words = settings_max_words(cfg)
+        max_words = data_max_words(cfg)
         train_split = self.splits.train
         test_split = self.compat["eval"].get("split") or self.splits.evaluate[0]
         self.data.validate([train_split, test_split])  # features of both splits, before any training
@@ -152,44 +130,42 @@ class CompatStudy:
         old_cfg = self.compat["old"]
         model_cfg = _merged(self.compat["model"], old_cfg.get("model"))
         train, test = self.train, self.test
-        if old_cfg.get("checkpoint"):
-            state = load_checkpoint(old_cfg["checkpoint"])
-            if state.get("kind") != "compat_old":
-                raise GroundingError(f"{old_cfg['checkpoint']} is not an old model written by tools/train_compat.py "
+        plan = self.old_plan
+        if plan.checkpoint is not None:
+            state = read_checkpoint(plan.checkpoint)
+            if state.kind != "compat_old":
+                raise GroundingError(f"{plan.checkpoint} is not an old model written by tools/train_compat.py "
                                      "(checkpoints/old.pt)")
-            model_cfg = state["model_config"]
-            if state["text"] != self.data.text.state():  # another vocabulary: give the old model its own token ids
+            model_cfg = state.extras["model_config"]
+            if state.text != self.data.text.state():  # another vocabulary: give the old model its own token ids
                 text = build_text_input(self.cfg.get("text") or {"input": "vocab"})
-                text.load_state(state["text"])
-                max_words = settings_max_words(self.cfg)
+                text.load_state(state.text or {})
+                max_words = data_max_words(self.cfg)
                 recs = {name: [r for r in self.data.records(name) if r.windows] for name in (self.splits.train, self.test_name)}
                 train = train.with_words(*encode_words(recs[self.splits.train], text, max_words))
                 test = test.with_words(*encode_words(recs[self.test_name], text, max_words))
-            vocab = len(state["text"]["words"]) if "words" in state["text"] else None
+            vocab = len(state.text["words"]) if "words" in (state.text or {}) else None
             model = build_dual_encoder(model_cfg, train, vocab).to(self.device)
             try:
-                model.load_state_dict(state["model"])
+                model.load_state_dict(state.model)
             except RuntimeError as err:
-                raise GroundingError(f"{old_cfg['checkpoint']} does not fit this data (feature dim or vocabulary): "
+                raise GroundingError(f"{plan.checkpoint} does not fit this data (feature dim or vocabulary): "
                                      f"{str(err).splitlines()[0]}") from err
-            log.info("old model loaded from %s", old_cfg["checkpoint"])
-            self.old_queries = int(state.get("train_queries", 0))
+            log.info("old model loaded from %s", plan.checkpoint)
+            self.old_queries = int(state.extras.get("train_queries", 0))
         else:
-            fraction = float(old_cfg.get("train_fraction", 1.0))
-            if not 0 < fraction <= 1:
-                raise GroundingError(f"compat.old.train_fraction must be in (0, 1], not {fraction}")
-            count = max(1, int(round(fraction * train.num_queries)))
-            keep = torch.randperm(train.num_queries, generator=torch.Generator().manual_seed(int(old_cfg.get("subset_seed", 0))))[:count]
-            subset = train.select(torch.sort(keep).values)
-            settings = TrainSettings.from_config(_merged(self.compat["train"], old_cfg.get("train")))
+            keep = plan.subset(train.num_queries)
+            count = len(keep)
+            subset = train.select(keep)
+            settings = replace(TrainSettings.from_config(_merged(self.compat["train"], old_cfg.get("train"))), seed=plan.seed)
             log.info("old model: %d of %d training queries (%.0f %%), %d epochs, dim %s",
-                     count, train.num_queries, 100 * fraction, settings.epochs, model_cfg.get("dim"))
+                     count, train.num_queries, 100 * plan.train_fraction, settings.epochs, model_cfg.get("dim"))
             model = self._new_model(model_cfg, settings.seed)
             train_dual_encoder(model, subset, settings, self.device, writer=self.writer, tag="old",
                                on_epoch=self._epoch_probe(model, None, test))
-            save_atomic({"kind": "compat_old", "model": model.state_dict(), "model_config": model_cfg,
-                         "text": self.data.text.state(), "train_queries": count, "config": to_plain(self.cfg)},
-                        self.work_dir / "checkpoints" / "old.pt")
+            save_checkpoint(Checkpoint(model.state_dict(), to_plain(self.cfg), kind="compat_old", text=self.data.text.state(),
+                                       extras={"model_config": model_cfg, "train_queries": count}),
+                            self.work_dir / "checkpoints" / "old.pt")
             self.old_queries = count
         for p in model.parameters():
             p.requires_grad_(False)
@@ -221,8 +197,8 @@ class CompatStudy:
         settings = TrainSettings.from_config(self.compat["train"])
         start = time.perf_counter()
         model = self._new_model(self.compat["model"], settings.seed)
-        if model.embedding.embed_dim != old_train.moments.shape[1]:
-            raise GroundingError(f"new embed_dim {model.embedding.embed_dim} differs from the old model's "
+        if model.embed_dim != old_train.moments.shape[1]:
+            raise GroundingError(f"new embed_dim {model.embed_dim} differs from the old model's "
                                  f"{old_train.moments.shape[1]}; compatibility needs one shared dim "
                                  "(compat.old.model.embed_dim)")
         loss = build_compat_loss(spec.get("loss"), spec.get("params"))
@@ -236,7 +212,7 @@ class CompatStudy:
         forward_params = {k: adapter_cfg[k] for k in ("temperature", "align_weight", "contrast_weight")}
         if uses_adapter:
             torch.manual_seed(settings.seed)
-            adapter = ForwardAdapter(old_train.moments.shape[1], model.embedding.embed_dim,
+            adapter = ForwardAdapter(old_train.moments.shape[1], model.embed_dim,
                                      int(adapter_cfg.get("hidden", 256))).to(self.device)
         terms = CompatTerms(loss, float(spec.get("weight", 1.0)), old_train.moments, old_train.sentences,
                             adapter if joint else None, float(spec.get("forward_weight", 1.0)), forward_params)
@@ -274,9 +250,10 @@ class CompatStudy:
                 curves[order + ADAPTED] = hot_refresh_curve(queries, adapted, new_gallery, targets, perm, fractions, old_hits)
             log.info("%s: forward adapter (%d epochs, loss %.3f -> %.3f): cross R@1 %.2f -> adapted %.2f", name,
                      len(history), history[0], history[-1], cross_ret.metrics["R@1"], adapted_cross["R@1"])
-        save_atomic({"kind": "compat_new", "method": name, "model": model.state_dict(),
-                     "model_config": self.compat["model"], "adapter": adapter.state_dict() if adapter else None,
-                     "text": self.data.text.state()}, self.work_dir / "checkpoints" / f"new_{name}.pt")
+        extras = {"method": name, "model_config": self.compat["model"],
+                  "adapter": adapter.state_dict() if adapter else None}
+        save_checkpoint(Checkpoint(model.state_dict(), to_plain(self.cfg), kind="compat_new", text=self.data.text.state(),
+                                   extras=extras), self.work_dir / "checkpoints" / f"new_{name}.pt")
         result = MethodResult(name, self_ret.metrics, cross_ret.metrics, adapted_cross,
                               negative_flip_rate(old_hits, cross_ret.hits), negative_flip_rate(old_hits, self_ret.hits),
                               curves, time.perf_counter() - start, per_query)
@@ -322,15 +299,8 @@ class CompatStudy:
         return study
 
     def _write(self, study: StudyResult, command: str | None) -> None:
-        wd = self.work_dir
-        write_results_csv(study, wd / "results.csv")
-        write_hot_refresh_csv(study, wd / "hot_refresh.csv")
-        plot_hot_refresh(study, wd / "hot_refresh.png")
-        (wd / "summary.md").write_text(summary_markdown(study, command))
-        (wd / "metrics.json").write_text(json.dumps(
-            {"old_self": study.old_self, "methods": {k: v.summary() for k, v in study.methods.items()},
-             "intervals": intervals(study), "claims": [asdict(c) for c in check_claims(study)],
-             "seconds": study.seconds}, indent=1))
+        plot_hot_refresh(study, self.work_dir / "hot_refresh.png")
+        study_summary(study, command).write(self.work_dir)
         self.session.close()
         for claim in check_claims(study):
             log.info("claim: %s -> %s (%s)", claim.text, claim.verdict, claim.detail)
@@ -340,4 +310,4 @@ def run_study(cfg: DictConfig, work_dir: str | Path, overwrite: bool = False, co
     return CompatStudy(cfg, work_dir, overwrite).run(command)
 
 
-__all__ = ["CompatStudy", "run_study", "compat_section"]
+__all__ = ["CompatStudy", "run_study"]

@@ -1,15 +1,16 @@
-"""The retrieval model of the study, and the embedding interface the rest of ``grounding.compat`` uses.
+"""The compatibility study's retrieval model, a ``SharedSpaceModel`` like CCMAN.
 
-Everything else in this package (losses, adapter, backfilling, metrics) sees only embeddings. A model
-takes part in a study if it can embed moments and sentences into a shared, unit-norm space:
+Everything in ``grounding.compat`` (objectives, adapter, backfilling, metrics) sees only embeddings. A
+model takes part in a study if it embeds moments and sentences into a shared, unit-norm space:
 
-    embed_moments(video (B,T,D), video_mask (B,T), moment_mask (B,T)) -> (B, E)
-    embed_sentences(words (B,L[,Dw]), word_mask (B,L))                -> (B, E)
+    embed_moments(video (B,T,D), video_mask (B,T), moment_mask (B,T))   -> (B, E)
+    embed_moments(video (B,T,D), video_mask (B,T), moment_mask (B,P,T)) -> (B, P, E)  P moments, one encoder pass
+    embed_sentences(words (B,L[,Dw]), word_mask (B,L))                  -> (B, E)
+    temperature (float), embed_dim (int)
 
 ``DualEncoder`` is the small model the study trains: ``VideoEncoder`` + ``QueryEncoder`` +
-``SharedEmbeddingSpace``; a moment is the clips inside its window, pooled with ``pool_moment`` over
-the contextual clip tokens, then ``embed_video``; a sentence is ``embed_text`` of the attentive
-sentence vector.
+``SharedEmbeddingSpace``; a moment is the clips inside its window, mean-pooled over the contextual clip
+tokens, then ``embed_video``; a sentence is ``embed_text`` of the attentive sentence vector.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from grounding.compat.data import MomentSplit
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import QueryEncoder, VideoEncoder
+from grounding.models.shared_space import rows_of
+from grounding.studies.moment_split import MomentSplit
 
 
 class DualEncoder(nn.Module):
@@ -33,16 +35,26 @@ class DualEncoder(nn.Module):
         self.query = QueryEncoder(dim, vocab_size=vocab_size, word_dim=word_dim, token_feat_dim=token_feat_dim,
                                   context="transformer", layers=layers, heads=heads, dropout=dropout)
         self.embedding = SharedEmbeddingSpace(dim, dim, embed_dim, temperature, learn_temperature)
+        self.embed_dim = embed_dim
 
     @property
     def temperature(self) -> float:
-        return float(self.embedding.temperature)
+        return float(self.embedding.temperature.detach())
 
     def moments_from_tokens(self, tokens: torch.Tensor, moment_mask: torch.Tensor) -> torch.Tensor:
-        return self.embedding.embed_video(self.embedding.pool_moment(tokens, moment_mask))  # (B, E)
+        """Clip tokens (B, T, dim) and moment masks (B, T) -> (B, E), or (B, P, T) -> (B, P, E): the study's
+        moment is its mean clip token, projected (``SharedEmbeddingSpace.pool_moment``)."""
+        return self.embedding.embed_video(self.embedding.pool_moment(tokens, moment_mask))
 
-    def embed_moments(self, video: torch.Tensor, video_mask: torch.Tensor, moment_mask: torch.Tensor) -> torch.Tensor:
-        return self.moments_from_tokens(self.video(video, video_mask), moment_mask & video_mask)
+    def embed_moments(self, video: torch.Tensor, video_mask: torch.Tensor, moment_mask: torch.Tensor,
+                      vid_index: torch.Tensor | None = None) -> torch.Tensor:
+        """``SharedSpaceModel.embed_moments``: moments (M, T) of rows ``vid_index`` (M,) -> (M, E); also
+        P moments per video (B, P, T) -> (B, P, E) from one encoder pass."""
+        tokens = self.video(video, video_mask)
+        if moment_mask.dim() == 3:
+            return self.moments_from_tokens(tokens, moment_mask & video_mask[:, None])
+        rows = rows_of(moment_mask, vid_index)
+        return self.moments_from_tokens(tokens[rows], moment_mask & video_mask[rows])
 
     def embed_sentences(self, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         return self.embedding.embed_text(self.query(words, word_mask)[1])  # (B, E)
@@ -73,7 +85,7 @@ def embed_split(model: DualEncoder, split: MomentSplit, device: torch.device | s
     """Embed each video once, pool every moment from its tokens, and embed every sentence (eval mode)."""
     was_training = model.training
     model.eval()
-    moments = torch.empty(split.num_moments, model.embedding.embed_dim)
+    moments = torch.empty(split.num_moments, model.embed_dim)
     order = torch.argsort(split.moment_video, stable=True)
     video_of = split.moment_video[order]
     for first in range(0, len(split.vids), batch_size):

@@ -84,3 +84,31 @@ def test_a_checkpoint_of_another_model_is_one_clear_error(tmp_path):
     state = Checkpoint({k: v for k, v in _tiny_ccman().state_dict().items() if not k.startswith("fine.")}, {})
     with pytest.raises(GroundingError, match="does not fit the model of this config"):
         load_weights(_tiny_ccman(), state, tmp_path / "other.pt")
+
+
+FIXTURE = __import__("pathlib").Path(__file__).parent / "fixtures" / "checkpoint_v1"
+
+
+def test_a_checkpoint_written_before_the_schema_gives_the_answers_it_gave_then():
+    """``fixtures/checkpoint_v1`` was written and answered by commit 2e1f9f3 (``make_checkpoint_v1.py``):
+    today's loader must rebuild the same model, so the Grounder's answers are identical."""
+    import json
+
+    import numpy as np
+
+    from grounding import Grounder
+    from tests.fixtures.make_checkpoint_v1 import features
+
+    expected = json.loads((FIXTURE / "expected.json").read_text())
+    ckpt = read_checkpoint(FIXTURE / "last.pt")
+    assert ckpt.version == SCHEMA_VERSION and ckpt.training["epoch"] == 1 and ckpt.feature_provenance
+    grounder = Grounder.from_pretrained(FIXTURE / "last.pt", device="cpu")
+    short = grounder.video_from_features(features(0, 12), 30.0, vid="short")
+    long = grounder.video_from_features(features(1, 400), 400.0, vid="long",
+                                        provenance={"clip_len": 1.0, "max_duration": 40.0})
+    for name, video in (("short", short), ("long", long)):
+        got = grounder.predict(expected["queries"], video, top_k=3)
+        for answer, then in zip(got, expected["answers"][name], strict=True):
+            assert answer["pred_relevant_windows"] == then["pred_relevant_windows"]
+            np.testing.assert_allclose(answer["pred_saliency_scores"], then["pred_saliency_scores"], atol=1e-4)
+            assert {k: answer[k] for k in ("query", "vid", "duration")} == {k: then[k] for k in ("query", "vid", "duration")}

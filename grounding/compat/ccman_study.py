@@ -34,7 +34,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from grounding.config import to_plain
 from grounding.data.build import build_feature_bank, load_split_records
-from grounding.data.prepare import ensure_synthetic_data
 from grounding.data.records import MomentRecord, write_jsonl
 from grounding.engine.settings import Splits
 from grounding.engine.trainer import run_training
@@ -46,6 +45,7 @@ from grounding.search.embed import Granularity
 from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
 from grounding.search.searcher import Searcher, SearchSettings
+from grounding.synthetic.prepare import ensure_synthetic_data
 
 log = logging.getLogger("grounding")
 

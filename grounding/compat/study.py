@@ -48,8 +48,6 @@ from grounding.compat.report import (
 from grounding.compat.train import CompatTerms, TrainSettings, train_dual_encoder
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
-from grounding.data.prepare import ensure_synthetic_data
-from grounding.data.shortcuts import read_sidecar
 from grounding.data.text import build_text_input
 from grounding.engine.checkpoint import load_checkpoint, save_atomic
 from grounding.engine.run import Run
@@ -58,6 +56,8 @@ from grounding.engine.settings import Splits
 from grounding.engine.settings import TrainSettings as RunSettings
 from grounding.engine.settings import max_words as settings_max_words
 from grounding.errors import GroundingError
+from grounding.synthetic.prepare import ensure_synthetic_data
+from grounding.synthetic.shortcuts import read_sidecar
 
 log = logging.getLogger("grounding")
 

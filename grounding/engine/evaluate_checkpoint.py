@@ -8,7 +8,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from grounding.data.build import DataBundle
-from grounding.data.prepare import ensure_synthetic_data
 from grounding.engine.batches import BatchSource
 from grounding.engine.checkpoint import load_checkpoint, load_weights
 from grounding.engine.inference import predict
@@ -19,6 +18,7 @@ from grounding.eval.evaluate import compute_metrics, has_ground_truth
 from grounding.eval.predictions import write_predictions
 from grounding.models import build_model_for_text
 from grounding.models.decoding import DecodeConfig
+from grounding.synthetic.prepare import ensure_synthetic_data
 
 
 def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path, split: str, out: str | Path,

@@ -27,7 +27,6 @@ from tqdm import tqdm
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
 from grounding.data.dataset import collate
-from grounding.data.prepare import ensure_synthetic_data
 from grounding.data.provenance import feature_provenance
 from grounding.engine.batches import BatchSource
 from grounding.engine.checkpoint import load_checkpoint, load_weights, save_atomic
@@ -45,6 +44,7 @@ from grounding.losses import build_criterion
 from grounding.losses.compat import LossContext, loss_section
 from grounding.models import build_model_for_text
 from grounding.models.decoding import DecodeConfig
+from grounding.synthetic.prepare import ensure_synthetic_data
 
 log = logging.getLogger("grounding")
 

@@ -49,9 +49,9 @@ def synthetic_embeddings(videos: int, seed: int = 0) -> np.ndarray:
 def bench_checkpoint(folder: Path) -> Path:
     """A default-size CCMAN checkpoint with random weights and a small vocabulary."""
     from grounding.config import load_config, packaged_config, to_plain
-    from grounding.data.synthetic import ACTIONS, OBJECTS
     from grounding.engine.checkpoint import save_atomic
     from grounding.models import build_model
+    from grounding.synthetic import ACTIONS, OBJECTS
 
     cfg = load_config(packaged_config("charades_sta.yaml"), ["model.video_dim=1024"])
     words = ["<pad>", "<unk>", "a", "person", "the", *sorted({w for a in ACTIONS for w in " ".join(a).split()}), *OBJECTS]

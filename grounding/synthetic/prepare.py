@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from grounding.config import to_plain
-from grounding.data.synthetic import SyntheticSpec, write_synthetic
+from grounding.synthetic.benchmark import write_synthetic
+from grounding.synthetic.spec import SyntheticSpec
 
 
 def ensure_synthetic_data(cfg: Any) -> None:

@@ -466,3 +466,66 @@ def test_the_same_spec_still_writes_the_same_benchmark(tmp_path, layout):
     assert GENERATOR_VERSION == 4
     assert (digest.hexdigest(), total) == (PINNED[layout][0], pytest.approx(PINNED[layout][1], rel=1e-6))
 
+
+def test_prepare_writes_the_configs_benchmark_on_rank_zero_only(tmp_path):
+    from grounding.config import load_config
+    from grounding.synthetic.prepare import prepare_data
+    from tests.conftest import REPO
+
+    def cfg(root):
+        return load_config(REPO / "configs/synthetic.yaml", [
+            f"data.root={root}", "data.synthetic.train_videos=3", "data.synthetic.test_videos=2",
+            "+data.synthetic.feature_dim=4"])
+
+    prepare_data(cfg(tmp_path / "other_rank"), environ={"RANK": "1", "WORLD_SIZE": "2"})
+    assert not (tmp_path / "other_rank").exists()
+    prepare_data(cfg(tmp_path / "rank0"), environ={"RANK": "0", "WORLD_SIZE": "2"})
+    prepare_data(cfg(tmp_path / "plain"), environ={})
+    for root in ("rank0", "plain"):
+        assert json.loads((tmp_path / root / "counts.json").read_text())["train"] > 0
+    prepare_data(load_config(REPO / "configs/charades_sta.yaml", [f"data.root={tmp_path / 'real'}"]), environ={})
+    assert not (tmp_path / "real").exists()  # no data.synthetic section: nothing to write
+
+
+def _imports(folder):
+    """Every ``grounding.*`` module imported anywhere in the files of ``grounding/<folder>``."""
+    import ast
+
+    from tests.conftest import REPO
+
+    found = set()
+    for path in (REPO / "grounding" / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("grounding.")}
+
+
+def test_data_reads_benchmarks_and_never_writes_or_audits_them():
+    data = _imports("data")
+    assert not {m for m in data if m.startswith(("grounding.eval", "grounding.synthetic"))}, data
+    engine = _imports("engine")
+    assert not {m for m in engine if m.startswith("grounding.synthetic")}, engine  # the trainer writes no datasets
+    synthetic = _imports("synthetic")
+    assert not {m for m in synthetic if m.startswith(("grounding.engine", "grounding.models", "grounding.api"))}
+
+
+@pytest.mark.slow
+def test_the_train_tool_writes_the_benchmark_that_the_trainer_only_reads(tmp_path):
+    from grounding.cli import train_grounding
+    from grounding.config import load_config
+    from grounding.engine.trainer import Trainer
+    from tests.conftest import REPO, tiny_overrides
+
+    root = tmp_path / "data"
+    overrides = [o for o in tiny_overrides(root, **{"train.num_figures": 0}) if not o.startswith("data.synthetic")]
+    overrides += ["data.synthetic.train_videos=12", "data.synthetic.test_videos=4", "+data.synthetic.feature_dim=64"]
+    with pytest.raises(GroundingError):
+        Trainer(load_config(REPO / "configs/synthetic.yaml", overrides), tmp_path / "direct")
+    assert not (root / "synthetic_spec.json").exists()
+    assert train_grounding.main(["--config", str(REPO / "configs/synthetic.yaml"), "--work-dir", str(tmp_path / "w"),
+                                 "--no-progress", *overrides]) == 0
+    assert json.loads((root / "synthetic_spec.json").read_text())["train_videos"] == 12
+    assert (tmp_path / "w" / "metrics.json").is_file()

@@ -17,6 +17,7 @@ import pandas as pd
 from grounding.bench.ablation import SEEDS, VARIANTS, ablation_table, prior_rows, run_ablation, variant_config
 from grounding.errors import GroundingError, exit_cleanly_on_user_errors
 from grounding.eval.results_table import to_markdown, write_table
+from grounding.synthetic.prepare import prepare_data
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configs = {name: variant_config(args.config, name, args.overrides) for name in args.variants}  # bad overrides fail here
+    for cfg in configs.values():  # the variants change the model or the loss, so this writes once at most
+        prepare_data(cfg)
     errors = run_ablation(args.config, args.work_root, args.overrides, args.variants, args.seeds)
     failed = {key: err for key, err in errors.items() if err is not None}
     if len(failed) == len(errors):

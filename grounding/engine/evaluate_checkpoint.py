@@ -18,7 +18,6 @@ from grounding.eval.evaluate import compute_metrics, has_ground_truth
 from grounding.eval.predictions import write_predictions
 from grounding.models import build_model_for_text
 from grounding.models.decoding import DecodeConfig
-from grounding.synthetic.prepare import ensure_synthetic_data
 
 
 def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path, split: str, out: str | Path,
@@ -34,7 +33,6 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path, split: str, out
     settings = TrainSettings.from_config(cfg)
     run = Run.start(settings, tensorboard=False)
     state = load_checkpoint(checkpoint)
-    ensure_synthetic_data(cfg)
     data = DataBundle(cfg, text_state=state.get("text"))
     model = build_model_for_text(cfg.model, data.text, settings.seed).to(run.device)
     load_weights(model, state, checkpoint)

@@ -44,7 +44,6 @@ from grounding.losses import build_criterion
 from grounding.losses.compat import LossContext, loss_section
 from grounding.models import build_model_for_text
 from grounding.models.decoding import DecodeConfig
-from grounding.synthetic.prepare import ensure_synthetic_data
 
 log = logging.getLogger("grounding")
 
@@ -69,9 +68,7 @@ class Trainer:
         self.run = Run.start(TrainSettings.from_config(cfg), work_dir, resume, overwrite)
         self.dist, self.device, self.work_dir = self.run.dist, self.run.device, Path(work_dir)
         self.progress = progress and self.dist.is_main
-        if self.dist.is_main:
-            ensure_synthetic_data(cfg)
-        self.dist.barrier()
+        self.dist.barrier()  # other ranks wait for rank 0, whose tool wrote the data first (grounding.synthetic.prepare)
         resume_state = load_checkpoint(self.work_dir / "checkpoints" / "last.pt") if resume else None
         if resume_state is not None:
             if to_plain(cfg) != resume_state["config"]:

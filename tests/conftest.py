@@ -37,7 +37,7 @@ TINY_SPEC = dict(train_videos=60, test_videos=20, feature_dim=64, seed=3)
 @pytest.fixture(scope="session")
 def tiny_synthetic(tmp_path_factory) -> Path:
     """A small synthetic benchmark in the Charades-STA layout, written once per test session."""
-    from grounding.data.synthetic import SyntheticSpec, write_synthetic
+    from grounding.synthetic import SyntheticSpec, write_synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
     write_synthetic(root, SyntheticSpec(**TINY_SPEC), overwrite=True, progress=False)
@@ -50,7 +50,7 @@ TINY_QVH_SPEC = dict(layout="qvhighlights", train_videos=40, test_videos=20, fea
 @pytest.fixture(scope="session")
 def tiny_qvh_synthetic(tmp_path_factory) -> Path:
     """A small synthetic benchmark in the QVHighlights layout (saliency scores, several windows per query)."""
-    from grounding.data.synthetic import SyntheticSpec, write_synthetic
+    from grounding.synthetic import SyntheticSpec, write_synthetic
 
     root = tmp_path_factory.mktemp("synthetic_qvh")
     write_synthetic(root, SyntheticSpec(**TINY_QVH_SPEC), overwrite=True, progress=False)

@@ -8,8 +8,8 @@ import json
 
 from grounding.config import load_config
 from grounding.data.annotations import read_annotations
-from grounding.data.shortcuts import highlight_baselines
 from grounding.engine.trainer import run_training
+from grounding.synthetic.shortcuts import highlight_baselines
 from tests.conftest import REPO
 
 CONFIG = REPO / "configs" / "synthetic_qvh.yaml"
@@ -17,7 +17,7 @@ CONFIG = REPO / "configs" / "synthetic_qvh.yaml"
 
 def test_a_short_training_predicts_highlights_well_above_random_saliency(tmp_path):
     """About 40 s on one CPU thread: 80 training videos (~270 queries, a third with several windows)."""
-    from grounding.data.synthetic import SyntheticSpec, write_synthetic
+    from grounding.synthetic import SyntheticSpec, write_synthetic
 
     data = tmp_path / "data"
     write_synthetic(data, SyntheticSpec(layout="qvhighlights", train_videos=80, test_videos=30, feature_dim=32,

@@ -35,7 +35,7 @@ def cfg_for(root, **extra):
 def plain(tmp_path_factory):
     """A small synthetic library whose events a short training learns to localise: plain queries only
     (no before/after, no held-out combinations), crisper boundaries."""
-    from grounding.data.synthetic import SyntheticSpec, write_synthetic
+    from grounding.synthetic import SyntheticSpec, write_synthetic
 
     root = tmp_path_factory.mktemp("plain")
     write_synthetic(root, SyntheticSpec(train_videos=120, test_videos=24, feature_dim=64, signal=0.8, seed=3,

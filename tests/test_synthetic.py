@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from grounding.data.annotations import read_annotations
-from grounding.data.synthetic import ACTIONS, OBJECTS, SyntheticSpec, _Generator, write_synthetic
 from grounding.errors import GroundingError
+from grounding.synthetic import ACTIONS, OBJECTS, SyntheticSpec, World, write_synthetic
+from grounding.synthetic.charades import CharadesGenerator
 from tests.conftest import TINY_QVH_SPEC, TINY_SPEC
 
 
@@ -43,10 +44,10 @@ def test_heldout_combinations_never_appear_in_training(tiny_synthetic):
 
 def _relational(seed, videos):
     """(events, query) pairs of the relational queries of ``videos`` generated training videos."""
-    gen = _Generator(SyntheticSpec(seed=seed))
+    gen = CharadesGenerator(SyntheticSpec(seed=seed))
     out = []
     for _ in range(videos):
-        events, queries = gen._events(novel=False)
+        events, queries = gen.events(novel=False)
         out += [(events, q) for q in queries if "temporal" in q["tags"]]
     return out
 
@@ -88,10 +89,11 @@ def test_clip_times_span_the_video_as_the_resampler_assumes():
     from grounding.data.features import clip_to_seconds
 
     spec = SyntheticSpec(feature_dim=4, noise=0.0, background=0.0, boundary_fuzz=1e-3, min_duration=24.5, max_duration=24.5)
-    gen = _Generator(spec)
-    gen._events = lambda novel: ([(0, 0)], [{"target": 0, "text": "x", "tags": ["plain"]}])
-    gen._layout = lambda duration, n: [(duration - 3.0, duration)]  # the last 3 s, up to the very end
-    feats, duration, _ = gen.video(False)
+    gen = CharadesGenerator(spec)
+    gen.events = lambda novel: ([(0, 0)], [{"target": 0, "text": "x", "tags": ["plain"]}])
+    gen.world.spans = lambda duration, n: [(duration - 3.0, duration)]  # the last 3 s, up to the very end
+    video = gen.video(False)
+    feats, duration = video.features, video.duration
     assert feats.shape[0] == 25
     start, end = clip_to_seconds(np.arange(25), 25, duration)
     inside = (start + end) / 2 >= duration - 3.0
@@ -100,9 +102,9 @@ def test_clip_times_span_the_video_as_the_resampler_assumes():
 
 def test_an_event_is_not_the_sum_of_an_action_and_an_object_part():
     spec = SyntheticSpec(feature_dim=256, seed=0)
-    gen = _Generator(spec)
+    world = World(spec)
     events = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    first, second = gen._look(events), gen._look(events)  # two videos
+    first, second = world.look(events), world.look(events)  # two videos
     # additive model: e(0,0) + e(1,1) == e(0,1) + e(1,0); the interaction term breaks it within a video
     residual = first[(0, 0)] + first[(1, 1)] - first[(0, 1)] - first[(1, 0)]
     assert np.linalg.norm(residual) > 0.5 * np.linalg.norm(first[(0, 0)])
@@ -111,16 +113,16 @@ def test_an_event_is_not_the_sum_of_an_action_and_an_object_part():
 
 
 def test_heldout_combinations_are_never_generated_for_training_videos():
-    gen = _Generator(SyntheticSpec(seed=2))
+    gen = CharadesGenerator(SyntheticSpec(seed=2))
     for _ in range(200):
-        events, _ = gen._events(novel=False)
-        assert not set(events) & gen.heldout
+        events, _ = gen.events(novel=False)
+        assert not set(events) & gen.world.heldout
 
 
 def test_every_plain_query_has_distractors_sharing_a_word():
-    gen = _Generator(SyntheticSpec(seed=1))
+    gen = CharadesGenerator(SyntheticSpec(seed=1))
     for _ in range(30):
-        events, queries = gen._events(novel=False)
+        events, queries = gen.events(novel=False)
         for q in queries:
             if "plain" in q["tags"]:
                 a, o = events[q["target"]]
@@ -142,7 +144,7 @@ def test_same_seed_same_data_and_foreign_folders_are_not_overwritten(tmp_path):
 
 
 def test_keyword_and_best_fixed_window_on_hand_made_cases():
-    from grounding.data.shortcuts import best_fixed_window, keyword, r1_at
+    from grounding.synthetic.shortcuts import best_fixed_window, keyword, r1_at
 
     assert keyword("a person opens the door before taking a cup.") == "before"
     assert keyword("after washing a dish, the person holds the cup again.") == "after"
@@ -160,7 +162,7 @@ def _records(windows_and_sentences):
 
 
 def test_the_audit_finds_a_planted_keyword_shortcut():
-    from grounding.data.shortcuts import audit
+    from grounding.synthetic.shortcuts import audit
 
     rows = [(0.0, 2.0, "x before y."), (8.0, 10.0, "x after y."), (3.0, 6.0, "x."), (4.0, 7.0, "z.")] * 10
     train, test = _records(rows), _records(rows[:8])
@@ -172,7 +174,7 @@ def test_the_audit_finds_a_planted_keyword_shortcut():
 
 
 def test_video_free_predictors_stay_near_chance_on_relational_queries(tmp_path):
-    from grounding.data.shortcuts import audit_charades_folder
+    from grounding.synthetic.shortcuts import audit_charades_folder
 
     write_synthetic(tmp_path, SyntheticSpec(train_videos=800, test_videos=400, feature_dim=2, seed=7), progress=False)
     result = audit_charades_folder(tmp_path)
@@ -202,8 +204,8 @@ def test_a_short_training_beats_every_video_free_predictor(tmp_path):
     """CCMAN must learn what no shortcut gives: ~20 s on one CPU thread (64-d features at signal 0.6 are
     about as hard per clip as the default 1024-d at 0.25: the per-clip SNR grows with sqrt(dim))."""
     from grounding.config import load_config
-    from grounding.data.shortcuts import audit_charades_folder
     from grounding.engine.trainer import Trainer
+    from grounding.synthetic.shortcuts import audit_charades_folder
     from tests.conftest import REPO, tiny_overrides
 
     root = tmp_path / "data"
@@ -271,7 +273,7 @@ def test_several_window_queries_are_present_and_name_every_occurrence(tiny_qvh_s
         if len(line["relevant_windows"]) > 1:
             assert "repeated" in entry["tags"]
     # the sentence describes every occurrence: the query's targets are all and only its event's occurrences
-    from grounding.data.synthetic_qvh import HighlightGenerator
+    from grounding.synthetic.qvhighlights import HighlightGenerator
 
     gen = HighlightGenerator(SyntheticSpec(**TINY_QVH_SPEC))
     for _ in range(50):
@@ -282,13 +284,12 @@ def test_several_window_queries_are_present_and_name_every_occurrence(tiny_qvh_s
 
 
 def test_saliency_is_graded_higher_in_the_core_of_an_event():
-    from grounding.data.synthetic_qvh import HighlightGenerator
+    from grounding.synthetic.qvhighlights import HighlightGenerator
 
     gen = HighlightGenerator(SyntheticSpec(**{**TINY_QVH_SPEC, "annotator_noise": 0.0}))
     core, edge, levels = [], [], set()
     for _ in range(40):
-        _, _, queries = gen.video(novel=False)
-        for q in queries:
+        for q in gen.video(novel=False).queries:
             scores = np.array(q.scores)
             assert np.array_equal(scores, scores[:, :1].repeat(3, 1))  # noise-free annotators agree
             assert scores.max() == 4  # the core of the event
@@ -303,10 +304,10 @@ def test_saliency_is_graded_higher_in_the_core_of_an_event():
 
 
 def test_annotators_disagree_by_annotator_noise():
-    from grounding.data.synthetic_qvh import HighlightGenerator
+    from grounding.synthetic.qvhighlights import HighlightGenerator
 
     gen = HighlightGenerator(SyntheticSpec(**{**TINY_QVH_SPEC, "annotator_noise": 0.6}))
-    scores = np.concatenate([np.array(q.scores) for _ in range(20) for q in gen.video(novel=False)[2]])
+    scores = np.concatenate([np.array(q.scores) for _ in range(20) for q in gen.video(novel=False).queries])
     disagree = (scores.max(1) != scores.min(1)).mean()
     assert 0.3 < disagree < 0.95 and set(np.unique(scores)) <= {0, 1, 2, 3, 4}
 
@@ -315,7 +316,7 @@ def test_qvhighlights_features_have_one_row_per_2s_clip_and_show_the_saliency(tm
     from grounding.config import load_config
     from grounding.data.build import build_feature_bank
     from grounding.data.features import clip_to_seconds
-    from grounding.data.synthetic_qvh import HighlightGenerator
+    from grounding.synthetic.qvhighlights import HighlightGenerator
     from tests.conftest import REPO
 
     spec = SyntheticSpec(**{**TINY_QVH_SPEC, "train_videos": 12, "test_videos": 2, "min_duration": 141, "max_duration": 150})
@@ -335,9 +336,10 @@ def test_qvhighlights_features_have_one_row_per_2s_clip_and_show_the_saliency(tm
     gen = HighlightGenerator(SyntheticSpec(**{**TINY_QVH_SPEC, "noise": 0.0, "background": 0.0, "annotator_noise": 0.0}))
     checked = 0
     for _ in range(20):
-        feats, duration, queries = gen.video(novel=False)
-        assert feats.shape[0] == duration // 2
-        for q in queries:
+        video = gen.video(novel=False)
+        feats = video.features
+        assert feats.shape[0] == video.duration // 2
+        for q in video.queries:
             if len(q.windows) == 1:
                 norms = np.linalg.norm(feats[q.clip_ids], axis=1)
                 assert q.scores[int(np.argmax(norms))][0] == 4
@@ -380,7 +382,7 @@ def test_the_official_evaluator_scores_the_ground_truth_perfect_and_random_salie
 def test_the_qvhighlights_config_writes_its_benchmark_on_first_use(tmp_path):
     from grounding.config import load_config
     from grounding.data.build import DataBundle
-    from grounding.data.prepare import ensure_synthetic_data
+    from grounding.synthetic.prepare import ensure_synthetic_data
     from tests.conftest import REPO
 
     cfg = load_config(REPO / "configs/synthetic_qvh.yaml", [
@@ -412,7 +414,7 @@ def test_spec_layouts_have_their_own_defaults_and_markers():
 
 
 def test_r1_counts_a_hit_on_any_of_several_windows():
-    from grounding.data.shortcuts import r1_at
+    from grounding.synthetic.shortcuts import r1_at
 
     pred = np.array([[0.0, 0.2], [0.4, 0.5]])
     gt = np.array([[[0.6, 1.0], [0.0, 0.2]], [[0.0, 0.1], [np.nan, np.nan]]])
@@ -435,3 +437,95 @@ def test_make_synthetic_writes_the_qvhighlights_layout_and_its_audit(tmp_path, c
     with pytest.raises(SystemExit) as exit_info:
         main(["--out", str(tmp_path / "bad"), "--layout", "qvhighlights", "--clips-per-second", "1"])
     assert exit_info.value.code == 2 and "2 s clip" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the package and its callers
+
+# What a tiny benchmark of each layout writes (annotation files, marker and counts hashed; features summed).
+# docs/model.md and data/README.md quote numbers measured on generator version 4: a change of the output
+# must come with a new GENERATOR_VERSION (so old folders are rewritten) and new pins here.
+PINNED = {
+    "charades": ("43992ea30438d7d1a0f963b5c8ecb818b7c061fbd42fa2c79a9235182b6a77ee", 1365.1961222745595),
+    "qvhighlights": ("732bacd82b3882294d0acf81d06cced01bd682dd76e4e291291f64ff403a4b82", 2071.903778187232),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(PINNED))
+def test_the_same_spec_still_writes_the_same_benchmark(tmp_path, layout):
+    import hashlib
+
+    from grounding.synthetic import GENERATOR_VERSION
+
+    write_synthetic(tmp_path, SyntheticSpec(layout=layout, train_videos=6, test_videos=4, feature_dim=4, seed=1),
+                    progress=False)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".npy"):
+        digest.update(path.relative_to(tmp_path).as_posix().encode())
+        digest.update(path.read_bytes())
+    total = sum(float(np.abs(np.load(p)).astype(np.float64).sum()) for p in sorted(tmp_path.rglob("*.npy")))
+    assert GENERATOR_VERSION == 4
+    assert (digest.hexdigest(), total) == (PINNED[layout][0], pytest.approx(PINNED[layout][1], rel=1e-6))
+
+
+def test_prepare_writes_the_configs_benchmark_on_rank_zero_only(tmp_path):
+    from grounding.config import load_config
+    from grounding.synthetic.prepare import prepare_data
+    from tests.conftest import REPO
+
+    def cfg(root):
+        return load_config(REPO / "configs/synthetic.yaml", [
+            f"data.root={root}", "data.synthetic.train_videos=3", "data.synthetic.test_videos=2",
+            "+data.synthetic.feature_dim=4"])
+
+    prepare_data(cfg(tmp_path / "other_rank"), environ={"RANK": "1", "WORLD_SIZE": "2"})
+    assert not (tmp_path / "other_rank").exists()
+    prepare_data(cfg(tmp_path / "rank0"), environ={"RANK": "0", "WORLD_SIZE": "2"})
+    prepare_data(cfg(tmp_path / "plain"), environ={})
+    for root in ("rank0", "plain"):
+        assert json.loads((tmp_path / root / "counts.json").read_text())["train"] > 0
+    prepare_data(load_config(REPO / "configs/charades_sta.yaml", [f"data.root={tmp_path / 'real'}"]), environ={})
+    assert not (tmp_path / "real").exists()  # no data.synthetic section: nothing to write
+
+
+def _imports(folder):
+    """Every ``grounding.*`` module imported anywhere in the files of ``grounding/<folder>``."""
+    import ast
+
+    from tests.conftest import REPO
+
+    found = set()
+    for path in (REPO / "grounding" / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("grounding.")}
+
+
+def test_data_reads_benchmarks_and_never_writes_or_audits_them():
+    data = _imports("data")
+    assert not {m for m in data if m.startswith(("grounding.eval", "grounding.synthetic"))}, data
+    engine = _imports("engine")
+    assert not {m for m in engine if m.startswith("grounding.synthetic")}, engine  # the trainer writes no datasets
+    synthetic = _imports("synthetic")
+    assert not {m for m in synthetic if m.startswith(("grounding.engine", "grounding.models", "grounding.api"))}
+
+
+@pytest.mark.slow
+def test_the_train_tool_writes_the_benchmark_that_the_trainer_only_reads(tmp_path):
+    from grounding.cli import train_grounding
+    from grounding.config import load_config
+    from grounding.engine.trainer import Trainer
+    from tests.conftest import REPO, tiny_overrides
+
+    root = tmp_path / "data"
+    overrides = [o for o in tiny_overrides(root, **{"train.num_figures": 0}) if not o.startswith("data.synthetic")]
+    overrides += ["data.synthetic.train_videos=12", "data.synthetic.test_videos=4", "+data.synthetic.feature_dim=64"]
+    with pytest.raises(GroundingError):
+        Trainer(load_config(REPO / "configs/synthetic.yaml", overrides), tmp_path / "direct")
+    assert not (root / "synthetic_spec.json").exists()
+    assert train_grounding.main(["--config", str(REPO / "configs/synthetic.yaml"), "--work-dir", str(tmp_path / "w"),
+                                 "--no-progress", *overrides]) == 0
+    assert json.loads((root / "synthetic_spec.json").read_text())["train_videos"] == 12
+    assert (tmp_path / "w" / "metrics.json").is_file()

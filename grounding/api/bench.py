@@ -34,8 +34,8 @@ def default_grounder(folder: Path, backbone_dir: Path | None = None, clip_len: f
     """A Grounder on a random default-size CCMAN checkpoint whose features are 512-d CLIP ones."""
     from grounding.api.grounder import Grounder
     from grounding.config import load_config, packaged_config
-    from grounding.data.synthetic import vocabulary as bench_vocabulary
     from grounding.inference.checkpoint import random_checkpoint
+    from grounding.synthetic import vocabulary as bench_vocabulary
 
     cfg = load_config(packaged_config("qvhighlights.yaml"),
                       ["model.video_dim=512", "data.num_clips=32", "data.max_clips=null"])
@@ -108,11 +108,11 @@ def zero_shot_on_synthetic(test_videos: int = 300, feature_dim: int = 1024, seed
     simplest search (the best clip, grown while its neighbours are above the video's mean)."""
     from grounding.api.zero_shot import search_windows
     from grounding.data.annotations import read_charades_sta
-    from grounding.data.synthetic import ACTIONS, OBJECTS, SyntheticSpec, _Generator, write_synthetic
     from grounding.eval.metrics import evaluate_single_window
+    from grounding.synthetic import ACTIONS, OBJECTS, SyntheticSpec, World, write_synthetic
 
     spec = SyntheticSpec(train_videos=1000, test_videos=test_videos, feature_dim=feature_dim, seed=seed)
-    gen = _Generator(spec)  # same seed: the same action/object vectors as the written benchmark
+    gen = World(spec)  # same seed: the same action/object vectors as the written benchmark
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_synthetic(root, spec, progress=False)

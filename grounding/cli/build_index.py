@@ -54,11 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         raise GroundingError("building an index needs --config and --checkpoint")
     from grounding.config import load_config, to_plain
     from grounding.data.build import build_feature_bank, load_split_records
-    from grounding.data.prepare import ensure_synthetic_data
     from grounding.engine.settings import Splits
     from grounding.search.build import LibraryVideo, build_index, folder_library, source_spec
     from grounding.search.embed import Granularity
     from grounding.search.model import SearchModel
+    from grounding.synthetic.prepare import ensure_synthetic_data
 
     cfg = load_config(args.config, args.overrides)
     model = SearchModel.load(args.checkpoint, args.device)

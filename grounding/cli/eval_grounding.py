@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from grounding.errors import GroundingError, exit_cleanly_on_user_errors
 from grounding.eval.evaluate import (
@@ -77,13 +78,16 @@ def run_checkpoint(args: argparse.Namespace) -> int:
     """Predict ``--split`` with ``--checkpoint``; write ``--out``; the last stdout line is the metrics JSON."""
     from grounding.config import load_config
     from grounding.engine.evaluate_checkpoint import evaluate_checkpoint
+    from grounding.synthetic.prepare import prepare_data
 
     missing = [flag for flag, value in (("--config", args.config), ("--checkpoint", args.checkpoint),
                                         ("--split", args.split), ("--out", args.out)) if not value]
     if missing:
         raise GroundingError(f"checkpoint mode needs {', '.join(missing)} as well")
-    metrics = evaluate_checkpoint(load_config(args.config, args.overrides), args.checkpoint, args.split, args.out,
-                                  args.overwrite)
+    cfg = load_config(args.config, args.overrides)
+    if Path(args.checkpoint).is_file():  # else evaluate_checkpoint says so, before any data is written for nothing
+        prepare_data(cfg)
+    metrics = evaluate_checkpoint(cfg, args.checkpoint, args.split, args.out, args.overwrite)
     if metrics.get("ground_truth") is False:
         print(f"split '{args.split}' has no ground-truth windows (hidden labels): predictions of "
               f"{metrics['num_queries']} queries written to {args.out}; there is nothing to score")

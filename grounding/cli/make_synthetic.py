@@ -4,7 +4,7 @@ QVHighlights layout (several windows per query, graded saliency scores, 2 s clip
     python tools/make_synthetic.py --out data/synthetic [--train-videos 1000 --test-videos 300 --seed 0 ...]
     python tools/make_synthetic.py --out data/synthetic_qvh --layout qvhighlights
 
-It prints the shortcut audit (``grounding.data.shortcuts``): what video-free predictors reach per query
+It prints the shortcut audit (``grounding.synthetic.shortcuts``): what video-free predictors reach per query
 tag (and, for the QVHighlights layout, the highlight metrics of video-free saliency scores). Then train
 on it with the real config of that layout (printed last).
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from grounding.data.shortcuts import audit_synthetic_folder, format_audit
-from grounding.data.synthetic import LAYOUT_DEFAULTS, LAYOUTS, SyntheticSpec, write_synthetic
 from grounding.errors import exit_cleanly_on_user_errors
+from grounding.synthetic import LAYOUT_DEFAULTS, LAYOUTS, SyntheticSpec, write_synthetic
+from grounding.synthetic.shortcuts import audit_synthetic_folder, format_audit
 
 
 def _arg(field: dataclasses.Field) -> dict:

@@ -25,6 +25,7 @@ from grounding.studies.ablation import (
     run_ablation,
     variant_config,
 )
+from grounding.synthetic.prepare import prepare_data
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configs = {name: variant_config(args.config, name, args.overrides) for name in args.variants}  # bad overrides fail here
+    for cfg in configs.values():  # the variants change the model or the loss, so this writes once at most
+        prepare_data(cfg)
     errors = run_ablation(args.config, args.work_root, args.overrides, args.variants, args.seeds)
     failed = {key: err for key, err in errors.items() if err is not None}
     if len(failed) == len(errors):

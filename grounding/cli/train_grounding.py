@@ -1,6 +1,7 @@
 """Train a grounding model: python tools/train_grounding.py --config CONFIG --work-dir DIR [key=value ...]
 
-Also launchable with torchrun (DistributedDataParallel; NCCL on GPUs, gloo on CPU).
+Also launchable with torchrun (DistributedDataParallel; NCCL on GPUs, gloo on CPU). A config with a
+``data.synthetic`` section gets its benchmark written here first (rank 0 only), never by the trainer.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ import argparse
 from pathlib import Path
 
 from grounding.config import load_config
-from grounding.engine.trainer import Trainer, summary
+from grounding.engine.trainer import Trainer, resolve_run_config, summary
 from grounding.errors import exit_cleanly_on_user_errors
+from grounding.synthetic.prepare import prepare_data
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,8 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_cleanly_on_user_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
-    trainer = Trainer(cfg, args.work_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    # one config for the whole run, decided first: with --resume the saved one, also for the data it prepares
+    cfg, resume_from = resolve_run_config(load_config(args.config, args.overrides), Path(args.work_dir), args.resume,
+                                          args.overwrite)
+    prepare_data(cfg)
+    trainer = Trainer(cfg, args.work_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                      resume_from=resume_from)
     results = trainer.fit()
     if trainer.dist.is_main:
         print(summary(results, Path(args.work_dir)))

@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         raise GroundingError("--make-adapter needs --config (the data the adapter is trained on)")
     from grounding.config import load_config
     from grounding.data.build import build_feature_bank, load_split_records
-    from grounding.data.prepare import ensure_synthetic_data
     from grounding.search.embed import Granularity
     from grounding.search.index import MomentIndex
+    from grounding.synthetic.prepare import ensure_synthetic_data
 
     index = MomentIndex.open(args.index)
     embedded = [m for m in index.models if m["kind"] == "embedded" and m["id"] in index.live_models()]

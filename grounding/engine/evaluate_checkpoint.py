@@ -8,7 +8,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from grounding.data.build import DataBundle
-from grounding.data.prepare import ensure_synthetic_data
 from grounding.data.settings import dataset_name
 from grounding.engine.batches import BatchSource
 from grounding.engine.run import Run
@@ -35,7 +34,6 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path, split: str, out
     settings = TrainSettings.from_config(cfg)
     run = Run.start(settings, tensorboard=False)
     state = read_checkpoint(checkpoint)
-    ensure_synthetic_data(cfg)
     data = DataBundle(cfg, text_state=state.text)
     model = build_model_from_checkpoint(state, data.text, checkpoint).to(run.device)
     dataset = data.dataset(split)

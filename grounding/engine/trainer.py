@@ -27,7 +27,6 @@ from tqdm import tqdm
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
 from grounding.data.dataset import collate
-from grounding.data.prepare import ensure_synthetic_data
 from grounding.data.provenance import feature_provenance
 from grounding.data.settings import dataset_name
 from grounding.engine.batches import BatchSource
@@ -80,14 +79,16 @@ def resolve_run_config(cfg: DictConfig, work_dir: Path, resume: bool, overwrite:
 
 class Trainer:
     def __init__(self, cfg: DictConfig, work_dir: str | Path, resume: bool = False, overwrite: bool = False,
-                 progress: bool = True) -> None:
-        cfg, resume_state = resolve_run_config(cfg, Path(work_dir), resume, overwrite)
+                 progress: bool = True, resume_from: Checkpoint | None = None) -> None:
+        """``resume_from``: the checkpoint ``resolve_run_config`` already read (then ``cfg`` is its config)."""
+        resume = resume or resume_from is not None
+        if resume_from is None:
+            cfg, resume_from = resolve_run_config(cfg, Path(work_dir), resume, overwrite)
+        resume_state = resume_from
         self.run = Run.start(TrainSettings.from_config(cfg), work_dir, resume, overwrite)
         self.dist, self.device, self.work_dir = self.run.dist, self.run.device, Path(work_dir)
         self.progress = progress and self.dist.is_main
-        if self.dist.is_main:
-            ensure_synthetic_data(cfg)
-        self.dist.barrier()
+        self.dist.barrier()  # other ranks wait for rank 0, whose tool wrote the data first (grounding.synthetic.prepare)
         if resume_state is None and self.dist.is_main:
             save_config(cfg, self.work_dir / "config.yaml")
         self.cfg, self.settings, self.splits = cfg, TrainSettings.from_config(cfg), Splits.from_config(cfg)

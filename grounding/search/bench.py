@@ -49,8 +49,8 @@ def synthetic_embeddings(videos: int, seed: int = 0) -> np.ndarray:
 def bench_checkpoint(folder: Path) -> Path:
     """A default-size CCMAN checkpoint with random weights and a small vocabulary."""
     from grounding.config import load_config, packaged_config
-    from grounding.data.synthetic import vocabulary as bench_vocabulary
     from grounding.inference.checkpoint import random_checkpoint
+    from grounding.synthetic import vocabulary as bench_vocabulary
 
     cfg = load_config(packaged_config("charades_sta.yaml"), ["model.video_dim=1024"])
     return random_checkpoint(cfg, bench_vocabulary(), folder / "ccman.pt")

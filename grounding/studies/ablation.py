@@ -22,11 +22,11 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from grounding.config import load_config, packaged_config
-from grounding.data.shortcuts import audit_charades_folder
 from grounding.engine.trainer import run_training
 from grounding.errors import GroundingError
 from grounding.eval.results_table import load_metrics, to_markdown
 from grounding.studies.protocol import StudySummary, Table
+from grounding.synthetic.shortcuts import audit_charades_folder
 
 log = logging.getLogger("grounding")
 
@@ -115,7 +115,7 @@ def ablation_table(work_root: str | Path, variants: Sequence[str], seeds: Sequen
 
 
 def prior_rows(data_root: str | Path, metrics: Sequence[str] = TABLE_METRICS) -> pd.DataFrame:
-    """What predictors that never see the video reach on the same test split (``grounding.data.shortcuts``):
+    """What predictors that never see the video reach on the same test split (``grounding.synthetic.shortcuts``):
     the keyword-position prior and the text-only regressor, R1@0.5 only."""
     audit = audit_charades_folder(data_root)
     rows = {}

@@ -34,7 +34,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from grounding.config import to_plain
 from grounding.data.build import build_feature_bank, load_split_records
-from grounding.data.prepare import ensure_synthetic_data
 from grounding.data.records import MomentRecord, write_jsonl
 from grounding.engine.settings import Splits
 from grounding.engine.trainer import run_training
@@ -47,6 +46,7 @@ from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
 from grounding.search.searcher import Searcher, SearchSettings
 from grounding.studies.protocol import OldModelPlan, StudySummary, Table, compat_section
+from grounding.synthetic.prepare import ensure_synthetic_data
 
 log = logging.getLogger("grounding")
 

@@ -33,9 +33,7 @@ from grounding.compat.metrics import hot_refresh_curve, negative_flip_rate, rele
 from grounding.compat.objectives import OldReference, build_compat_loss
 from grounding.config import save_config, to_plain
 from grounding.data.build import DataBundle
-from grounding.data.prepare import ensure_synthetic_data
 from grounding.data.settings import max_words as data_max_words
-from grounding.data.shortcuts import read_sidecar
 from grounding.data.text import build_text_input
 from grounding.engine.run import Run
 from grounding.engine.runtime import seed_everything
@@ -55,6 +53,8 @@ from grounding.studies.dual_encoder import DualEncoder, SplitEmbeddings, build_d
 from grounding.studies.dual_encoder_training import CompatTerms, TrainSettings, train_dual_encoder
 from grounding.studies.moment_split import MomentSplit, build_moment_split, encode_words
 from grounding.studies.protocol import OldModelPlan, compat_section
+from grounding.synthetic.prepare import ensure_synthetic_data
+from grounding.synthetic.shortcuts import read_sidecar
 
 log = logging.getLogger("grounding")
 

@@ -2,7 +2,7 @@
 per-clip saliency scores from three noisy annotators, so that highlight detection and multi-window
 training run (and are tested) on a CPU without any download.
 
-The videos reuse the Charades-layout generator's world (``grounding.data.synthetic``: action-object
+The videos show the same world as the Charades layout (``grounding.synthetic.world``: action-object
 events, per-video action style, an interaction term, held-out combinations) at QVHighlights' scale:
 
 - a video lasts an even number of seconds in ``[min_duration, max_duration]`` (30-150 s by default; the
@@ -35,19 +35,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from grounding.data.synthetic import PLAIN_TEMPLATES, SyntheticSpec, _Generator, _name, _phrase, _sigmoid
+from grounding.synthetic.spec import SyntheticSpec
+from grounding.synthetic.world import PLAIN_TEMPLATES, Event, Span, Video, World, event_name, phrase
 
 CLIP_SECONDS = 2
 ANNOTATORS = 3
-SPLITS = ("train", "val")
-Combo = tuple[int, int]
 
 
 @dataclass
@@ -88,112 +87,89 @@ def clip_ids(windows: list[list[int]]) -> list[int]:
     return [k for s, e in windows for k in range(s // CLIP_SECONDS, e // CLIP_SECONDS)]
 
 
-class HighlightGenerator(_Generator):
-    """Videos, windows and saliency scores of the QVHighlights layout (the world of ``_Generator``)."""
+def peaked_in_the_middle(centers: np.ndarray, start: float, end: float) -> np.ndarray:
+    """An event's strength per clip: 0.4 at its ends, 1 in its middle, so saliency can be read from the video."""
+    return 0.4 + 0.6 * np.sin(np.pi * np.clip((centers - start) / (end - start), 0.0, 1.0))
 
-    def events(self, novel: bool) -> tuple[list[Combo], list[dict[str, Any]]]:
+
+class HighlightGenerator:
+    """Videos, windows and saliency scores of the QVHighlights layout, drawn from one ``World``."""
+
+    splits = ("train", "val")
+    video_prefix = "SYNQV"
+
+    def __init__(self, spec: SyntheticSpec) -> None:
+        self.spec = spec
+        self.world = World(spec)
+        self.next_qid = 0  # query ids are unique across both splits, as in the real files
+
+    def events(self, novel: bool) -> tuple[list[Event], list[dict[str, Any]]]:
         """Events in time order and the queries about them (``targets``: every occurrence's index)."""
-        allowed = self.seen if not novel else self.seen + sorted(self.heldout)
-        avoid_heldout = set() if novel else self.heldout
-        main = self._pick(sorted(self.heldout)) if novel else self._pick(self.seen)
-        assert main is not None
-        distinct = [main]
-        for shared in ("action", "object"):  # distractors sharing one word with the main event
-            c = self._pick(allowed, action=main[0] if shared == "action" else None,
-                           obj=main[1] if shared == "object" else None, avoid=set(distinct) | avoid_heldout)
-            if c is not None:
-                distinct.append(c)
-        second = self._pick(self.seen, avoid=set(distinct))
-        assert second is not None
-        distinct.append(second)
-        share_action = self.rng.random() < 0.5
-        partner = self._pick(allowed, action=second[0] if share_action else None,
-                             obj=None if share_action else second[1], avoid=set(distinct) | avoid_heldout)
-        if partner is not None:
-            distinct.append(partner)
+        world = self.world
+        distinct = world.target_with_distractors(novel)
+        world.add_second_family(distinct, novel)
         askable = [c for c in distinct  # every query has a distractor sharing one of its words
                    if any(o != c and (o[0] == c[0] or o[1] == c[1]) for o in distinct)
-                   and (not novel or c in self.heldout)]
+                   and (not novel or c in world.heldout)]
         sequence = list(distinct)
         for combo in askable:  # each queried event happens 2 or 3 times with probability repeat_fraction
-            if self.rng.random() < self.spec.repeat_fraction:
-                sequence += [combo] * int(self.rng.integers(1, 3))
-        sequence = [sequence[i] for i in self.rng.permutation(len(sequence))]
+            if world.rng.random() < self.spec.repeat_fraction:
+                sequence += [combo] * int(world.rng.integers(1, 3))
+        sequence = [sequence[i] for i in world.rng.permutation(len(sequence))]
         queries = []
         for combo in askable:
             targets = [i for i, e in enumerate(sequence) if e == combo]
-            tags = ["repeated" if len(targets) > 1 else "single"] + (["novel"] if combo in self.heldout else [])
-            tpl = PLAIN_TEMPLATES[int(self.rng.integers(len(PLAIN_TEMPLATES)))]
-            queries.append({"targets": targets, "text": _phrase(tpl, *combo), "tags": tags,
-                            "event": _name(combo), "occurrences": len(targets)})
+            tags = ["repeated" if len(targets) > 1 else "single"] + (["novel"] if combo in world.heldout else [])
+            tpl = PLAIN_TEMPLATES[int(world.rng.integers(len(PLAIN_TEMPLATES)))]
+            queries.append({"targets": targets, "text": phrase(tpl, *combo), "tags": tags,
+                            "event": event_name(combo), "occurrences": len(targets)})
         return sequence, queries
 
-    def video(self, novel: bool) -> tuple[np.ndarray, int, list[HighlightQuery]]:  # type: ignore[override]
-        """Features (T, D) with one row per 2 s clip, the duration (even seconds) and the annotations."""
-        spec = self.spec
+    def video(self, novel: bool) -> Video:
+        """Features (T, D) with one row per 2 s clip, the duration (even seconds) and ``HighlightQuery``s."""
+        spec, world = self.spec, self.world
         sequence, queries = self.events(novel)
         lo = max(1, math.ceil(spec.min_duration / CLIP_SECONDS))  # type: ignore[operator]
         hi = max(lo, math.floor(spec.max_duration / CLIP_SECONDS))  # type: ignore[operator]
-        num_clips = int(self.rng.integers(lo, hi + 1))
+        num_clips = int(world.rng.integers(lo, hi + 1))
         duration = CLIP_SECONDS * num_clips
-        spans = self._layout(duration, len(sequence), (max(3.0, 0.04 * duration), max(6.0, 0.22 * duration)))
+        spans = world.spans(duration, len(sequence), (max(3.0, 0.04 * duration), max(6.0, 0.22 * duration)))
         centers = (np.arange(num_clips) + 0.5) * CLIP_SECONDS  # (T,)
-        feats = self.rng.normal(0, spec.noise, (num_clips, spec.feature_dim)).astype(np.float32)
-        feats += self.rng.normal(0, spec.background, (1, spec.feature_dim)).astype(np.float32)
-        look = self._look(sequence)
-        width = max(spec.boundary_fuzz, 1e-3) / 4
-        strength = np.zeros((len(sequence), num_clips))  # each occurrence's strength per clip
-        for j, (event, (start, end)) in enumerate(zip(sequence, spans, strict=True)):
-            fade = _sigmoid((centers - start) / width) * _sigmoid((end - centers) / width)
-            core = 0.4 + 0.6 * np.sin(np.pi * np.clip((centers - start) / (end - start), 0.0, 1.0))
-            strength[j] = fade * core
-            feats += strength[j][:, None].astype(np.float32) * look[event]
-        return feats, duration, [self._annotate(q, spans, strength, duration) for q in queries]
+        feats, strength = world.render(sequence, spans, centers, peaked_in_the_middle)
+        return Video(feats, duration, [self._annotate(q, spans, strength, duration) for q in queries])
 
-    def _annotate(self, query: dict[str, Any], spans: list[tuple[float, float]], strength: np.ndarray,
+    def _annotate(self, query: dict[str, Any], spans: list[Span], strength: np.ndarray,
                   duration: int) -> HighlightQuery:
         """Windows on the 2 s grid and three annotators' graded scores for each of their clips."""
-        spec = self.spec
+        spec, rng = self.spec, self.world.rng
         marked = []
         for t in query["targets"]:
-            js, je = self.rng.normal(0, spec.label_jitter, 2)
+            js, je = rng.normal(0, spec.label_jitter, 2)
             marked.append(snap_to_clips(spans[t][0] + js, spans[t][1] + je, duration))
         windows = merge_windows(marked)
         ids = clip_ids(windows)
         s = strength[query["targets"]].max(0)[ids]  # (n,) the query's event strength on its clips
         latent = 1.0 + 3.0 * s / max(float(s.max()), 1e-6)
-        bias = self.rng.normal(0, spec.annotator_noise / 2, ANNOTATORS)
-        noise = self.rng.normal(0, spec.annotator_noise, (len(ids), ANNOTATORS))
+        bias = rng.normal(0, spec.annotator_noise / 2, ANNOTATORS)
+        noise = rng.normal(0, spec.annotator_noise, (len(ids), ANNOTATORS))
         scores = np.clip(np.rint(latent[:, None] + bias + noise), 0, 4).astype(int)
         side = {"tags": query["tags"], "event": query["event"], "occurrences": query["occurrences"]}
         return HighlightQuery(query["text"], windows, ids, scores.tolist(), side)
 
-
-def write_highlight_splits(root: Path, spec: SyntheticSpec, progress: bool) -> dict[str, int]:
-    """Write both splits (``test_videos`` val videos, a quarter of them about held-out combinations)."""
-    gen = HighlightGenerator(spec)
-    n_novel = int(round(spec.test_videos * 0.25)) if spec.heldout_fraction > 0 else 0  # type: ignore[operator]
-    plan = {"train": [False] * spec.train_videos,  # type: ignore[operator]
-            "val": [False] * (spec.test_videos - n_novel) + [True] * n_novel}  # type: ignore[operator]
-    counts: dict[str, int] = {}
-    qid = 0
-    for split in SPLITS:
-        ann = root / "annotations" / f"highlight_{split}_release.jsonl"
+    def write_split(self, annotations: Path, split: str, videos: Iterator[tuple[str, Video]]) -> int:
+        """``highlight_{split}_release.jsonl`` and its tags sidecar, written as the videos come."""
+        ann = annotations / f"highlight_{split}_release.jsonl"
+        start = self.next_qid
         with ann.open("w") as lines, ann.with_name(f"highlight_{split}_release.tags.jsonl").open("w") as tags:
-            start = qid
-            for i, novel in enumerate(tqdm(plan[split], desc=f"synthetic {split}", disable=not progress)):
-                vid = f"SYNQV{split[:2].upper()}{i:05d}"
-                feats, duration, queries = gen.video(novel)
-                np.save(root / "features" / f"{vid}.npy", feats)
-                for q in queries:
-                    lines.write(json.dumps({"qid": qid, "query": q.text, "duration": duration, "vid": vid,
-                                            "relevant_clip_ids": q.clip_ids, "saliency_scores": q.scores,
-                                            "relevant_windows": q.windows}) + "\n")
-                    tags.write(json.dumps({"qid": qid, **q.side}) + "\n")
-                    qid += 1
-        counts[split] = qid - start
-    return counts
+            for vid, video in videos:
+                for q in video.queries:
+                    lines.write(json.dumps({"qid": self.next_qid, "query": q.text, "duration": video.duration,
+                                            "vid": vid, "relevant_clip_ids": q.clip_ids,
+                                            "saliency_scores": q.scores, "relevant_windows": q.windows}) + "\n")
+                    tags.write(json.dumps({"qid": self.next_qid, **q.side}) + "\n")
+                    self.next_qid += 1
+        return self.next_qid - start
 
 
-__all__ = ["HighlightGenerator", "HighlightQuery", "clip_ids", "merge_windows", "snap_to_clips",
-           "write_highlight_splits"]
+__all__ = ["ANNOTATORS", "CLIP_SECONDS", "HighlightGenerator", "HighlightQuery", "clip_ids", "merge_windows",
+           "peaked_in_the_middle", "snap_to_clips"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -68,6 +68,7 @@ class VideoWindows:
     counts: np.ndarray
     num_native: int
     clip_len: float
+    encoded: torch.Tensor | None = field(default=None, repr=False)  # the model's encoding, made on first use
 
     @classmethod
     def plan(cls, feats: np.ndarray, duration: float, clip_len: float, window_clips: int, l2_normalize: bool,
@@ -88,6 +89,14 @@ class VideoWindows:
     def durations(self) -> torch.Tensor:
         return torch.tensor([b - a for a, b in self.spans], dtype=torch.float32, device=self.video.device)
 
+    def tokens(self, model: torch.nn.Module) -> torch.Tensor:
+        """The model's encoding (W, T, D) of every window, computed once: each later question about the video
+        only runs its query through the model."""
+        if self.encoded is None:
+            with torch.inference_mode():
+                self.encoded = model.encode_videos(self.video, self.mask)
+        return self.encoded
+
 
 # ---------------------------------------------------------------------- 2. run
 def run_windows(loaded: LoadedModel, windows: VideoWindows, words: torch.Tensor, word_mask: torch.Tensor, topk: int,
@@ -97,6 +106,7 @@ def run_windows(loaded: LoadedModel, windows: VideoWindows, words: torch.Tensor,
     num_queries, num_windows = len(words), len(windows.ranges)
     decode = dataclasses.replace(loaded.decode, topk=topk)
     durations, device = windows.durations, loaded.device
+    tokens = windows.tokens(loaded.model)
     rows_q = torch.arange(num_queries).repeat_interleave(num_windows)
     rows_w = torch.arange(num_windows).repeat(num_queries)
     found, saliency = [], []
@@ -105,7 +115,8 @@ def run_windows(loaded: LoadedModel, windows: VideoWindows, words: torch.Tensor,
         used, vid_index = torch.unique(w, return_inverse=True)
         none = torch.zeros(len(q), dtype=torch.long, device=device)
         batch = make_batch(windows.video[used], windows.mask[used], vid_index.to(device), words[q], word_mask[q],
-                           none, none, span=torch.zeros(len(q), 2, device=device), duration=durations[w])
+                           none, none, span=torch.zeros(len(q), 2, device=device), duration=durations[w],
+                           video_tokens=tokens[used])
         decoded = run_and_decode(loaded.model, batch, decode)
         found.append(decoded.windows.cpu().numpy())
         saliency.append(decoded.saliency.cpu().numpy())

@@ -16,6 +16,8 @@ queries in the batch runs through the video encoder a single time:
                                    mean of the annotators / 4) where the data has them, else ``inside``
     duration     (B,) float        seconds
     qid, vid, query, windows       per-query lists (windows: every ground-truth window, seconds)
+    video_tokens (V, T, D') float  optional: the model's video encoding of ``video``, where a caller that asks
+                                   many questions of one video already has it (the Grounder); None otherwise
 
 ``make_batch`` is the only constructor; ``target_window`` is the rule for which window comes first
 (the one the single-window losses use); multi-window losses read ``window_*``.
@@ -100,6 +102,7 @@ class Batch:
     vid: list[str] = field(default_factory=list)
     query: list[str] = field(default_factory=list)
     windows: list[list[list[float]]] = field(default_factory=list)
+    video_tokens: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.vid_index.shape[0])
@@ -139,6 +142,7 @@ def make_batch(
     window_mask: torch.Tensor | None = None,
     saliency: torch.Tensor | None = None,
     saliency_labelled: torch.Tensor | None = None,
+    video_tokens: torch.Tensor | None = None,
 ) -> Batch:
     """Assemble a ``Batch``. Without ``window_*`` the query has one window (``start_idx``..``end_idx``);
     ``inside`` is derived from the windows and the masks; ``saliency`` rows not ``saliency_labelled``
@@ -157,7 +161,7 @@ def make_batch(
         saliency = torch.where(saliency_labelled[:, None], saliency.float(), inside)
     return Batch(video, video_mask, vid_index, words, word_mask, span.float(), start_idx, end_idx, window_clips,
                  window_spans.float(), window_mask, inside, saliency * clip_mask, duration.float(), list(qid),
-                 list(vid), list(query), [list(w) for w in windows])
+                 list(vid), list(query), [list(w) for w in windows], video_tokens)
 
 
 def distinct_videos(vids: Sequence[str]) -> tuple[list[str], list[int]]:

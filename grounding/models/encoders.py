@@ -91,9 +91,11 @@ class QueryEncoder(nn.Module):
 
 def encode_batch(video_encoder: VideoEncoder, query_encoder: QueryEncoder, batch: Batch
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each distinct video of ``batch`` through the video encoder once, then one row per query:
-    clip tokens (B, T, D), word tokens (B, L, D), sentence vectors (B, D), word pooling weights (B, L)."""
-    clips = video_encoder(batch.video, batch.video_mask)[batch.vid_index]
+    """Each distinct video of ``batch`` through the video encoder once (or not at all when the batch carries
+    its ``video_tokens``), then one row per query: clip tokens (B, T, D), word tokens (B, L, D), sentence
+    vectors (B, D), word pooling weights (B, L)."""
+    videos = batch.video_tokens if batch.video_tokens is not None else video_encoder(batch.video, batch.video_mask)
+    clips = videos[batch.vid_index]
     words, sentence, word_attn = query_encoder(batch.words, batch.word_mask)
     return clips, words, sentence, word_attn
 

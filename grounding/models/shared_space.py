@@ -70,6 +70,11 @@ class SharedSpaceEncoders:
     def temperature(self) -> float:
         return float(self.embedding.temperature.detach())
 
+    def encode_videos(self, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+        """Contextual clip tokens (V, T, D) of ``video`` (V, T, Dv): the video side of the model's forward, which
+        a caller asking many questions of one video computes once and passes as ``Batch.video_tokens``."""
+        return self.video_encoder(video, video_mask)
+
     def clip_projections(self, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """Un-normalised projections (V, T, E) of every clip of ``video`` (V, T, D)."""
         return self.embedding.video_proj(self.video_encoder(video, video_mask))

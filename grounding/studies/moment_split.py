@@ -29,6 +29,7 @@ import torch
 from grounding.data.batch import Batch, make_batch, pad_sequences, target_window, window_to_clips
 from grounding.data.features import FeatureBank
 from grounding.data.records import MomentRecord
+from grounding.data.settings import DEFAULT_MAX_WORDS
 from grounding.data.text import TextInput
 from grounding.errors import GroundingError
 
@@ -116,7 +117,7 @@ def encode_words(records: Sequence[MomentRecord], text: TextInput, max_words: in
     return pad_sequences(tokens, torch.long if tokens[0].dtype == np.int64 else torch.float32)
 
 
-def build_moment_split(records: Sequence[MomentRecord], bank: FeatureBank, text: TextInput, max_words: int = 30,
+def build_moment_split(records: Sequence[MomentRecord], bank: FeatureBank, text: TextInput, max_words: int = DEFAULT_MAX_WORDS,
                        name: str = "split") -> MomentSplit:
     total = len(records)
     records = [r for r in records if r.windows]

@@ -4,7 +4,7 @@
 - ``npz``:  ``<out>/<id>.npz`` with key ``features`` (and any extra arrays, e.g. ``pooled`` for text)
 - ``hdf5``: ``<out>/features.h5``, one dataset per id (``HDF5Store(path)`` with no sub-key)
 
-Files are written to a temporary name and renamed, so a crash never leaves a half-written file that
+Files are written to a temporary name and renamed (``grounding.atomic``), so a crash never leaves a half-written file that
 a resumed run would take as done. ``manifest.jsonl`` gets one JSON line per finished item, appended in
 a single write after its features are on disk: the record of what a run did, and (with the feature
 file) what a resumed run skips. A later line for the same id replaces an earlier one.
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding.atomic import write_atomic
 from grounding.errors import GroundingError
 from grounding.registry import Registry
 
@@ -60,11 +61,8 @@ class _FileWriter(FeatureWriter):
         return (self.out_dir / self.location(key)).is_file()
 
     def write(self, key: str, features: np.ndarray, **extra: np.ndarray) -> None:
-        path = self.out_dir / self.location(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
-            self._dump(fh, np.ascontiguousarray(features, dtype=np.float32), extra)
-        os.replace(tmp, path)
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        write_atomic(self.out_dir / self.location(key), lambda fh: self._dump(fh, features, extra))
 
     def _dump(self, fh: Any, features: np.ndarray, extra: dict[str, np.ndarray]) -> None:
         raise NotImplementedError

@@ -15,12 +15,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from grounding.backbones.transforms import CLIP_MEAN, CLIP_STD, FramePreprocess
 from grounding.device import select_device
 from grounding.extract import synthetic
 from grounding.extract.inputs import VIDEO_EXTENSIONS, VideoJob, list_videos
 from grounding.extract.pipeline import ExtractConfig, decode_loader, extract_videos
 from grounding.extract.sampling import ClipSampling
-from grounding.extract.transforms import CLIP_MEAN, CLIP_STD, FramePreprocess
 from grounding.timing import PeakMemory, Stopwatch
 
 # name -> save_random_clip arguments

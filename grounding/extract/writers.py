@@ -1,19 +1,17 @@
-"""Writing features in the formats ``grounding.data.features`` reads, plus the run's manifest.
+"""Writing features in the formats ``grounding.data.features`` reads (the run's manifest: ``grounding.data.manifest``).
 
 - ``npy``:  ``<out>/<id>.npy``, ``(T, D)`` float32 (the default; what ``NpyFolderStore`` reads)
 - ``npz``:  ``<out>/<id>.npz`` with key ``features`` (and any extra arrays, e.g. ``pooled`` for text)
 - ``hdf5``: ``<out>/features.h5``, one dataset per id (``HDF5Store(path)`` with no sub-key)
 
 Files are written to a temporary name and renamed (``grounding.atomic``), so a crash never leaves a half-written file that
-a resumed run would take as done. ``manifest.jsonl`` gets one JSON line per finished item, appended in
-a single write after its features are on disk: the record of what a run did, and (with the feature
-file) what a resumed run skips. A later line for the same id replaces an earlier one.
+a resumed run would take as done. ``manifest.jsonl`` gets one JSON line per finished item, appended
+after its features are on disk: the record of what a run did, and (with the feature file) what a
+resumed run skips.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,6 @@ from grounding.atomic import write_atomic
 from grounding.errors import GroundingError
 from grounding.registry import Registry
 
-MANIFEST = "manifest.jsonl"
 HDF5_NAME = "features.h5"
 
 
@@ -119,32 +116,3 @@ class HDF5Writer(FeatureWriter):
 
 def make_writer(fmt: str, out_dir: str | Path) -> FeatureWriter:
     return FEATURE_WRITERS.get(fmt)(out_dir)
-
-
-def append_manifest(out_dir: str | Path, record: dict[str, Any]) -> None:
-    """Append one line with a single ``write`` call, so that shards sharing a folder never interleave."""
-    line = (json.dumps(record) + "\n").encode()
-    fd = os.open(Path(out_dir) / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-
-
-def read_manifest(out_dir: str | Path, key: str = "vid") -> dict[str, dict[str, Any]]:
-    """The manifest's records by ``key`` (the last line wins); empty if there is no manifest yet.
-
-    A line cut short by a crash is skipped (its item is then redone)."""
-    path = Path(out_dir) / MANIFEST
-    records: dict[str, dict[str, Any]] = {}
-    if not path.is_file():
-        return records
-    with path.open() as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and key in record:
-                records[str(record[key])] = record
-    return records

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import re
 import resource
@@ -98,7 +100,9 @@ class PeakMemory:
       at exit: ``scope`` ``section``. Where that fails (another system, a read-only ``/proc``) the
       figure is the peak since the process started (``getrusage``), ``scope`` ``process``.
       ``added_mb`` is the peak minus the resident set at entry: the most the block itself held at
-      once, which does not depend on what ran before it (None when the scope is the process).
+      once (None when the scope is the process). Memory an earlier block freed stays resident in the
+      C allocator and would be reused without growing the resident set, hiding the block's own
+      use; so at entry the block first hands it back to the system (glibc's ``malloc_trim``).
     """
 
     def __init__(self, device: torch.device | str | None = None) -> None:
@@ -118,6 +122,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._start_mb = torch.cuda.memory_allocated(self.device) / MB
         else:
+            _release_free_memory()
             self.scope = "section" if _reset_peak_rss() else "process"
             self._start_mb = current_rss_mb()
         return self
@@ -138,6 +143,15 @@ class PeakMemory:
 
 
 _STATUS = Path("/proc/self/status")
+
+
+def _release_free_memory() -> None:
+    """Collect Python garbage and return the C heap's free pages to the system (glibc only)."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the resident set may include freed memory
+        pass
 
 
 def _reset_peak_rss() -> bool:

@@ -75,6 +75,27 @@ def test_peak_memory_on_the_cpu_is_each_sections_own():
     assert report["memory_added_mb"] >= 60 and report["peak_memory_mb"] == round(big.peak_mb, 1)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a per-section peak needs Linux's clear_refs")
+def test_peak_memory_counts_a_section_that_reuses_what_an_earlier_one_freed():
+    """Freed heap memory stays resident; reused, it would not grow the resident set, and a section
+    allocating as much as the one before it would report nothing added."""
+    kept = []
+
+    def allocate():
+        chunks = []
+        for _ in range(200):  # 80 MB in 400 KB pieces from the C heap, each followed by a small survivor
+            chunks.append(torch.ones(100_000))
+            kept.append(np.ones(64))  # which pins the heap: the free pieces are holes, not its top
+        del chunks
+
+    block = torch.ones(2**20)  # a freed 4 MB block raises glibc's mmap threshold: 400 KB pieces come from the heap
+    del block
+    allocate()
+    with PeakMemory("cpu") as again:
+        allocate()
+    assert again.added_mb >= 60
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
 def test_each_benchmark_shape_is_its_config(shape):
     """A shape that drifts from its config would time another model than the one trained."""

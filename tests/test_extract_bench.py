@@ -15,3 +15,4 @@ def test_benchmark_reports_videos_and_clips_per_second(tmp_path):
     for row in rows:
         assert (row.videos, row.clips) == (2, 6) and row.seconds > 0
         assert "videos/s" in row.line() and "clips/s" in row.line()
+        assert row.peak_memory_mb > 50 and "MB" in row.line()  # this process's resident set, in MB

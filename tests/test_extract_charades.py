@@ -23,8 +23,8 @@ def clip_model(tmp_path_factory):
 
 @pytest.mark.parametrize(("clip_len", "rule", "clips"), [(1.0, "ceil", 31), (1.0, "floor", 30), (2.0, "ceil", 16)])
 def test_charades_sample_extracts_to_the_expected_clip_count(clip_model, tmp_path, clip_len, rule, clips):
+    from grounding.data.manifest import read_manifest
     from grounding.extract.pipeline import ExtractConfig, extract_videos
-    from grounding.extract.writers import read_manifest
 
     listing = tmp_path / "videos.txt"
     listing.write_text(f"{SAMPLE}\n")

@@ -18,11 +18,11 @@ pytest.importorskip("decord")
 pytest.importorskip("imageio_ffmpeg")
 
 from grounding.data.features import HDF5Store, NpyFolderStore, NpzFolderStore  # noqa: E402
+from grounding.data.manifest import read_manifest  # noqa: E402
 from grounding.errors import GroundingError  # noqa: E402
 from grounding.extract import synthetic  # noqa: E402
 from grounding.extract.pipeline import ExtractConfig, extract_videos  # noqa: E402
 from grounding.extract.queries import TextExtractConfig, extract_text  # noqa: E402
-from grounding.extract.writers import read_manifest  # noqa: E402
 from tests import fakes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,11 +9,11 @@ import torch
 pytest.importorskip("decord")
 pytest.importorskip("imageio_ffmpeg")
 
+from grounding.backbones.transforms import FramePreprocess  # noqa: E402
 from grounding.errors import GroundingError  # noqa: E402
 from grounding.extract import synthetic  # noqa: E402
 from grounding.extract.inputs import list_videos, parse_shard, take_shard  # noqa: E402
 from grounding.extract.sampling import ClipSampling, frame_indices  # noqa: E402
-from grounding.extract.transforms import FramePreprocess  # noqa: E402
 from grounding.extract.video_io import VideoReader, VideoReadError  # noqa: E402
 from tests import fakes  # noqa: E402
 

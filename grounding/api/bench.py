@@ -4,30 +4,25 @@
   on one 30 s video already encoded (15 two-second clips), for 1 and 100 queries;
 - end to end from a file: decode + a CLIP ViT-B/32-sized random image tower + ground, per video minute;
 - a 2-hour video's features (3600 clips of 2 s): ground one query, time and peak RSS.
-Random weights: the cost of a forward pass does not depend on what the weights are.
+Random weights: the cost of a forward pass does not depend on what the weights are. Timing and
+memory: ``grounding.timing``.
 """
 
 from __future__ import annotations
 
-import resource
-import statistics
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from grounding.timing import PeakMemory, Stopwatch, in_ms, time_calls
 
-def _median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+
+def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
+    return in_ms(time_calls(fn, repeat, warmup=1))["median"]
 
 
 def default_grounder(folder: Path, backbone_dir: Path | None = None, clip_len: float = 2.0):
@@ -67,28 +62,27 @@ def bench_end_to_end(minutes: float = 1.0) -> dict[str, Any]:
         g = default_grounder(tmp_path)
         video_path = make_video(tmp_path / "video.mp4", int(minutes * 60 * 30), fps=30, size=(480, 270))
         g.encode_video(video_path)  # warm-up (model load)
-        start = time.perf_counter()
-        video = g.encode_video(video_path)
-        encoded = time.perf_counter()
-        g.predict("a person opens the door", video)
-        done = time.perf_counter()
-    return {"e2e_video_minutes": minutes, "e2e_decode_encode_s_per_video_minute": round((encoded - start) / minutes, 2),
-            "e2e_ground_ms": round((done - encoded) * 1000, 1),
-            "e2e_total_s_per_video_minute": round((done - start) / minutes, 2)}
+        with Stopwatch() as encode:
+            video = g.encode_video(video_path)
+        with Stopwatch() as ground:
+            g.predict("a person opens the door", video)
+    return {"e2e_video_minutes": minutes, "e2e_decode_encode_s_per_video_minute": round(encode.seconds / minutes, 2),
+            "e2e_ground_ms": round(ground.seconds * 1000, 1),
+            "e2e_total_s_per_video_minute": round((encode.seconds + ground.seconds) / minutes, 2)}
 
 
 def bench_two_hours() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         g = default_grounder(Path(tmp))
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        feats = np.random.default_rng(0).normal(size=(3600, 512)).astype(np.float32)
-        video = g.video_from_features(feats, 7200.0, provenance=g.feature_recipe())
-        start = time.perf_counter()
-        pred = g.predict("a person opens the door", video)
-        seconds = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"two_hours_ground_s": round(seconds, 2), "two_hours_windows": len(video.cache[next(iter(video.cache))]["ranges"]),
-            "two_hours_peak_rss_mb": round(peak), "rss_before_mb": round(before),
+        with PeakMemory("cpu") as memory:
+            feats = np.random.default_rng(0).normal(size=(3600, 512)).astype(np.float32)
+            video = g.video_from_features(feats, 7200.0, provenance=g.feature_recipe())
+            with Stopwatch() as watch:
+                pred = g.predict("a person opens the door", video)
+    before = None if memory.added_mb is None else round(memory.peak_mb - memory.added_mb)
+    return {"two_hours_ground_s": round(watch.seconds, 2),
+            "two_hours_windows": len(video.cache[next(iter(video.cache))]["ranges"]),
+            "two_hours_peak_rss_mb": round(memory.peak_mb), "rss_before_mb": before,
             "two_hours_top_window": pred["pred_relevant_windows"][0]}
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from grounding.backbones import Backbone
 from grounding.errors import GroundingError
-from grounding.extract.backbones import Backbone
 from grounding.extract.pipeline import encode_video as encode_clips
 from grounding.extract.sampling import ClipSampling, frame_indices
 from grounding.extract.video_io import VideoReader, VideoReadError

@@ -1,6 +1,7 @@
-"""What ``tools/ground.py`` does, as functions: read the queries, list the videos, ground every pair,
-then print a table and write the JSON and HTML outputs. All inputs are checked and every video is
-grounded before anything is written, so a bad input leaves no half-written output."""
+"""What ``tools/ground.py`` does, as functions: list the videos, ground every pair (the queries come from
+``grounding.data.records.queries_from_args``), then print a table and write the JSON and HTML outputs.
+All inputs are checked and every video is grounded before anything is written, so a bad input leaves
+no half-written output."""
 
 from __future__ import annotations
 
@@ -10,36 +11,6 @@ from typing import Any
 
 from grounding.errors import GroundingError
 from grounding.extract.inputs import VIDEO_EXTENSIONS
-
-
-def read_queries(query: str | None, queries_file: str | Path | None) -> list[dict[str, Any]]:
-    """``[{"qid", "query"}]`` from ``--query`` or a file: JSONL records with ``query`` (and ``qid``), or
-    one sentence per line."""
-    if query is not None:
-        if not query.strip():
-            raise GroundingError("--query is empty; describe the moment in words, e.g. --query 'a person opens the door'")
-        return [{"qid": 0, "query": query.strip()}]
-    path = Path(str(queries_file))
-    if not path.is_file():
-        raise GroundingError(f"--queries {path} does not exist; pass a text file (one query per line) or a .jsonl")
-    out: list[dict[str, Any]] = []
-    for line_no, line in enumerate(path.read_text(encoding="utf8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                obj = json.loads(line)
-                text = obj["query"]
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise GroundingError(f"{path}:{line_no}: not a JSON record with a 'query' field") from err
-            if not isinstance(text, str) or not text.strip():
-                raise GroundingError(f"{path}:{line_no}: the query is empty")
-            out.append({"qid": obj.get("qid", len(out)), "query": text.strip()})
-        else:
-            out.append({"qid": len(out), "query": line.strip()})
-    if not out:
-        raise GroundingError(f"--queries {path} holds no query")
-    return out
 
 
 def list_video_files(source: str | Path) -> list[Path]:

@@ -79,7 +79,7 @@ class Grounder:
 
     def _get_backbone(self):
         if self._backbone is None:
-            from grounding.extract.backbones import build_backbone
+            from grounding.backbones import build_backbone
 
             recipe = self.feature_recipe()
             if not Path(str(recipe["model"])).is_dir():

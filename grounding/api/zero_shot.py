@@ -64,7 +64,7 @@ class ZeroShotGrounder:
     """Same interface as ``Grounder`` (``encode_video``, ``predict``), backed by a local CLIP folder."""
 
     def __init__(self, clip_model_dir: str | Path, device: str = "auto", clip_len: float = 2.0, tau: float = 0.5) -> None:
-        from grounding.extract.backbones.base import load_config, require_model_dir
+        from grounding.backbones.base import load_config, require_model_dir
 
         self.model_dir = require_model_dir(clip_model_dir, "the zero-shot CLIP folder")
         config = load_config(self.model_dir)
@@ -92,8 +92,8 @@ class ZeroShotGrounder:
         if self._backbone is None:
             from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
-            from grounding.extract.backbones import build_backbone
-            from grounding.extract.backbones.base import load_weights
+            from grounding.backbones import build_backbone
+            from grounding.backbones.base import load_weights
 
             self._backbone = build_backbone("clip", self.model_dir, 1).to(self.device).eval()
             text_config = self.config.text_config

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 
 from grounding.bench.harness import one_thread_on_cpu
 from grounding.errors import GroundingError
+from grounding.timing import time_calls
 
 HARNESS = ("grounding/bench/harness.py", "grounding/engine/benchmark.py")  # this layout, the one before it
 
@@ -114,17 +114,10 @@ def compare(versions: dict[str, dict[str, Callable[[], None]]], rounds: int, thr
             op()
     for _ in range(rounds):
         for name, ops in versions.items():
-            start = time.perf_counter()
-            ops["train"]()
-            samples[name]["train"].append(32 / (time.perf_counter() - start))
-            start = time.perf_counter()
-            ops["infer_batch"]()
-            samples[name]["infer"].append(128 / (time.perf_counter() - start))
+            samples[name]["train"].append(32 / time_calls(ops["train"], 1, warmup=0)[0])
+            samples[name]["infer"].append(128 / time_calls(ops["infer_batch"], 1, warmup=0)[0])
             with one_thread_on_cpu(torch.device("cpu")):
-                for _ in range(5):
-                    start = time.perf_counter()
-                    ops["infer_one"]()
-                    samples[name]["latency"].append((time.perf_counter() - start) * 1000)
+                samples[name]["latency"] += [t * 1000 for t in time_calls(ops["infer_one"], 5, warmup=0)]
     return {name: {"train_queries_per_s": {"median": statistics.median(s["train"]), "best": max(s["train"])},
                    "infer_queries_per_s": {"median": statistics.median(s["infer"]), "best": max(s["infer"])},
                    "latency_ms": {"median": statistics.median(s["latency"]), "best": min(s["latency"])}}

@@ -1,17 +1,16 @@
 """Speed measurements for ``tools/benchmark.py``: training, inference, data loading, metrics, extraction.
 
-Every measurement runs warm-up iterations first, then ``repeats`` timed runs, and reports the median
-and the spread (min..max). Inputs are synthetic tensors of each benchmark's real shape (feature dim,
+Every measurement runs warm-up iterations first, then ``repeats`` timed runs (``grounding.timing``),
+and reports the median and the spread (min..max), and the peak memory of its section: allocated
+tensors on a GPU, the process's resident set on the CPU (``grounding.timing.PeakMemory``). Inputs are synthetic tensors of each benchmark's real shape (feature dim,
 clip count, query length), so no dataset is needed. Models and losses come from the configs shipped
 with the package (``grounding.config.packaged_config``) and train with the trainer's own ``TrainStep``.
 """
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from grounding.engine.step import TrainStep, make_optimizer
 from grounding.losses import build_criterion
 from grounding.models import build_model
 from grounding.models.decoding import DecodeConfig, decode_output
+from grounding.timing import PeakMemory, Stopwatch, device_sync, in_ms, summarise, time_calls
 
 
 @dataclass(frozen=True)
@@ -44,23 +44,6 @@ SHAPES = [
     Shape("tacos", "tacos.yaml", 4096, 128, 10),
     Shape("qvhighlights", "qvhighlights.yaml", 2816, 75, 12),
 ]
-
-
-def timed(fn: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], None]) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def summarise(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def synthetic_batch(shape: Shape, batch: int, device: torch.device, vocab: int = 1000) -> Batch:
@@ -89,10 +72,6 @@ def model_and_loss(shape: Shape, model_name: str, device: torch.device, override
     return cfg, model, build_criterion(cfg.loss).to(device)
 
 
-def _sync(device: torch.device) -> Callable[[], None]:
-    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-
 def _autocast(device: torch.device):
     dtype = autocast_dtype(device)
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
@@ -117,24 +96,20 @@ def one_thread_on_cpu(device: torch.device) -> Iterator[None]:
 
 def bench_training(shape: Shape, model_name: str, device: torch.device, batch: int, steps: int, repeats: int,
                    overrides: list[str] = (), compile: bool = False) -> dict[str, Any]:
-    _, model, criterion = model_and_loss(shape, model_name, device, list(overrides))
-    forward = torch.compile(model) if compile else model
-    step = train_step_for(model, device)
-    data = synthetic_batch(shape, batch, device)
-    model.train()
+    with PeakMemory(device) as memory:
+        _, model, criterion = model_and_loss(shape, model_name, device, list(overrides))
+        forward = torch.compile(model) if compile else model
+        step = train_step_for(model, device)
+        data = synthetic_batch(shape, batch, device)
+        model.train()
 
-    def run():
-        for _ in range(steps):
-            step(lambda: criterion(forward(data), data))
+        def run():
+            for _ in range(steps):
+                step(lambda: criterion(forward(data), data))
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = timed(run, 2 if compile else 1, repeats, _sync(device))
+        times = time_calls(run, repeats, warmup=2 if compile else 1, sync=device_sync(device))
     qps = [batch * steps / t for t in times]
-    result = {"queries_per_s": summarise(qps), "batch": batch}
-    if device.type == "cuda":
-        result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return result
+    return {"queries_per_s": summarise(qps), "batch": batch, **memory.report()}
 
 
 def compile_for_inference(model: torch.nn.Module) -> Any:
@@ -153,24 +128,26 @@ def bench_inference(shape: Shape, model_name: str, device: torch.device, batch: 
 
     On the CPU the latency runs on one thread (``one_thread_on_cpu``). ``compile`` measures a frozen ``torch.compile`` forward instead.
     """
-    _, model, _ = model_and_loss(shape, model_name, device, [])
-    model.eval()
-    forward = compile_for_inference(model) if compile else model
-    decode_cfg = DecodeConfig()
-    # compiled graphs with frozen weights are built under no_grad; eager runs under inference_mode
-    grad_mode = torch.no_grad if compile else torch.inference_mode
+    sync = device_sync(device)
+    with PeakMemory(device) as memory:
+        _, model, _ = model_and_loss(shape, model_name, device, [])
+        model.eval()
+        forward = compile_for_inference(model) if compile else model
+        decode_cfg = DecodeConfig()
+        # compiled graphs with frozen weights are built under no_grad; eager runs under inference_mode
+        grad_mode = torch.no_grad if compile else torch.inference_mode
 
-    def infer(data: Batch):
-        with grad_mode(), _autocast(device):
-            out = forward(data)
-            decode_output(out, data.duration, decode_cfg)
+        def infer(data: Batch):
+            with grad_mode(), _autocast(device):
+                out = forward(data)
+                decode_output(out, data.duration, decode_cfg)
 
-    big, one = synthetic_batch(shape, batch, device), synthetic_batch(shape, 1, device)
-    throughput = [batch / t for t in timed(lambda: infer(big), 2, repeats, _sync(device))]
-    with one_thread_on_cpu(device):
-        latency = [t * 1000 for t in timed(lambda: infer(one), 10, max(repeats, 50), _sync(device))]
-    return {"queries_per_s": summarise(throughput), "latency_ms": summarise(latency), "batch": batch,
-            "compiled": compile}
+        big, one = synthetic_batch(shape, batch, device), synthetic_batch(shape, 1, device)
+        throughput = [batch / t for t in time_calls(lambda: infer(big), repeats, warmup=2, sync=sync)]
+        with one_thread_on_cpu(device):
+            latency = time_calls(lambda: infer(one), max(repeats, 50), warmup=10, sync=sync)
+    return {"queries_per_s": summarise(throughput), "latency_ms": in_ms(latency), "batch": batch,
+            "compiled": compile, **memory.report()}
 
 
 def bench_data_pipeline(shape: Shape, num_videos: int, queries_per_video: int, batch: int,
@@ -185,7 +162,8 @@ def bench_data_pipeline(shape: Shape, num_videos: int, queries_per_video: int, b
     from grounding.data.text import WordVocabulary
 
     rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
+    sync = device_sync(device)
+    with tempfile.TemporaryDirectory() as tmp, PeakMemory(device) as memory:
         native = max(shape.clips, 8)
         for v in range(num_videos):
             np.save(Path(tmp) / f"v{v}.npy", rng.normal(size=(native + v % 7, shape.video_dim)).astype(np.float32))
@@ -197,41 +175,40 @@ def bench_data_pipeline(shape: Shape, num_videos: int, queries_per_video: int, b
         loader = DataLoader(GroundingDataset(records, bank, vocab), batch_size=batch, shuffle=True, collate_fn=collate)
         passes = []
         for _ in range(2):
-            start = time.perf_counter()
-            for _ in loader:
-                pass
-            passes.append(len(records) / (time.perf_counter() - start))
+            with Stopwatch() as watch:
+                for _ in loader:
+                    pass
+            passes.append(len(records) / watch.seconds)
         from grounding.data.tensorized import TensorizedSplit
 
-        start = time.perf_counter()
-        fast = TensorizedSplit(GroundingDataset(records, bank, vocab), device)
-        build = time.perf_counter() - start
-        sync = _sync(torch.device(device))
-        start = time.perf_counter()
-        for epoch in range(3):
-            for _batch in fast.batches(batch, shuffle=True, seed=epoch):
-                pass
-        sync()
-        fast_qps = 3 * len(records) / (time.perf_counter() - start)
-    return {"cold_queries_per_s": passes[0], "warm_queries_per_s": passes[1], "tensorized_build_s": build,
-            "tensorized_queries_per_s": fast_qps}
+        with Stopwatch(sync) as build:
+            fast = TensorizedSplit(GroundingDataset(records, bank, vocab), device)
+        with Stopwatch(sync) as serve:
+            for epoch in range(3):
+                for _batch in fast.batches(batch, shuffle=True, seed=epoch):
+                    pass
+    return {"cold_queries_per_s": passes[0], "warm_queries_per_s": passes[1], "tensorized_build_s": build.seconds,
+            "tensorized_queries_per_s": 3 * len(records) / serve.seconds, **memory.report()}
 
 
 def bench_metrics(num_queries: int = 20000, repeats: int = 5) -> dict[str, Any]:
     from grounding.eval.metrics import recall_at_iou
 
-    rng = np.random.default_rng(0)
-    start = rng.uniform(0, 20, (num_queries, 5))
-    pred = np.stack([start, start + rng.uniform(1, 10, (num_queries, 5))], -1)
-    gt = np.stack([rng.uniform(0, 20, num_queries), rng.uniform(21, 30, num_queries)], -1)[:, None]
-    times = timed(lambda: recall_at_iou(pred, gt), 1, repeats, lambda: None)
-    return {"seconds": summarise(times), "queries": num_queries}
+    with PeakMemory() as memory:
+        rng = np.random.default_rng(0)
+        start = rng.uniform(0, 20, (num_queries, 5))
+        pred = np.stack([start, start + rng.uniform(1, 10, (num_queries, 5))], -1)
+        gt = np.stack([rng.uniform(0, 20, num_queries), rng.uniform(21, 30, num_queries)], -1)[:, None]
+        times = time_calls(lambda: recall_at_iou(pred, gt), repeats)
+    return {"ms": in_ms(times), "queries": num_queries, **memory.report()}
 
 
 def bench_extraction(device: str, num_videos: int = 2, seconds: float = 10.0) -> dict[str, Any]:
     from grounding.extract.bench import run_benchmark
 
-    rows = run_benchmark(["clip-b32"], num_videos=num_videos, seconds=seconds, device=device,
-                         num_workers=2 if device == "cpu" else 8)
+    with PeakMemory(device) as memory:  # this process: the model and writing, not the decoding workers
+        rows = run_benchmark(["clip-b32"], num_videos=num_videos, seconds=seconds, device=device,
+                             num_workers=2 if device == "cpu" else 8)
     row = rows[-1]
-    return {"clips_per_s": row.clips / row.seconds, "videos_per_s": row.videos / row.seconds, "videos": row.videos}
+    return {"clips_per_s": row.clips / row.seconds, "videos_per_s": row.videos / row.seconds, "videos": row.videos,
+            **memory.report()}

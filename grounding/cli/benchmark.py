@@ -2,7 +2,9 @@
 
     python tools/benchmark.py --device cpu [--shapes charades_sta ...] [--out bench.json] [--quick]
 
-Prints a Markdown table and writes the raw numbers as JSON (median and min..max over repeats).
+Prints a Markdown table and writes the raw numbers as JSON (median and min..max over repeats), with the
+peak memory of each section: allocated tensors on a GPU, the resident set on the CPU
+(``grounding.timing.PeakMemory``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 import platform
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -37,9 +40,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def memory_cell(result: dict) -> str:
+    """``peak (+added)`` MB of one section, ``-`` when it was not measured."""
+    if result.get("peak_memory_mb") is None:
+        return "-"
+    added = result.get("memory_added_mb")
+    return f"{result['peak_memory_mb']:.0f}" + ("" if added is None else f" (+{added:.0f})")
+
+
+def _sections(results: dict) -> Iterator[dict]:
+    for per_model in results.get("shapes", {}).values():
+        for name, r in per_model.items():
+            yield from ([r] if name == "data" else [r.get("train", {}), r.get("infer", {})])
+    yield from (results[k] for k in ("metrics", "extract") if k in results)
+
+
+def memory_note(results: dict) -> str:
+    """What the memory figures count (the first section that measured memory says)."""
+    measured = next((s for s in _sections(results) if s.get("memory_kind")), None)
+    if measured is None:
+        return ""
+    scope = ("its own peak" if measured.get("memory_scope") == "section"
+             else "the process's peak so far (this system cannot reset it)")
+    return (f"\nmemory: peak {measured['memory_kind']} in MB during each section ({scope}); "
+            "(+N): above what the process held when the section began")
+
+
 def table(results: dict) -> str:
-    lines = ["| shape | model | train q/s | infer q/s | latency ms | data cold/warm/tensorized q/s |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| shape | model | train q/s | infer q/s | latency ms | data cold/warm/tensorized q/s | "
+             "peak MB train / infer / data |",
+             "|---|---|---|---|---|---|---|"]
     for shape, per_model in results.get("shapes", {}).items():
         data = per_model.get("data", {})
         data_cell = "-"
@@ -52,19 +82,23 @@ def table(results: dict) -> str:
                 continue
             train = r.get("train", {}).get("queries_per_s", {})
             infer = r.get("infer", {})
+            memory = " / ".join(memory_cell(r.get(k, {})) for k in ("train", "infer")) + f" / {memory_cell(data)}"
             lines.append(
                 f"| {shape} | {model} | {train.get('median', float('nan')):.0f} "
                 f"({train.get('min', float('nan')):.0f}..{train.get('max', float('nan')):.0f}) | "
                 f"{infer.get('queries_per_s', {}).get('median', float('nan')):.0f} | "
-                f"{infer.get('latency_ms', {}).get('median', float('nan')):.1f} | {data_cell} |"
+                f"{infer.get('latency_ms', {}).get('median', float('nan')):.1f} | {data_cell} | {memory} |"
             )
     if "metrics" in results:
-        lines.append(f"\nmetrics (R@n, mIoU) on {results['metrics']['queries']} queries: "
-                     f"{results['metrics']['seconds']['median'] * 1000:.1f} ms")
+        m = results["metrics"]
+        lines.append(f"\nmetrics (R@n, mIoU) on {m['queries']} queries: {m['ms']['median']:.1f} ms, "
+                     f"peak MB {memory_cell(m)}")
     if "extract" in results:
         e = results["extract"]
-        lines.append(f"extraction, CLIP-B/32-sized: {e['clips_per_s']:.1f} clips/s, {e['videos_per_s']:.2f} videos/s")
-    return "\n".join(lines)
+        lines.append(f"extraction, CLIP-B/32-sized: {e['clips_per_s']:.1f} clips/s, {e['videos_per_s']:.2f} videos/s, "
+                     f"peak MB {memory_cell(e)} (decoding workers not counted)")
+    lines.append(memory_note(results))
+    return "\n".join(lines).rstrip()
 
 
 @exit_cleanly_on_user_errors

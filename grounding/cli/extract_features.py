@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from grounding.backbones import BACKBONES
 from grounding.errors import exit_cleanly_on_user_errors
-from grounding.extract.backbones import BACKBONES
 from grounding.extract.inputs import parse_shard
 from grounding.extract.pipeline import ExtractConfig, extract_videos
 from grounding.extract.queries import TextExtractConfig, extract_text

@@ -45,10 +45,11 @@ def parse_ground_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_cleanly_on_user_errors
 def main(argv: list[str] | None = None) -> int:
     from grounding.api import ground_run
+    from grounding.data.records import queries_from_args
 
     args = parse_ground_args(argv)
     ground_run.check_outputs([args.json, args.html], args.overwrite)
-    queries = ground_run.read_queries(args.query, args.queries)
+    queries = queries_from_args(args.query, args.queries)
     videos = ground_run.list_video_files(args.video)
     grounder = make_grounder(args.model, args.zero_shot, args.device, args.backbone_dir, args.clip_len)
     results = ground_run.ground_all(grounder, videos, queries, args.top_k)

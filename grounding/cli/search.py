@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", help="the query model (default: the one that built the index)")
     text = parser.add_mutually_exclusive_group(required=True)
     text.add_argument("--query", help="one sentence")
-    text.add_argument("--queries", help="native JSONL records (qid, query; other keys ignored)")
+    text.add_argument("--queries", help="JSONL records (qid, query; other keys ignored) or a text file, one query a line")
     parser.add_argument("--top-k", type=int, help="moments per query (default: search.top_k of the index, 100)")
     parser.add_argument("--rerank", type=int, help="videos localised by stage 2 (default 20; 0 = stage 1 only)")
     parser.add_argument("--out", help="predictions JSONL")
@@ -35,19 +35,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def read_queries(path: Path) -> list[tuple[object, str]]:
-    from grounding.data.records import iter_jsonl
-
-    items = []
-    for n, obj in iter_jsonl(path):
-        if not isinstance(obj, dict) or "query" not in obj:
-            raise GroundingError(f"{path}:{n}: a query line needs 'query' (and 'qid')")
-        items.append((obj.get("qid", n), str(obj["query"])))
-    if not items:
-        raise GroundingError(f"{path} holds no query")
-    return items
-
-
 @exit_cleanly_on_user_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -55,16 +42,16 @@ def main(argv: list[str] | None = None) -> int:
         raise GroundingError("--queries needs --out PRED.jsonl")
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise GroundingError(f"{args.out} exists; pass --overwrite to replace it")
-    from grounding.data.records import write_jsonl
+    from grounding.data.records import queries_from_args, write_jsonl
     from grounding.search.searcher import Searcher
 
-    items = read_queries(Path(args.queries)) if args.queries else [(0, args.query)]
+    items = queries_from_args(args.query, args.queries)
     searcher = Searcher.from_index(args.index, args.checkpoint, args.device)
     start, results = time.perf_counter(), []
     for first in range(0, len(items), args.batch_queries):
         chunk = items[first:first + args.batch_queries]
-        found = searcher.search([q for _, q in chunk], args.top_k, args.rerank)
-        results += [{"qid": qid, **r} for (qid, _), r in zip(chunk, found, strict=True)]
+        found = searcher.search([item["query"] for item in chunk], args.top_k, args.rerank)
+        results += [{"qid": item["qid"], **r} for item, r in zip(chunk, found, strict=True)]
     seconds = time.perf_counter() - start
     rerank = searcher.settings.rerank if args.rerank is None else args.rerank
     if args.out:

@@ -41,9 +41,13 @@ def _position(path: Path, vid: str, index: int) -> str:
     return f"{path}: video '{vid}', timestamp {index}"
 
 
-def read_durations(path: str | Path) -> dict[str, float]:
-    """Video durations from a Charades csv (columns ``id``, ``length``) or a ``{vid: {"duration": s}}`` JSON."""
-    path = _require_file(path, "durations file")
+def read_durations(path: str | Path, setting: str = "data.durations") -> dict[str, float]:
+    """Video durations from a Charades csv (columns ``id``, ``length``) or a ``{vid: {"duration": s}}`` /
+    ``{vid: seconds}`` JSON; ``setting`` names the option that gave ``path`` in the error messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise GroundingError(f"{setting} {path} does not exist; pass a csv with columns id,length (seconds, like "
+                             "Charades_v1_test.csv) or a JSON {vid: seconds}")
     if path.suffix.lower() == ".json":
         data = _load_json(path)
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from grounding.data.manifest import MANIFEST, read_manifest
 from grounding.errors import GroundingError
 
 KEYS = ("backbone", "model", "clip_len", "frames_per_clip", "clip_count", "feature_dim")
@@ -45,8 +46,6 @@ def manifest_provenance(folder: str | Path) -> dict[str, Any] | None:
 
     Videos extracted with different settings in one folder make the features inconsistent; that is
     an error rather than a guess."""
-    from grounding.extract.writers import read_manifest
-
     records = list(read_manifest(folder).values())
     if not records:
         return None
@@ -55,13 +54,13 @@ def manifest_provenance(folder: str | Path) -> dict[str, Any] | None:
         values = {str(r.get(field)) for r in records}
         if len(values) > 1:
             raise GroundingError(
-                f"{Path(folder) / 'manifest.jsonl'}: videos were extracted with different {field} values "
+                f"{Path(folder) / MANIFEST}: videos were extracted with different {field} values "
                 f"({sorted(values)}); re-extract them with one setting"
             )
         out[key] = records[0].get(field)
     durations = [float(r["duration"]) for r in records if r.get("duration") is not None]
     out["max_duration"] = max(durations) if durations else None
-    out["source"] = f"manifest {Path(folder) / 'manifest.jsonl'}"
+    out["source"] = f"manifest {Path(folder) / MANIFEST}"
     return out
 
 

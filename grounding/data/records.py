@@ -226,3 +226,38 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_native_jsonl(path: str | Path) -> list[MomentRecord]:
     return [MomentRecord.from_json(obj, f"{path}:{n}") for n, obj in iter_jsonl(path)]
+
+
+def read_queries(path: str | Path) -> list[dict[str, Any]]:
+    """``[{"qid", "query"}]`` from a file a user wrote: JSONL records with ``query`` (and ``qid``; other keys
+    ignored) when it ends in ``.jsonl``, else one sentence per line. A query without a ``qid`` gets its
+    0-based position, as in the annotation readers."""
+    path = Path(path)
+    if not path.is_file():
+        raise GroundingError(f"--queries {path} does not exist; pass a text file (one query per line) or a .jsonl "
+                             "of records with 'query'")
+    if path.suffix == ".jsonl":
+        items = []
+        for line_no, obj in iter_jsonl(path):
+            if not isinstance(obj, dict) or "query" not in obj:
+                raise GroundingError(f"{path}:{line_no}: not a JSON record with a 'query' field")
+            items.append((obj.get("qid"), _query_text(obj["query"], f"{path}:{line_no}: the query")))
+    else:
+        lines = path.read_text(encoding="utf8").splitlines()
+        items = [(None, line.strip()) for line in lines if line.strip()]
+    if not items:
+        raise GroundingError(f"--queries {path} holds no query")
+    return [{"qid": position if qid is None else qid, "query": text} for position, (qid, text) in enumerate(items)]
+
+
+def queries_from_args(query: str | None, queries_file: str | Path | None) -> list[dict[str, Any]]:
+    """The queries of a command line: ``--query TEXT`` (qid 0) or ``--queries FILE`` (``read_queries``)."""
+    if query is not None:
+        return [{"qid": 0, "query": _query_text(query, "--query")}]
+    return read_queries(str(queries_file))
+
+
+def _query_text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise GroundingError(f"{where} is empty; describe the moment in words, e.g. 'a person opens the door'")
+    return value.strip()

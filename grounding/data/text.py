@@ -193,7 +193,7 @@ class HFTextEncoder(TextInput):
                 f"text model folder {path} does not exist; set text.model to a local transformers folder "
                 "(models are never downloaded at run time)"
             )
-        from grounding.extract.backbones.text import TextEncoder
+        from grounding.backbones.text import TextEncoder
 
         self.encoder = TextEncoder(path).eval().to(device)
         self._cache: dict[str, np.ndarray] = {}

@@ -4,20 +4,24 @@ The videos are generated (``num_videos`` of ``seconds`` s each, ffmpeg's testsrc
 ``num_videos`` copies (links) of one real video, or an existing folder or list of videos. Each model is a randomly initialised transformers model of the named size
 (weights do not change the speed). Times cover the extraction loop (decoding in workers, the model,
 writing), not process start-up or model loading; a decode-only pass shows the decoding ceiling.
+Each row also gives the peak memory of its run in this process (``grounding.timing.PeakMemory``: the
+resident set on the CPU, allocated tensors on a GPU), which holds the model; the decoding workers are
+processes of their own and not counted.
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grounding.backbones.transforms import CLIP_MEAN, CLIP_STD, FramePreprocess
+from grounding.device import select_device
 from grounding.extract import synthetic
 from grounding.extract.inputs import VIDEO_EXTENSIONS, VideoJob, list_videos
 from grounding.extract.pipeline import ExtractConfig, decode_loader, extract_videos
 from grounding.extract.sampling import ClipSampling
-from grounding.extract.transforms import CLIP_MEAN, CLIP_STD, FramePreprocess
+from grounding.timing import PeakMemory, Stopwatch
 
 # name -> save_random_clip arguments
 MODELS = {
@@ -32,11 +36,13 @@ class BenchRow:
     videos: int
     clips: int
     seconds: float
+    peak_memory_mb: float | None = None
 
     def line(self) -> str:
+        memory = "" if self.peak_memory_mb is None else f"  peak {self.peak_memory_mb:6.0f} MB"
         return (
             f"{self.name:>12}  {self.videos:4d} videos  {self.clips:6d} clips  {self.seconds:7.2f} s  "
-            f"{self.videos / self.seconds:7.3f} videos/s  {self.clips / self.seconds:8.1f} clips/s"
+            f"{self.videos / self.seconds:7.3f} videos/s  {self.clips / self.seconds:8.1f} clips/s{memory}"
         )
 
 
@@ -59,9 +65,10 @@ def _make_videos(folder: Path, num_videos: int, seconds: float, fps: str, size: 
 
 def decode_only(jobs: list[VideoJob], sampling: ClipSampling, image_size: int, num_workers: int) -> BenchRow:
     preprocess = FramePreprocess(image_size, (image_size, image_size), CLIP_MEAN, CLIP_STD)
-    started = time.perf_counter()
-    clips = sum(item.clip_frames.shape[0] for item in decode_loader(jobs, sampling, preprocess, num_workers) if item.error is None)
-    return BenchRow(f"decode@{image_size}", len(jobs), clips, time.perf_counter() - started)
+    with PeakMemory() as memory, Stopwatch() as watch:
+        loader = decode_loader(jobs, sampling, preprocess, num_workers)
+        clips = sum(item.clip_frames.shape[0] for item in loader if item.error is None)
+    return BenchRow(f"decode@{image_size}", len(jobs), clips, watch.seconds, memory.peak_mb)
 
 
 def run_benchmark(
@@ -90,8 +97,9 @@ def run_benchmark(
                 frames_per_clip=frames_per_clip, batch_size=batch_size, num_workers=num_workers, device=device,
                 progress=False,
             )
-            summary = extract_videos(cfg)
+            with PeakMemory(select_device(device, setting="--device")) as memory:
+                summary = extract_videos(cfg)  # times its own loop: summary.seconds
             if summary.failures:
                 raise RuntimeError(f"benchmark videos failed: {summary.failures}")
-            rows.append(BenchRow(name, summary.done, summary.features, summary.seconds))
+            rows.append(BenchRow(name, summary.done, summary.features, summary.seconds, memory.peak_mb))
         return rows

@@ -21,14 +21,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from grounding.backbones import Backbone, build_backbone
+from grounding.backbones.transforms import FramePreprocess
+from grounding.data.manifest import append_manifest, read_manifest
 from grounding.errors import GroundingError
-from grounding.extract.backbones import Backbone, build_backbone
 from grounding.extract.inputs import VideoJob, list_videos, take_shard
 from grounding.extract.runtime import RunSummary, progress_bar, resolve_device
 from grounding.extract.sampling import ClipSampling, frame_indices
-from grounding.extract.transforms import FramePreprocess
 from grounding.extract.video_io import VideoInfo, VideoReader
-from grounding.extract.writers import append_manifest, make_writer, read_manifest
+from grounding.extract.writers import make_writer
 
 
 @dataclass

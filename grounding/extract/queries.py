@@ -12,12 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grounding.backbones import TextEncoder
 from grounding.data.annotations import read_annotations
+from grounding.data.manifest import append_manifest, read_manifest
 from grounding.errors import GroundingError
-from grounding.extract.backbones import TextEncoder
 from grounding.extract.inputs import take_shard
 from grounding.extract.runtime import RunSummary, progress_bar, resolve_device
-from grounding.extract.writers import NpzWriter, append_manifest, read_manifest
+from grounding.extract.writers import NpzWriter
 
 
 @dataclass

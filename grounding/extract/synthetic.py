@@ -95,7 +95,7 @@ def save_random_clip(
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from grounding.extract.transforms import CLIP_MEAN, CLIP_STD
+    from grounding.backbones.transforms import CLIP_MEAN, CLIP_STD
 
     folder = Path(folder)
     vision = dict(
@@ -125,7 +125,7 @@ def save_random_videomae(
     import torch
     from transformers import VideoMAEConfig, VideoMAEModel
 
-    from grounding.extract.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from grounding.backbones.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     folder = Path(folder)
     torch.manual_seed(seed)

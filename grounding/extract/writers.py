@@ -1,28 +1,26 @@
-"""Writing features in the formats ``grounding.data.features`` reads, plus the run's manifest.
+"""Writing features in the formats ``grounding.data.features`` reads (the run's manifest: ``grounding.data.manifest``).
 
 - ``npy``:  ``<out>/<id>.npy``, ``(T, D)`` float32 (the default; what ``NpyFolderStore`` reads)
 - ``npz``:  ``<out>/<id>.npz`` with key ``features`` (and any extra arrays, e.g. ``pooled`` for text)
 - ``hdf5``: ``<out>/features.h5``, one dataset per id (``HDF5Store(path)`` with no sub-key)
 
-Files are written to a temporary name and renamed, so a crash never leaves a half-written file that
-a resumed run would take as done. ``manifest.jsonl`` gets one JSON line per finished item, appended in
-a single write after its features are on disk: the record of what a run did, and (with the feature
-file) what a resumed run skips. A later line for the same id replaces an earlier one.
+Files are written to a temporary name and renamed (``grounding.atomic``), so a crash never leaves a half-written file that
+a resumed run would take as done. ``manifest.jsonl`` gets one JSON line per finished item, appended
+after its features are on disk: the record of what a run did, and (with the feature file) what a
+resumed run skips.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from grounding.atomic import write_atomic
 from grounding.errors import GroundingError
 from grounding.registry import Registry
 
-MANIFEST = "manifest.jsonl"
 HDF5_NAME = "features.h5"
 
 
@@ -60,11 +58,8 @@ class _FileWriter(FeatureWriter):
         return (self.out_dir / self.location(key)).is_file()
 
     def write(self, key: str, features: np.ndarray, **extra: np.ndarray) -> None:
-        path = self.out_dir / self.location(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
-            self._dump(fh, np.ascontiguousarray(features, dtype=np.float32), extra)
-        os.replace(tmp, path)
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        write_atomic(self.out_dir / self.location(key), lambda fh: self._dump(fh, features, extra))
 
     def _dump(self, fh: Any, features: np.ndarray, extra: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
@@ -121,32 +116,3 @@ class HDF5Writer(FeatureWriter):
 
 def make_writer(fmt: str, out_dir: str | Path) -> FeatureWriter:
     return FEATURE_WRITERS.get(fmt)(out_dir)
-
-
-def append_manifest(out_dir: str | Path, record: dict[str, Any]) -> None:
-    """Append one line with a single ``write`` call, so that shards sharing a folder never interleave."""
-    line = (json.dumps(record) + "\n").encode()
-    fd = os.open(Path(out_dir) / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-
-
-def read_manifest(out_dir: str | Path, key: str = "vid") -> dict[str, dict[str, Any]]:
-    """The manifest's records by ``key`` (the last line wins); empty if there is no manifest yet.
-
-    A line cut short by a crash is skipped (its item is then redone)."""
-    path = Path(out_dir) / MANIFEST
-    records: dict[str, dict[str, Any]] = {}
-    if not path.is_file():
-        return records
-    with path.open() as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and key in record:
-                records[str(record[key])] = record
-    return records

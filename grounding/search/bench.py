@@ -13,19 +13,19 @@ For each library size (videos; 26 proposal entries each, 128-d as the default CC
 
 Embeddings are synthetic (videos drawn around 2,000 topics, entries around their video), so FAISS lists
 are as uneven as with real data; the model has random weights (the cost of a forward pass does not
-depend on them).
+depend on them). Timing: ``grounding.timing``.
 """
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from grounding.timing import Stopwatch, percentile, summarise, time_calls
 
 ENTRIES, DIM, CLIPS, FEATURE_DIM = 26, 128, 32, 1024
 
@@ -68,8 +68,7 @@ class MemoryFeatures:
 
 
 def _percentiles(times: list[float]) -> tuple[float, float]:
-    ordered = sorted(times)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return summarise(times)["median"], percentile(times, 0.95)
 
 
 def video_side_throughput(model: Any, videos: int = 128) -> float:
@@ -77,11 +76,8 @@ def video_side_throughput(model: Any, videos: int = 128) -> float:
     from grounding.search.embed import Granularity
 
     feats = [np.random.default_rng(i).normal(size=(CLIPS, FEATURE_DIM)).astype(np.float32) for i in range(32)]
-    model.embed_videos(feats, [30.0] * 32, Granularity())  # warm-up
-    start = time.perf_counter()
-    for _ in range(videos // 32):
-        model.embed_videos(feats, [30.0] * 32, Granularity())
-    return videos / (time.perf_counter() - start)
+    times = time_calls(lambda: model.embed_videos(feats, [30.0] * 32, Granularity()), max(1, videos // 32))
+    return 32 * len(times) / sum(times)
 
 
 def bench_size(videos: int, folder: Path, model: Any, queries: int, kind: str, nprobe: int) -> dict[str, Any]:
@@ -90,8 +86,8 @@ def bench_size(videos: int, folder: Path, model: Any, queries: int, kind: str, n
 
     emb = synthetic_embeddings(videos)
     spans = np.stack([np.arange(ENTRIES), np.arange(ENTRIES) + 4], 1).astype(np.float32)
-    start = time.perf_counter()
-    with MomentIndex.writer(folder, create={"embed_dim": DIM, "index": {"kind": kind, "nprobe": nprobe}}) as index:
+    create = {"embed_dim": DIM, "index": {"kind": kind, "nprobe": nprobe}}
+    with Stopwatch() as build, MomentIndex.writer(folder, create=create) as index:
         mid = index.register_model(model.fingerprint, model.fingerprint, "embedded", str(model.path))
         for first in range(0, videos, 1000):
             n = min(1000, videos - first)
@@ -99,7 +95,6 @@ def bench_size(videos: int, folder: Path, model: Any, queries: int, kind: str, n
                       [spans] * n, mid)
             index.commit()
         built = index.finalize()
-    build_s = time.perf_counter() - start
     index = MomentIndex.open(folder)
     faiss_index = index.faiss()
     import faiss
@@ -119,18 +114,17 @@ def bench_size(videos: int, folder: Path, model: Any, queries: int, kind: str, n
     times1, times2 = [], []
     searcher.search(sentences[0], rerank=20)  # warm-up
     for i, sentence in enumerate(sentences):
-        start = time.perf_counter()
-        words = searcher.model.embed_queries([sentence])  # the query side of a real search...
-        del words
-        searcher.stage1(query_vectors[i:i + 1], 20, 100)  # ...then stage 1 on a vector with a true target
-        times1.append((time.perf_counter() - start) * 1000)
+        with Stopwatch() as stage1:
+            searcher.model.embed_queries([sentence])  # the query side of a real search...
+            searcher.stage1(query_vectors[i:i + 1], 20, 100)  # ...then stage 1 on a vector with a true target
+        times1.append(stage1.seconds * 1000)
         if i < max(20, queries // 4):
-            start = time.perf_counter()
-            searcher.search(sentence, rerank=20)
-            times2.append((time.perf_counter() - start) * 1000)
+            with Stopwatch() as both:
+                searcher.search(sentence, rerank=20)
+            times2.append(both.seconds * 1000)
     p50_1, p95_1 = _percentiles(times1)
     p50_2, p95_2 = _percentiles(times2)
-    return {"videos": videos, "entries": videos * ENTRIES, "index": built, "build_videos_per_s": round(videos / build_s),
+    return {"videos": videos, "entries": videos * ENTRIES, "index": built, "build_videos_per_s": round(videos / build.seconds),
             "stage1_p50_ms": round(p50_1, 2), "stage1_p95_ms": round(p95_1, 2), "stage12_p50_ms": round(p50_2, 1),
             "stage12_p95_ms": round(p95_2, 1), "memory_per_video_kb": round(memory / videos / 1024, 2),
             "top1_recall_vs_exact": round(recall, 3)}

@@ -8,8 +8,6 @@ later is the same call with new videos; ``remove_videos`` takes some out.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from grounding.data.annotations import read_durations
 from grounding.errors import GroundingError
 from grounding.search.embed import Granularity
 from grounding.search.index import MomentIndex
@@ -72,7 +71,7 @@ def folder_library(folder: Path, durations: Path | None, clip_seconds: float) ->
         raise GroundingError(f"{folder} holds no .npy or .npz feature files")
     fmt = "npy" if sum(p.suffix == ".npy" for p in files) >= len(files) / 2 else "npz"
     files = [p for p in files if p.suffix == f".{fmt}"]
-    known = read_durations(durations) if durations else {}
+    known = read_durations(durations, setting="--durations") if durations else {}
     videos = []
     for path in files:
         if path.stem in known:
@@ -84,19 +83,6 @@ def folder_library(folder: Path, durations: Path | None, clip_seconds: float) ->
             clips = None  # unreadable: the build skips and lists it
         videos.append(LibraryVideo(path.stem, float(clips or 1) * clip_seconds))
     return videos, fmt
-
-
-def read_durations(path: Path) -> dict[str, float]:
-    if not path.is_file():
-        raise GroundingError(f"--durations {path} does not exist")
-    if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        return {k: float(v["duration"] if isinstance(v, dict) else v) for k, v in data.items()}
-    with path.open() as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or "id" not in rows[0] or "length" not in rows[0]:
-        raise GroundingError(f"{path} needs the columns id,length (seconds), like Charades_v1_test.csv")
-    return {r["id"]: float(r["length"]) for r in rows}
 
 
 def build_index(model: SearchModel, out: str | Path, videos: Sequence[LibraryVideo], load: Callable[[str], np.ndarray],

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding.atomic import write_atomic_by_name
 from grounding.errors import GroundingError
 from grounding.search.store import (
     FORMAT,
@@ -278,9 +279,7 @@ class MomentIndex:
             faiss = import_faiss()
             index = self.faiss()
             name = f"faiss-{gen:06d}.index"
-            tmp = self.folder / f".{name}.tmp"
-            faiss.write_index(index, str(tmp))
-            tmp.replace(self.folder / name)
+            write_atomic_by_name(self.folder / name, lambda tmp: faiss.write_index(index, str(tmp)))
             self.manifest["faiss"] = {"file": name, "segments": list(self._faiss_segments),
                                       "kind": self.faiss_kind, "removed": len(self.removed)}
         self.manifest["generation"] = gen

@@ -19,15 +19,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from grounding.atomic import write_atomic
+from grounding.atomic import write_atomic, write_folder_atomic
 from grounding.errors import GroundingError
 
 FORMAT = "grounding-moment-index"
@@ -70,24 +68,16 @@ class Segment:
     @staticmethod
     def write(root: Path, name: str, ids: np.ndarray, emb: np.ndarray, video: np.ndarray, spans: np.ndarray,
               model: np.ndarray, videos: list[tuple[str, float, int]]) -> None:
-        """Write every file into a temporary folder, fsync, then rename it into place."""
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-        try:
+        """Write every file into a temporary folder, fsync, then rename it into place
+        (``grounding.atomic.write_folder_atomic``)."""
+
+        def fill(tmp: Path) -> None:
             for key, array, dtype in (("ids", ids, np.int64), ("emb", emb, np.float32), ("video", video, np.int32),
                                       ("spans", spans, np.float32), ("model", model, np.int16)):
-                with open(tmp / f"{key}.npy", "wb") as fh:
-                    np.save(fh, np.ascontiguousarray(array, dtype=dtype))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            with open(tmp / "videos.json", "w") as fh:
-                json.dump([list(v) for v in videos], fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, root / name)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                np.save(tmp / f"{key}.npy", np.ascontiguousarray(array, dtype=dtype))
+            (tmp / "videos.json").write_text(json.dumps([list(v) for v in videos]))
+
+        write_folder_atomic(root / name, fill)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
+from grounding.backbones.base import BACKBONES, Backbone, load_config, load_weights
+from grounding.backbones.transforms import CLIP_MEAN, CLIP_STD, FramePreprocess
 from grounding.errors import GroundingError
-from grounding.extract.backbones.base import BACKBONES, Backbone, load_config, load_weights
-from grounding.extract.transforms import CLIP_MEAN, CLIP_STD, FramePreprocess
 
 
 @BACKBONES.register("clip")

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from grounding.backbones.transforms import FramePreprocess
 from grounding.errors import GroundingError
-from grounding.extract.transforms import FramePreprocess
 from grounding.registry import Registry
 
 

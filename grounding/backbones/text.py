@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from grounding.extract.backbones.base import load_config, load_weights, require_model_dir
+from grounding.backbones.base import load_config, load_weights, require_model_dir
 
 
 class TextEncoder(nn.Module):

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from grounding.backbones.base import BACKBONES, Backbone, load_config, load_weights
+from grounding.backbones.transforms import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, FramePreprocess
 from grounding.errors import GroundingError
-from grounding.extract.backbones.base import BACKBONES, Backbone, load_config, load_weights
-from grounding.extract.transforms import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, FramePreprocess
 
 
 def _setting(config: Any, name: str) -> Any:

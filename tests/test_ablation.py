@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from grounding.bench.ablation import VARIANTS, ablation_table, prior_rows, run_ablation, variant_config
 from tests.conftest import REPO, tiny_overrides
 
@@ -24,6 +26,7 @@ def test_each_variant_changes_one_thing_and_single_stages_keep_the_loss_balance(
     assert baseline.model.name == "span_baseline" and baseline.model.dim == 32  # the user's overrides still apply
 
 
+@pytest.mark.slow
 def test_seeds_give_mean_and_spread_and_the_table_has_priors_and_sizes(tiny_synthetic, tmp_path):
     overrides = tiny_overrides(tiny_synthetic, **{"train.num_figures": 0})
     errors = run_ablation(CONFIG, tmp_path, overrides, ["full", "baseline"], seeds=[0, 1])

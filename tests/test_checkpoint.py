@@ -30,9 +30,10 @@ def test_a_truncated_checkpoint_is_one_clear_error(tmp_path):
 
 def _tiny_ccman():
     from grounding.models.ccman import CCMAN, CCMANConfig
+    from tests.conftest import TINY_MODEL
 
     torch.manual_seed(0)
-    return CCMAN(CCMANConfig(video_dim=8, dim=16, heads=2, word_dim=8, embed_dim=8), vocab_size=10).eval()
+    return CCMAN(CCMANConfig(video_dim=8, **TINY_MODEL), vocab_size=10).eval()
 
 
 def test_a_checkpoint_from_before_the_saliency_head_loads_and_falls_back_to_inside_scores(tmp_path):

@@ -53,11 +53,24 @@ def test_each_benchmark_shape_is_its_config(shape):
 
 
 
-def test_harness_reports_each_section_on_a_small_shape():
+def test_harness_reports_each_section_on_a_small_shape(monkeypatch):
+    from grounding.engine.step import TrainStep
+
     shape = bench.Shape("tiny", "charades_sta.yaml", video_dim=16, clips=8, words=5)
     cpu = torch.device("cpu")
-    train = bench.bench_training(shape, "ccman", cpu, batch=2, steps=1, repeats=2)
-    assert train["queries_per_s"]["min"] <= train["queries_per_s"]["median"] <= train["queries_per_s"]["max"]
+    clock, real_step = {"now": 0.0}, TrainStep.__call__
+    seconds = iter([5.0] * 2 + [0.1] * 2 + [0.2] * 2)  # per step: the warm-up run, then two timed repeats
+
+    def step_on_the_clock(self, *args, **kwargs):
+        clock["now"] += next(seconds)
+        return real_step(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(time, "perf_counter", lambda: clock["now"])
+        patch.setattr(TrainStep, "__call__", step_on_the_clock)
+        train = bench.bench_training(shape, "ccman", cpu, batch=2, steps=2, repeats=2)
+    # 2 steps of 2 queries per repeat, in 0.2 s and 0.4 s; the warm-up is not timed
+    assert train["queries_per_s"] == pytest.approx({"median": 15.0, "min": 10.0, "max": 20.0})
     infer = bench.bench_inference(shape, "span_baseline", cpu, batch=4, repeats=1)
     assert infer["latency_ms"]["median"] > 0 and infer["queries_per_s"]["median"] > 0
     data = bench.bench_data_pipeline(shape, num_videos=3, queries_per_video=2, batch=2)
@@ -78,10 +91,9 @@ def test_table_renders_every_measured_row():
     assert "20000 queries: 10.0 ms" in text
 
 
-def test_compare_speed_alternates_two_checkouts_in_one_process(tmp_path):
+def test_compare_speed_alternates_two_checkouts_in_one_process(tmp_path, monkeypatch):
+    import itertools
     from pathlib import Path
-
-    import pytest
 
     import grounding
     from grounding.bench.compare import compare, load_version
@@ -91,9 +103,34 @@ def test_compare_speed_alternates_two_checkouts_in_one_process(tmp_path):
     versions = {"a": load_version(repo, "charades_sta", "span_baseline", fused=False),
                 "b": load_version(repo, "charades_sta", "span_baseline", fused=True)}
     assert __import__("grounding") is grounding  # the caller's package is restored after each import
-    results = compare(versions, rounds=1, threads=1)
-    for name in ("a", "b"):
-        assert results[name]["latency_ms"]["best"] <= results[name]["latency_ms"]["median"]
-        assert results[name]["train_queries_per_s"]["median"] > 0
+    # each real operation runs once (the warm-up); then a fake clock moves by a known cost per call
+    # (version b is twice as slow)
+    clock, calls = {"now": 0.0}, []
+    costs = {"train": [0.1, 0.2], "infer_batch": [0.5], "infer_one": [0.001, 0.002, 0.003, 0.004, 0.005]}
+
+    def on_the_clock(name, op, seconds):
+        def run():
+            if name not in calls:
+                op()
+            calls.append(name)
+            clock["now"] += next(seconds)
+        return run
+
+    timed_versions = {v: {op: on_the_clock(f"{v}.{op}", fn, itertools.cycle([c * (1 + (v == "b")) for c in costs[op]]))
+                          for op, fn in ops.items()} for v, ops in versions.items()}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    results = compare(timed_versions, rounds=2, threads=1)
+    monkeypatch.undo()
+
+    def one_round(v):
+        return [f"{v}.train", f"{v}.infer_batch"] + [f"{v}.infer_one"] * 5
+
+    warmup = [f"{v}.{op}" for v in "ab" for op in costs]
+    assert calls == warmup + (one_round("a") + one_round("b")) * 2  # the versions alternate, round by round
+    assert results["a"]["train_queries_per_s"] == pytest.approx({"median": 240.0, "best": 320.0})
+    assert results["a"]["infer_queries_per_s"] == pytest.approx({"median": 256.0, "best": 256.0})
+    assert results["a"]["latency_ms"] == pytest.approx({"median": 3.0, "best": 1.0})
+    assert results["b"]["train_queries_per_s"] == pytest.approx({"median": 120.0, "best": 160.0})
+    assert results["b"]["latency_ms"] == pytest.approx({"median": 6.0, "best": 2.0})
     with pytest.raises(GroundingError, match="not a checkout"):
         load_version(tmp_path, "charades_sta", "ccman", fused=True)

@@ -1,4 +1,8 @@
-"""Shared fixtures: the ``../shared`` folder (skipped cleanly where absent) and a tiny synthetic benchmark."""
+"""Shared fixtures: the ``../shared`` folder (skipped cleanly where absent), a tiny synthetic benchmark and the
+one tiny config on it (``tiny_config``), and the guard that keeps trainings out of the fast lane.
+
+Two lanes: ``make test`` runs everything; ``make test-fast`` (``pytest -m "not slow"``) leaves out the tests
+marked ``slow``: those that train a model, run a study, or start a tool as a subprocess."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_DIR ?= work_dirs/demo
 DEMO_EPOCHS ?= 6
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test test-fast demo lint bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: install
 	$(PY) -m pytest
+
+# The unit lane: everything but the tests marked slow (trainings, tools run as subprocesses).
+test-fast: install
+	$(PY) -m pytest -m "not slow"
 
 demo: install
 	$(PY) tools/train_grounding.py --config configs/synthetic.yaml --work-dir $(DEMO_DIR) --overwrite \

@@ -1,4 +1,8 @@
-"""Shared fixtures: the ``../shared`` folder (skipped cleanly where absent) and a tiny synthetic benchmark."""
+"""Shared fixtures: the ``../shared`` folder (skipped cleanly where absent), a tiny synthetic benchmark and the
+one tiny config on it (``tiny_config``), and the guard that keeps trainings out of the fast lane.
+
+Two lanes: ``make test`` runs everything; ``make test-fast`` (``pytest -m "not slow"``) leaves out the tests
+marked ``slow``: those that train a model, run a study, or start a tool as a subprocess."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import DictConfig
 
 # Tiny test tensors run fastest on one thread, and it avoids oversubscribing small CI machines.
 torch.set_num_threads(1)
@@ -14,6 +19,19 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 ANNOTATIONS = SHARED / "annotations"
+
+
+# Fixtures that train a model: every test that uses one must be marked slow, so that `make test-fast`
+# (pytest -m "not slow") never pays for a training.
+TRAINING_FIXTURES = {"trained", "old", "study_dir", "failed_then_rerun"}
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [item.nodeid for item in items if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests train a model through a fixture but are not marked "
+                                f"@pytest.mark.slow: {', '.join(unmarked)}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -57,16 +75,32 @@ def tiny_qvh_synthetic(tmp_path_factory) -> Path:
     return root
 
 
+# The size of every tiny model in the tests (CCMAN, the span baseline, the compatibility study's dual encoder).
+TINY_MODEL = dict(dim=32, heads=2, word_dim=16, embed_dim=16)
+
+
 def tiny_overrides(root: Path, **extra: object) -> list[str]:
-    """Overrides that shrink configs/synthetic.yaml to the tiny benchmark and a small, fast model."""
+    """Overrides that shrink a synthetic config to the tiny benchmark at ``root`` and a small, fast model
+    (what a test passes to a tool's command line; ``tiny_config`` is the same as a loaded config)."""
     items = {
-        "data.root": str(root), "data.synthetic": None, "model.video_dim": 64, "model.dim": 32, "model.heads": 2,
-        "model.word_dim": 16, "model.embed_dim": 16, "data.num_clips": 16, "train.device": "cpu",
+        "data.root": str(root), "data.synthetic": None, "model.video_dim": TINY_SPEC["feature_dim"],
+        **{f"model.{key}": value for key, value in TINY_MODEL.items()}, "data.num_clips": 16, "train.device": "cpu",
         "train.batch_size": 16, "train.epochs": 1, "train.num_figures": 1,
         "train.num_threads": 1,  # tiny models run fastest on one thread, and a pinned count is reproducible
     }
     items.update(extra)
     return [f"{k}={'null' if v is None else v}" for k, v in items.items()]
+
+
+def tiny_config(root: Path, config: str = "synthetic", **extra: object) -> DictConfig:
+    """The tests' one tiny config: ``configs/<config>.yaml`` on the benchmark at ``root`` with ``tiny_overrides``.
+
+    ``synthetic`` is CCMAN, ``synthetic_baseline`` the span baseline, ``compat/synthetic`` the compatibility
+    study; ``extra`` overrides go last (``{"model.dim": 64}``).
+    """
+    from grounding.config import load_config
+
+    return load_config(REPO / "configs" / f"{config}.yaml", tiny_overrides(root, **extra))
 
 
 @pytest.fixture(scope="session")

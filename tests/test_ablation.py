@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from grounding.eval.results_table import to_markdown
 from grounding.studies.ablation import (
@@ -36,6 +37,7 @@ def test_each_variant_changes_one_thing_and_single_stages_keep_the_loss_balance(
     assert baseline.model.name == "span_baseline" and baseline.model.dim == 32  # the user's overrides still apply
 
 
+@pytest.mark.slow
 def test_seeds_give_mean_and_spread_and_the_table_has_priors_and_sizes(tiny_synthetic, tmp_path):
     overrides = tiny_overrides(tiny_synthetic, **{"train.num_figures": 0})
     errors = run_ablation(CONFIG, tmp_path, overrides, ["full", "baseline"], seeds=[0, 1])

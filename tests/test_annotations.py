@@ -157,6 +157,7 @@ def test_native_jsonl_round_trip(tmp_path):
     assert back[0].to_json() == records[0].to_json()
 
 
+@pytest.mark.slow
 def test_converter_cli_writes_native_jsonl_and_refuses_to_overwrite(tmp_path):
     ann, dur = tmp_path / "sta.txt", tmp_path / "d.json"
     ann.write_text("V1 0.0 3.0##a person sits.\nV2 2.0 40.0##someone runs.\n")

@@ -19,7 +19,7 @@ import pytest
 
 from grounding.data.annotations import read_charades_sta
 from grounding.data.records import write_jsonl
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, tiny_config, tiny_overrides
 from tools import convert_annotations, eval_grounding, run_ablations, train_compat, train_grounding
 
 CONFIG = str(REPO / "configs/synthetic.yaml")
@@ -69,18 +69,25 @@ def broken_root(tiny_synthetic, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def failed_then_rerun(broken_root, tmp_path_factory):
-    """A start that fails on bad evaluation features, then a plain rerun in the same work dir that drops them."""
+def failed_start(broken_root, tmp_path_factory):
+    """A start that fails on bad evaluation features, before its first training step."""
     work = tmp_path_factory.mktemp("failed") / "work"
     features_before = snapshot(broken_root / "features")
     failed = call(train_grounding.main, "--config", CONFIG, "--work-dir", work, "--no-progress",
                   *tiny_overrides(broken_root))
-    failed_log = (work / "train.log").read_text()
-    failed_files = sorted(p.name for p in work.iterdir())
+    assert snapshot(broken_root / "features") == features_before  # checking features never writes them
+    return work, failed, (work / "train.log").read_text(), sorted(p.name for p in work.iterdir())
+
+
+@pytest.fixture(scope="module")
+def failed_then_rerun(failed_start, broken_root):
+    """The failed start, then a plain rerun in the same work dir that drops the bad videos and trains."""
+    work = failed_start[0]
+    features_before = snapshot(broken_root / "features")
     rerun = call(train_grounding.main, "--config", CONFIG, "--work-dir", work, "--no-progress",
                  *tiny_overrides(broken_root, **{"data.bad_features": "drop"}))
-    assert snapshot(broken_root / "features") == features_before  # checking features never writes them
-    return work, failed, failed_log, failed_files, rerun
+    assert snapshot(broken_root / "features") == features_before
+    return (*failed_start, rerun)
 
 
 # ---------------------------------------------------------------- overrides
@@ -127,6 +134,7 @@ def test_every_tool_that_takes_overrides_rejects_a_typo(tiny_synthetic, tmp_path
 # ---------------------------------------------------------------- windows
 
 
+@pytest.mark.slow
 def test_window_past_the_end_is_dropped_and_named_in_the_training_log(failed_then_rerun, broken_root):
     work, *_ = failed_then_rerun
     log = (work / "train.log").read_text()
@@ -164,8 +172,8 @@ def test_converter_error_policy_suggests_its_own_flag(tmp_path):
 # ---------------------------------------------------------------- features
 
 
-def test_bad_evaluation_features_stop_the_run_before_the_first_step(failed_then_rerun):
-    work, (code, _, err), failed_log, failed_files, _ = failed_then_rerun
+def test_bad_evaluation_features_stop_the_run_before_the_first_step(failed_start):
+    work, (code, _, err), failed_log, failed_files = failed_start
     line = one_error_line(err)
     assert code == 2 and line.startswith("error: 2 of 80 videos of train, test have unusable features (")
     assert "features of 'SYNTE00001' contain NaN or inf" in line and "'SYNTE00002'" in line and "dim 32" in line
@@ -174,6 +182,7 @@ def test_bad_evaluation_features_stop_the_run_before_the_first_step(failed_then_
     assert failed_files == ["config.yaml", "train.log"]  # no checkpoint, no lost epoch
 
 
+@pytest.mark.slow
 def test_bad_features_drop_policy_trains_without_those_videos(failed_then_rerun, tiny_synthetic):
     work, *_, (code, stdout, err) = failed_then_rerun
     assert code == 0, err
@@ -186,19 +195,16 @@ def test_bad_features_drop_policy_trains_without_those_videos(failed_then_rerun,
 
 
 def test_a_rerun_reads_no_features_again(tiny_synthetic, tmp_path):
-    from grounding.config import load_config
     from grounding.data.build import DataBundle
     from grounding.data.validate import check_features
 
-    cfg = load_config(CONFIG, tiny_overrides(tiny_synthetic))
-    first = DataBundle(cfg)
+    first = DataBundle(tiny_config(tiny_synthetic))
     first.validate(["train", "test"])
     vids = [r.vid for r in first.records("test")]
     assert check_features(first.bank, vids).read == 0  # every verdict came from the cache
     copy = tmp_path / "data"
     shutil.copytree(tiny_synthetic, copy)
-    cfg = load_config(CONFIG, tiny_overrides(copy))
-    bank = DataBundle(cfg).bank
+    bank = DataBundle(tiny_config(copy)).bank
     assert check_features(bank, vids).read == len(set(vids))  # another store: checked afresh
     path = copy / "features" / f"{vids[0]}.npy"
     np.save(path, np.load(path) * np.inf)
@@ -217,6 +223,7 @@ def test_resume_without_a_checkpoint_says_to_rerun_plainly(tmp_path, tiny_synthe
         "new run (nothing to continue: no epoch was completed)")
 
 
+@pytest.mark.slow
 def test_resume_and_overwrite_together_are_refused(failed_then_rerun, tiny_synthetic):
     work = failed_then_rerun[0]
     before = snapshot(work)
@@ -262,6 +269,7 @@ def test_reversed_predicted_window_is_refused_with_its_line(tmp_path):
         "write each window as [start, end, score] with start <= end")
 
 
+@pytest.mark.slow
 def test_checkpoint_mode_with_a_misspelt_split_names_the_splits(failed_then_rerun, tmp_path):
     work = failed_then_rerun[0]
     out = tmp_path / "p.jsonl"
@@ -273,6 +281,7 @@ def test_checkpoint_mode_with_a_misspelt_split_names_the_splits(failed_then_reru
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_mode_without_ground_truth_writes_predictions_and_scores_nothing(failed_then_rerun, tiny_synthetic,
                                                                                    tmp_path):
     work = failed_then_rerun[0]
@@ -314,6 +323,7 @@ def test_a_crash_is_recorded_in_train_log(tiny_synthetic, tmp_path, monkeypatch)
     assert "crashed: RuntimeError: boom" in log and "Traceback" in log
 
 
+@pytest.mark.slow
 def test_as_a_command_a_typo_is_one_line_on_stderr_and_exit_2(tiny_synthetic, tmp_path):
     import os
     import subprocess

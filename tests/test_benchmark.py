@@ -107,7 +107,8 @@ def test_each_benchmark_shape_is_its_config(shape):
 
 
 
-def test_harness_reports_each_section_on_a_small_shape():
+def test_harness_reports_each_section_on_a_small_shape(monkeypatch):
+
     shape = bench.Shape("tiny", "charades_sta.yaml", video_dim=16, clips=8, words=5)
     cpu = torch.device("cpu")
     train = bench.bench_training(shape, "ccman", cpu, batch=2, steps=1, repeats=2)
@@ -139,10 +140,8 @@ def test_table_renders_every_measured_row():
     assert "peak resident set in MB during each section (its own peak)" in text
 
 
-def test_compare_speed_alternates_two_checkouts_in_one_process(tmp_path):
+def test_compare_speed_alternates_two_checkouts_in_one_process(tmp_path, monkeypatch):
     from pathlib import Path
-
-    import pytest
 
     import grounding
     from grounding.bench.compare import compare, load_version

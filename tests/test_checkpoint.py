@@ -5,13 +5,14 @@ import torch
 
 from grounding.errors import GroundingError
 from grounding.inference.checkpoint import SCHEMA_VERSION, Checkpoint, read_checkpoint, save_checkpoint
+from tests.conftest import TINY_MODEL
 
 
 def _tiny_ccman(**options):
     from grounding.models.ccman import CCMAN, CCMANConfig
 
     torch.manual_seed(0)
-    return CCMAN(CCMANConfig(video_dim=8, dim=16, heads=2, word_dim=8, embed_dim=8, **options), vocab_size=10).eval()
+    return CCMAN(CCMANConfig(video_dim=8, **TINY_MODEL, **options), vocab_size=10).eval()
 
 
 def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
@@ -66,8 +67,7 @@ def test_a_checkpoint_from_before_the_saliency_head_is_built_without_one(tmp_pat
     from grounding.inference.loading import build_model_from_checkpoint, text_input_of
 
     old = {k: v for k, v in _tiny_ccman().state_dict().items() if not k.startswith("saliency_head.")}
-    cfg = {"model": {"name": "ccman", "video_dim": 8, "dim": 16, "heads": 2, "word_dim": 8, "embed_dim": 8},
-           "text": {"input": "vocab"}}
+    cfg = {"model": {"name": "ccman", "video_dim": 8, **TINY_MODEL}, "text": {"input": "vocab"}}
     torch.save({"model": old, "config": cfg, "text": {"words": [f"w{i}" for i in range(10)]}}, tmp_path / "old.pt")
     ckpt = read_checkpoint(tmp_path / "old.pt")
     model = build_model_from_checkpoint(ckpt, text_input_of(ckpt), tmp_path / "old.pt")

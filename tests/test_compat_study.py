@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_overrides
 
 from grounding.cli import train_compat
 from grounding.config import load_config
@@ -18,6 +17,7 @@ from grounding.studies.compat_report import CURVE_COLUMNS, RESULT_COLUMNS
 from grounding.studies.dual_encoder import DualEncoder, build_dual_encoder, embed_split
 from grounding.studies.moment_split import build_moment_split
 from grounding.studies.protocol import OldModelPlan, StudySummary, Table
+from tests.conftest import TINY_MODEL, tiny_config, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,16 +25,18 @@ CONFIG = REPO / "configs" / "compat" / "synthetic.yaml"
 METHODS = ["independent", "l2", "bct", "ract", "unibct", "bict", "bict_joint"]
 
 
+# A tiny study: the tests' tiny model, 1 epoch per model, 2 backfill steps.
+TINY_STUDY = {
+    **{f"compat.model.{key}": value for key, value in TINY_MODEL.items()},
+    "compat.train.epochs": 1, "compat.train.batch_size": 32, "compat.old.train.epochs": 1,
+    "compat.adapter.epochs": 2, "compat.adapter.hidden": 16, "compat.backfill.steps": 2,
+    "compat.eval.every_epoch": False,
+}
+
+
 def compat_overrides(root: Path, **extra: object) -> list[str]:
-    """The tiny benchmark and a tiny study: 1 epoch per model, 2 backfill steps."""
-    items = {
-        "compat.model.dim": 32, "compat.model.embed_dim": 16, "compat.model.heads": 2, "compat.model.word_dim": 16,
-        "compat.train.epochs": 1, "compat.train.batch_size": 32, "compat.old.train.epochs": 1,
-        "compat.adapter.epochs": 2, "compat.adapter.hidden": 16, "compat.backfill.steps": 2,
-        "compat.eval.every_epoch": False,
-    }
-    items.update(extra)
-    return tiny_overrides(root) + [f"{k}={'null' if v is None else v}" for k, v in items.items()]
+    """The command line of a tiny study on the tiny benchmark."""
+    return tiny_overrides(root, **{**TINY_STUDY, **extra})
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def study_dir(tiny_synthetic, tmp_path_factory) -> Path:
 
 
 def test_moment_split_shares_moments_and_batches_whole_videos(tiny_synthetic):
-    cfg = load_config(CONFIG, tiny_overrides(tiny_synthetic))
+    cfg = tiny_config(tiny_synthetic, "compat/synthetic")
     data = DataBundle(cfg)
     records = data.records("train")
     split = build_moment_split(records + records[:3], data.bank, data.text)  # 3 queries repeated: same moments
@@ -68,7 +70,7 @@ def test_moment_split_shares_moments_and_batches_whole_videos(tiny_synthetic):
 
 
 def test_embedding_a_split_matches_embedding_each_moment_alone(tiny_synthetic):
-    cfg = load_config(CONFIG, compat_overrides(tiny_synthetic))
+    cfg = tiny_config(tiny_synthetic, "compat/synthetic", **TINY_STUDY)
     data = DataBundle(cfg)
     split = build_moment_split(data.records("test"), data.bank, data.text)
     model = build_dual_encoder(dict(cfg.compat.model), split, len(data.text)).eval()
@@ -81,6 +83,7 @@ def test_embedding_a_split_matches_embedding_each_moment_alone(tiny_synthetic):
         torch.testing.assert_close(emb.moments[m:m + 1], alone, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_study_writes_every_output(study_dir):
     for name in ("config.yaml", "train.log", "results.csv", "hot_refresh.csv", "hot_refresh.png", "hot_refresh.pdf",
                  "summary.md", "metrics.json", "checkpoints/old.pt", "checkpoints/new_bict.pt"):
@@ -109,6 +112,7 @@ def test_study_writes_every_output(study_dir):
     assert "correct items per query on average" in summary
 
 
+@pytest.mark.slow
 def test_study_refuses_to_overwrite_and_reuses_a_saved_old_model(study_dir, tiny_synthetic, tmp_path, capsys):
     args = ["--config", str(CONFIG), "--work-dir", str(study_dir), *compat_overrides(tiny_synthetic)]
     with pytest.raises(SystemExit) as exit_info:

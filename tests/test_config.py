@@ -102,12 +102,22 @@ def test_overrides_that_fit_the_config_are_accepted(tmp_path):
 def test_every_config_takes_the_ablation_variants(name):
     from grounding.studies.ablation import VARIANTS, variant_config
 
-    for variant in VARIANTS:
-        variant_config(REPO / "configs" / f"{name}.yaml", variant, ["train.warmup_epochs=0.5", "data.bad_features=drop"])
+    user = ["train.warmup_epochs=0.5", "data.bad_features=drop"]
+    configs = {variant: variant_config(REPO / "configs" / f"{name}.yaml", variant, user) for variant in VARIANTS}
+    for variant, cfg in configs.items():
+        assert cfg.train.warmup_epochs == 0.5 and cfg.data.bad_features == "drop", variant  # the user's overrides
+        for change in VARIANTS[variant]:  # and the variant's own
+            key = change.split("=")[0]
+            assert OmegaConf.select(cfg, key) == OmegaConf.select(OmegaConf.from_dotlist([change]), key), change
+        assert cfg.model.name == ("span_baseline" if variant == "baseline" else configs["full"].model.name), variant
 
 
 @pytest.mark.parametrize("name", ["synthetic", "synthetic_baseline", "compat/synthetic"])
-def test_synthetic_configs_take_the_test_overrides(name, tmp_path):
-    from tests.conftest import tiny_overrides
+def test_the_tiny_test_config_fits_the_tiny_benchmark(name, tiny_synthetic):
+    from grounding.data.build import DataBundle
+    from tests.conftest import tiny_config
 
-    load_config(REPO / "configs" / f"{name}.yaml", tiny_overrides(tmp_path))
+    cfg = tiny_config(tiny_synthetic, name)
+    assert cfg.model.name == ("span_baseline" if name == "synthetic_baseline" else "ccman")  # the config's own model
+    item = DataBundle(cfg).dataset("train")[0]  # refuses features of another dim than model.video_dim
+    assert tuple(item["video"].shape) == (16, cfg.model.video_dim)  # resampled to the tiny data.num_clips

@@ -1,12 +1,11 @@
 import pytest
 import torch
 
-from grounding.config import load_config
 from grounding.data.batch import window_to_clips
 from grounding.data.build import DataBundle
 from grounding.data.dataset import collate
 from grounding.errors import GroundingError
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import tiny_config
 
 
 @pytest.mark.parametrize("window,expected", [((0.0, 10.0), (0, 9)), ((2.5, 5.0), (2, 4)), ((3.0, 3.0), (3, 3)),
@@ -15,12 +14,12 @@ def test_window_to_clips(window, expected):
     assert window_to_clips(window, 10.0, 10) == expected
 
 
-def _bundle(root, *extra):
-    return DataBundle(load_config(REPO / "configs/synthetic.yaml", tiny_overrides(root) + list(extra)))
+def _bundle(root, **extra):
+    return DataBundle(tiny_config(root, **extra))
 
 
 def test_batches_are_padded_and_masked(tiny_synthetic):
-    bundle = _bundle(tiny_synthetic, "data.num_clips=null", "data.max_clips=100")
+    bundle = _bundle(tiny_synthetic, **{"data.num_clips": None, "data.max_clips": 100})
     dataset = bundle.dataset("train")
     items = [dataset[i] for i in range(8)]
     batch = collate(items)
@@ -66,12 +65,12 @@ def test_video_without_features_is_an_error_or_dropped(tiny_synthetic, tmp_path)
     victim.unlink()
     with pytest.raises(GroundingError, match=victim.stem):
         _bundle(root)
-    bundle = _bundle(root, "data.missing_features=drop")
+    bundle = _bundle(root, **{"data.missing_features": "drop"})
     assert all(r.vid != victim.stem for r in bundle.records("train"))
 
 
 def test_wrong_feature_dim_names_the_config_key(tiny_synthetic):
-    bundle = DataBundle(load_config(REPO / "configs/synthetic.yaml", tiny_overrides(tiny_synthetic, **{"model.video_dim": 1024})))
+    bundle = _bundle(tiny_synthetic, **{"model.video_dim": 1024})
     with pytest.raises(GroundingError, match="model.video_dim=64"):
         bundle.dataset("train")[0]
 

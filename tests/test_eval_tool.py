@@ -12,6 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "eval_grounding.py"
 
+pytestmark = pytest.mark.slow  # every test runs the tool as a subprocess
+
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 
-from grounding.config import load_config
+import pytest
+
 from grounding.data.annotations import read_annotations
 from grounding.engine.trainer import run_training
 from grounding.synthetic.shortcuts import highlight_baselines
-from tests.conftest import REPO
-
-CONFIG = REPO / "configs" / "synthetic_qvh.yaml"
+from tests.conftest import tiny_config
 
 
+@pytest.mark.slow
 def test_a_short_training_predicts_highlights_well_above_random_saliency(tmp_path):
     """About 40 s on one CPU thread: 80 training videos (~270 queries, a third with several windows)."""
     from grounding.synthetic import SyntheticSpec, write_synthetic
@@ -22,12 +22,10 @@ def test_a_short_training_predicts_highlights_well_above_random_saliency(tmp_pat
     data = tmp_path / "data"
     write_synthetic(data, SyntheticSpec(layout="qvhighlights", train_videos=80, test_videos=30, feature_dim=32,
                                         signal=0.6, seed=3), progress=False)
-    overrides = {
-        "data.root": data, "data.synthetic": "null", "model.video_dim": 32, "model.dim": 64,
-        "model.heads": 2, "model.word_dim": 32, "model.embed_dim": 16, "train.device": "cpu", "train.batch_size": 16,
-        "train.epochs": 10, "train.lr": 3e-3, "train.num_figures": 0, "train.num_threads": 1,
-    }
-    cfg = load_config(CONFIG, [f"{k}={v}" for k, v in overrides.items()])
+    cfg = tiny_config(data, "synthetic_qvh", **{
+        "data.num_clips": None,  # the layout's native 2 s clips (tiny_overrides resamples to 16)
+        "model.video_dim": 32, "model.dim": 64, "model.word_dim": 32, "train.epochs": 10, "train.lr": 3e-3,
+        "train.num_figures": 0})
     results = run_training(cfg, tmp_path / "run", progress=False)
     val = results["val"]
     assert "MR-full-mAP" in val["brief"] and "HL-min-VeryGood-Hit1" in val["brief"]  # the full official set

@@ -5,8 +5,9 @@ from grounding.data.batch import make_batch
 from grounding.losses import build_criterion
 from grounding.models.baseline import SpanBaseline, SpanBaselineConfig
 from grounding.models.ccman import CCMAN, CCMANConfig
+from tests.conftest import TINY_MODEL
 
-SMALL = dict(video_dim=12, dim=16, heads=2, word_dim=8, embed_dim=8, dropout=0.0, local_window=2)
+SMALL = dict(video_dim=12, **TINY_MODEL, dropout=0.0, local_window=2)
 LOSS = {"stage_weights": {"coarse": 0.5, "fine": 1.0}, "boundary_ce": {"weight": 1.0}, "span_l1": {"weight": 1.0},
         "span_iou": {"weight": 1.0}, "inside_bce": {"weight": 1.0}, "contrastive": {"weight": 0.5},
         "clip_alignment": {"weight": 0.5}, "attention_guidance": {"weight": 0.5}}
@@ -119,6 +120,7 @@ def test_no_focus_cuts_the_fine_stage_off_the_coarse_scores():
     assert model.coarse.heads.out.weight.grad is None or model.coarse.heads.out.weight.grad.abs().sum() == 0
 
 
+@pytest.mark.slow
 def test_ccman_overfits_a_tiny_batch():
     model = _model().train()
     criterion = build_criterion(LOSS)

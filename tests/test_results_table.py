@@ -63,6 +63,7 @@ def test_markdown_rounds_and_marks_missing(runs):
     assert lines[2] == f"| {runs[0]} | 50.12 | - |" and lines[3] == f"| {runs[1]} | - | 32.20 |"
 
 
+@pytest.mark.slow
 def test_tool_prints_markdown_or_writes_csv(runs, tmp_path):
     cmd = [sys.executable, str(REPO / "tools" / "collect_results.py"), "--work-dirs", *map(str, runs)]
     out = subprocess.run([*cmd, "--metrics", "R1@0.5"], capture_output=True, text=True, timeout=120)

@@ -10,9 +10,8 @@ import sys
 import pytest
 import torch
 
-from grounding.config import load_config
 from grounding.engine.step import TrainStep
-from tests.conftest import REPO, SHARED, tiny_overrides
+from tests.conftest import REPO, SHARED, TINY_MODEL, tiny_config
 
 
 @pytest.fixture
@@ -29,6 +28,7 @@ def step_calls(monkeypatch) -> list[str]:
     return calls
 
 
+@pytest.mark.slow
 def test_trainer_compat_study_and_benchmark_take_the_same_step(tiny_synthetic, tmp_path, step_calls):
     from grounding.bench import harness
     from grounding.data.build import DataBundle
@@ -37,17 +37,18 @@ def test_trainer_compat_study_and_benchmark_take_the_same_step(tiny_synthetic, t
     from grounding.studies.dual_encoder_training import TrainSettings, train_dual_encoder
     from grounding.studies.moment_split import build_moment_split
 
-    cfg = load_config(REPO / "configs/synthetic.yaml", tiny_overrides(tiny_synthetic, **{"train.num_figures": 0}))
+    cfg = tiny_config(tiny_synthetic, **{"train.num_figures": 0})
     run_training(cfg, tmp_path / "run", progress=False)
     data = DataBundle(cfg)
     split = build_moment_split(data.records("train")[:20], data.bank, data.text)
-    model = build_dual_encoder({"dim": 16, "embed_dim": 8, "heads": 2, "word_dim": 8}, split, len(data.text))
+    model = build_dual_encoder(TINY_MODEL, split, len(data.text))
     train_dual_encoder(model, split, TrainSettings(epochs=1, batch_size=8), torch.device("cpu"))
     shape = harness.Shape("tiny", "charades_sta.yaml", video_dim=8, clips=6, words=4)
     harness.bench_training(shape, "span_baseline", torch.device("cpu"), batch=2, steps=1, repeats=1)
     assert {"grounding.engine.trainer", "grounding.studies.dual_encoder_training", "grounding.bench.harness"} <= set(step_calls)
 
 
+@pytest.mark.slow
 def test_both_evaluation_modes_give_identical_qvhighlights_metrics(tmp_path):
     """Standalone (a predictions file, the CLI) and in-process (what training and checkpoint mode call)."""
     sample = SHARED / "eval-samples" / "qvhighlights" / "sample_val_preds.jsonl"
@@ -73,7 +74,7 @@ def test_single_window_metrics_carry_per_tag_subsets_in_both_modes(tiny_syntheti
     from grounding.data.records import write_jsonl
     from grounding.eval.evaluate import compute_metrics, evaluate
 
-    dataset = DataBundle(load_config(REPO / "configs/synthetic.yaml", tiny_overrides(tiny_synthetic))).dataset("test")
+    dataset = DataBundle(tiny_config(tiny_synthetic)).dataset("test")
     preds = [{"qid": r.qid, "pred_relevant_windows": [[r.windows[0][0], r.windows[0][1] + i % 3, 1.0]]}
              for i, r in enumerate(dataset.records)]
     write_jsonl(preds, tmp_path / "p.jsonl")

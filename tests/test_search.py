@@ -11,7 +11,6 @@ import torch
 from grounding.cli.build_index import main as build_main
 from grounding.cli.eval_grounding import main as eval_main
 from grounding.cli.search import main as search_main
-from grounding.config import load_config
 from grounding.data.build import DataBundle, build_feature_bank, load_split_records
 from grounding.data.records import write_jsonl
 from grounding.engine.trainer import run_training
@@ -22,13 +21,13 @@ from grounding.search.build import LibraryVideo, build_index
 from grounding.search.embed import Granularity
 from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, tiny_config, tiny_overrides
 
 SMALL = {"model.dim": 64, "model.word_dim": 32, "train.num_figures": 0}
 
 
 def cfg_for(root, **extra):
-    return load_config(REPO / "configs/synthetic.yaml", tiny_overrides(root, **{**SMALL, **extra}))
+    return tiny_config(root, **{**SMALL, **extra})
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +81,7 @@ def variant(src, dst, compatible: bool):
     return dst
 
 
+@pytest.mark.slow
 def test_stage_two_localises_what_stage_one_only_ranks(old, index, library, tmp_path):
     """With coarse entries (half and whole videos) stage 1 finds videos but no precise moment; stage 2
     must turn the same candidates into moments (and, with default entries, never lose the videos)."""
@@ -111,6 +111,7 @@ def test_stage_two_localises_what_stage_one_only_ranks(old, index, library, tmp_
     assert d12["VR-R5"] >= d1["VR-R5"] - 5 and d12["VCMR-R10@0.7"] >= d1["VCMR-R10@0.7"] - 5
 
 
+@pytest.mark.slow
 def test_cli_build_search_and_vcmr_eval(old, plain, library, tmp_path, capsys):
     _, records, _, _ = library
     out = tmp_path / "idx"
@@ -141,6 +142,7 @@ def test_cli_build_search_and_vcmr_eval(old, plain, library, tmp_path, capsys):
     (["--query", "   "], "is empty"),
     (["--query", "a person opens the door", "--top-k", "0"], "top_k must be"),
 ])
+@pytest.mark.slow
 def test_cli_bad_queries_exit_2(index, argv, message, capsys):
     with pytest.raises(SystemExit) as err:
         search_main(["--index", str(index), "--device", "cpu", *argv])
@@ -153,6 +155,7 @@ def test_cli_refuses_a_folder_that_is_not_an_index(tmp_path, capsys):
     assert err.value.code == 2 and "is not a moment index" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_another_models_queries_are_refused(old, index, tmp_path):
     from grounding.search.searcher import Searcher
 
@@ -163,6 +166,7 @@ def test_another_models_queries_are_refused(old, index, tmp_path):
     assert Searcher.from_index(index, compatible, device="cpu").search("a person opens the door", rerank=0)
 
 
+@pytest.mark.slow
 def test_backfill_keeps_a_mixed_index_answering_and_resumes(old, index, library, tmp_path, monkeypatch):
     import shutil
 
@@ -205,6 +209,7 @@ def test_backfill_keeps_a_mixed_index_answering_and_resumes(old, index, library,
         Searcher(mixed, SearchModel.load(old, "cpu"))
 
 
+@pytest.mark.slow
 def test_forward_adapter_moves_the_index_into_the_new_space(old, index, library, tmp_path):
     import shutil
 
@@ -229,6 +234,7 @@ def test_forward_adapter_moves_the_index_into_the_new_space(old, index, library,
 
 
 @pytest.mark.parametrize("method", ["l2", "bct", "ract", "unibct"])
+@pytest.mark.slow
 def test_compat_term_on_ccman(old, plain, method):
     from grounding.data.dataset import collate
     from grounding.losses.compat import CompatibilityLoss, LossContext
@@ -249,6 +255,7 @@ def test_compat_term_on_ccman(old, plain, method):
     assert loss.compatible_with() == [SearchModel.load(old, "cpu").fingerprint]
 
 
+@pytest.mark.slow
 def test_compat_training_writes_a_checkpoint_that_searches_the_old_index(old, index, plain, tmp_path):
     from grounding.search.searcher import Searcher
 
@@ -262,6 +269,7 @@ def test_compat_training_writes_a_checkpoint_that_searches_the_old_index(old, in
     assert Searcher(MomentIndex.open(index), new).search("a person opens the door", rerank=2)
 
 
+@pytest.mark.slow
 def test_ccman_compatibility_study_end_to_end(plain, tmp_path, capsys):
     """tools/train_compat.py compat.backbone=ccman: old + new CCMANs, VCMR self/cross/adapted/NFR, hot refresh."""
     from grounding.cli.train_compat import main as compat_main
@@ -282,6 +290,7 @@ def test_ccman_compatibility_study_end_to_end(plain, tmp_path, capsys):
     assert "hot refresh" in (work / "ccman_summary.md").read_text() and "| l2 |" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_indexes_a_feature_folder_skipping_bad_files(old, plain, library, tmp_path, capsys):
     _, _, bank, videos = library
     folder = tmp_path / "feats"

@@ -12,6 +12,8 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
+pytestmark = pytest.mark.slow  # a real browser process per module
+
 
 @pytest.fixture(scope="module")
 def browser():

@@ -200,20 +200,20 @@ def test_make_synthetic_prints_the_shortcut_audit(tmp_path, capsys):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_a_short_training_beats_every_video_free_predictor(tmp_path):
     """CCMAN must learn what no shortcut gives: ~20 s on one CPU thread (64-d features at signal 0.6 are
     about as hard per clip as the default 1024-d at 0.25: the per-clip SNR grows with sqrt(dim))."""
-    from grounding.config import load_config
     from grounding.engine.trainer import Trainer
     from grounding.synthetic.shortcuts import audit_charades_folder
-    from tests.conftest import REPO, tiny_overrides
+    from tests.conftest import tiny_config
 
     root = tmp_path / "data"
     write_synthetic(root, SyntheticSpec(train_videos=150, test_videos=60, feature_dim=64, signal=0.6, seed=3), progress=False)
     audit = audit_charades_folder(root)
     prior = max(audit[name]["all"] for name in ("fixed_window", "keyword_prior", "text_only"))
-    cfg = load_config(REPO / "configs/synthetic.yaml", tiny_overrides(root, **{
-        "train.epochs": 20, "train.lr": 3e-3, "model.dim": 64, "model.word_dim": 32, "train.num_figures": 0}))
+    cfg = tiny_config(root, **{
+        "train.epochs": 20, "train.lr": 3e-3, "model.dim": 64, "model.word_dim": 32, "train.num_figures": 0})
     metrics = Trainer(cfg, tmp_path / "work").fit()["test"]
     assert prior < 20
     assert metrics["R1@0.5"] >= prior + 8, (metrics["R1@0.5"], audit)

@@ -10,7 +10,7 @@ import torch
 from grounding.config import load_config
 from grounding.engine.trainer import Trainer
 from grounding.errors import GroundingError
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, tiny_config, tiny_overrides
 
 TRAIN = str(REPO / "tools/train_grounding.py")
 EVAL = str(REPO / "tools/eval_grounding.py")
@@ -29,6 +29,7 @@ def trained(tiny_synthetic, tmp_path_factory):
     return work, done
 
 
+@pytest.mark.slow
 def test_a_run_writes_every_promised_output(trained, tiny_synthetic):
     work, done = trained
     for name in ("config.yaml", "checkpoints/last.pt", "checkpoints/best.pt", "predictions_test.jsonl",
@@ -47,6 +48,7 @@ def test_a_run_writes_every_promised_output(trained, tiny_synthetic):
     assert saved.train.epochs == 2 and saved.model.dim == 32
 
 
+@pytest.mark.slow
 def test_tensorboard_has_losses_metrics_and_figures(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -60,6 +62,7 @@ def test_tensorboard_has_losses_metrics_and_figures(trained):
     assert [image.step for image in events.Images(tag)] == [2]
 
 
+@pytest.mark.slow
 def test_existing_work_dir_is_never_silently_overwritten(trained, tiny_synthetic):
     work, _ = trained
     before = (work / "metrics.json").read_text()
@@ -68,6 +71,7 @@ def test_existing_work_dir_is_never_silently_overwritten(trained, tiny_synthetic
     assert "Traceback" not in done.stderr and (work / "metrics.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_eval_tool_reproduces_the_final_metrics_from_the_checkpoint(trained, tmp_path):
     work, _ = trained
     out = tmp_path / "pred.jsonl"
@@ -82,9 +86,10 @@ def test_eval_tool_reproduces_the_final_metrics_from_the_checkpoint(trained, tmp
 
 
 def _cfg(root, **extra):
-    return load_config(REPO / "configs/synthetic.yaml", tiny_overrides(root, **extra))
+    return tiny_config(root, **extra)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_where_it_stopped(tiny_synthetic, tmp_path, monkeypatch):
     straight = Trainer(_cfg(tiny_synthetic, **{"train.epochs": 2}), tmp_path / "straight")
     straight.fit()
@@ -122,6 +127,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tiny_synthetic, tmp_path):
         Trainer(_cfg(tiny_synthetic), tmp_path / "empty", resume=True)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(tiny_synthetic, tmp_path):
     work = tmp_path / "ddp"
     done = _run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", TRAIN,

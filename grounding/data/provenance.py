@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from grounding.data.manifest import MANIFEST, read_manifest
+from grounding.data.settings import data_root
 from grounding.errors import GroundingError
 
 KEYS = ("backbone", "model", "clip_len", "frames_per_clip", "clip_count", "feature_dim")
@@ -30,7 +31,7 @@ _MANIFEST_FIELDS = {"backbone": "backbone", "model": "model", "seconds_per_clip"
 
 
 def _store_paths(data_cfg: Any) -> list[Path]:
-    root = Path(data_cfg.get("root", ".") or ".")
+    root = Path(data_root(data_cfg))
     features = data_cfg.get("features", "features")
     specs = [{"path": features}] if isinstance(features, str) else [dict(s) for s in features]
     paths = []

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from grounding.data.annotations import read_durations
+from grounding.data.settings import data_root
 from grounding.errors import GroundingError
 from grounding.search.embed import Granularity
 from grounding.search.index import MomentIndex
@@ -54,7 +55,7 @@ class BuildReport:
 def source_spec(data_cfg: Any) -> dict[str, Any]:
     """The part of a ``data`` section that finds and prepares clip features (stage 2 reads them again)."""
     spec = {k: data_cfg.get(k) for k in SOURCE_KEYS if data_cfg.get(k) is not None}
-    spec["root"] = str(Path(data_cfg.get("root", ".")).resolve())
+    spec["root"] = str(Path(data_root(data_cfg)).resolve())
     return spec
 
 

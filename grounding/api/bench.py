@@ -23,7 +23,7 @@ from grounding.timing import PeakMemory, Stopwatch, in_ms, time_calls
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
-    return in_ms(time_calls(fn, repeat, warmup=1))["median"]
+    return in_ms(time_calls(fn, repeat, warmup=5))["median"]  # first calls fill caches (allocator, oneDNN)
 
 
 def default_grounder(folder: Path, backbone_dir: Path | None = None, clip_len: float = 2.0):

@@ -137,12 +137,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def random_checkpoint(cfg: Any, words: list[str], path: str | Path,
-                      feature_provenance: dict[str, Any] | None = None) -> Path:
-    """A grounding checkpoint with randomly initialised weights of ``cfg.model`` and the vocabulary ``words``:
-    what benchmarks and tests load where a trained model's speed, not its answers, is measured."""
+                      feature_provenance: dict[str, Any] | None = None, seed: int = 0) -> Path:
+    """A grounding checkpoint with randomly initialised weights (from ``seed``, so reruns load the same model)
+    of ``cfg.model`` and the vocabulary ``words``: what benchmarks and tests load where a trained model's
+    speed, not its answers, is measured."""
     from grounding.config import to_plain
     from grounding.models import build_model
 
-    model = build_model(cfg.model, vocab_size=len(words))
+    with torch.random.fork_rng():  # the caller's random stream is left as it was
+        torch.manual_seed(seed)
+        model = build_model(cfg.model, vocab_size=len(words))
     return save_checkpoint(Checkpoint(model.state_dict(), to_plain(cfg), text={"words": list(words)},
                                       feature_provenance=feature_provenance), path)

@@ -1,8 +1,10 @@
-"""Prediction records: the one builder of the JSON lines every predictor writes (DESIGN.md section 4).
+"""Prediction records: the one builder of the JSON lines every predictor writes (DESIGN.md sections 4, 7).
 
 Evaluation, the Grounder, zero-shot grounding and checkpoint-mode evaluation all emit
 ``{"qid", "vid", "query", "pred_relevant_windows": [[start_s, end_s, score], ...], "pred_saliency_scores"}``
-through ``prediction_record``, so rounding, NaN handling and optional fields are the same everywhere.
+through ``prediction_record``, and moment search emits ``{"query", "pred_moments": [[vid, start_s, end_s,
+score], ...]}`` through ``search_record``, so rounding, NaN handling and optional fields are the same
+everywhere.
 """
 
 from __future__ import annotations
@@ -45,3 +47,11 @@ def prediction_records(qids: Sequence[Any], vids: Sequence[str], queries: Sequen
     return [prediction_record(vids[i], queries[i], windows[i], saliency[i, : int(num_clips[i])], qid=qid,
                               refined=None if refined is None else np.asarray(refined)[i])
             for i, qid in enumerate(qids)]
+
+
+def search_record(query: str, moments: Sequence[Sequence[Any]], qid: Any = None) -> Prediction:
+    """One query's moment-search line: ``moments`` ``[vid, start_s, end_s, score]`` best first."""
+    line: Prediction = {} if qid is None else {"qid": qid}
+    line["query"] = query
+    line["pred_moments"] = [[str(v), round(float(s), 4), round(float(e), 4), round(float(c), 6)] for v, s, e, c in moments]
+    return line

@@ -36,6 +36,7 @@ from grounding.data.batch import make_batch, pad_sequences
 from grounding.errors import GroundingError
 from grounding.inference import run_and_decode
 from grounding.inference.queries import check_queries
+from grounding.inference.records import search_record
 from grounding.models.decoding import batched_nms
 from grounding.models.outputs import SpaceOutput
 from grounding.search.index import MomentIndex
@@ -251,12 +252,11 @@ class Searcher:
         embeddings = self.model.embed_queries(items)
         firsts = self.stage1(embeddings, max(rerank, 1), top_k)
         if rerank == 0:
-            return [{"query": q, "pred_moments": f.moments} for q, f in zip(items, firsts, strict=True)]
+            return [search_record(q, f.moments) for q, f in zip(items, firsts, strict=True)]
         seconds = self.stage2(items, firsts, rerank)
         out = []
         for q, first, second in zip(items, firsts, seconds, strict=True):
             reranked = {v for v, _ in first.videos[:rerank]}
             tail = [[v, s, e, sim - 2.0] for v, s, e, sim in first.moments if v not in reranked]
-            out.append({"query": q, "pred_moments": [[v, round(s, 4), round(e, 4), round(c, 6)]
-                                                     for v, s, e, c in (second + tail)[:top_k]]})
+            out.append(search_record(q, (second + tail)[:top_k]))
         return out

@@ -189,6 +189,12 @@ class CompatStudy:
         return probe
 
     # ------------------------------------------------------------------ one method
+    def _adapter(self, new_dim: int, old_dim: int, seed: int) -> ForwardAdapter:
+        """The forward adapter old -> new, initialised from ``seed`` (the same weights whenever it is made)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return ForwardAdapter(old_dim, new_dim, int(self.compat["adapter"].get("hidden", 256))).to(self.device)
+
     def _run_method(self, name: str, old_train: SplitEmbeddings, old_test: SplitEmbeddings, old_hits: np.ndarray,
                     orders: dict[str, np.ndarray], fractions: list[float], old_temperature: float) -> MethodResult:
         """Train one new model (and its adapter) and evaluate it; per-query outcomes are kept for intervals."""
@@ -208,12 +214,10 @@ class CompatStudy:
                                       old_temperature).to(self.device))
         joint = spec.get("forward") == "joint"
         uses_adapter = joint or name in (adapter_cfg.get("apply_to") or [])
-        adapter = None
         forward_params = {k: adapter_cfg[k] for k in ("temperature", "align_weight", "contrast_weight")}
-        if uses_adapter:
-            torch.manual_seed(settings.seed)
-            adapter = ForwardAdapter(old_train.moments.shape[1], model.embed_dim,
-                                     int(adapter_cfg.get("hidden", 256))).to(self.device)
+        # a joint adapter trains with the model; a post-hoc one (BiCT) is built after training, so that making
+        # it never moves the training's random stream: bict's new model is bct's, exactly
+        adapter = self._adapter(model.embed_dim, old_train.moments.shape[1], settings.seed) if joint else None
         terms = CompatTerms(loss, float(spec.get("weight", 1.0)), old_train.moments, old_train.sentences,
                             adapter if joint else None, float(spec.get("forward_weight", 1.0)), forward_params)
         log.info("new model '%s': loss %s%s", name, spec.get("loss"), ", forward adapter trained jointly" if joint else "")
@@ -232,6 +236,8 @@ class CompatStudy:
                      "cross_ap": cross_ret.ap, "flip_cross": old_hits & ~cross_ret.hits,
                      **{f"curve_flips/{order}": np.mean(flips, 0) for order, flips in curve_flips.items()}}
         adapted_cross = None
+        if uses_adapter and adapter is None:
+            adapter = self._adapter(model.embed_dim, old_train.moments.shape[1], settings.seed)
         if adapter is not None:
             new_train = embed_split(model, self.train, self.device, batch)
             history = fit_adapter(adapter, old_train.moments, new_train.moments, new_train.sentences,

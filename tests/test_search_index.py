@@ -7,48 +7,17 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 from grounding.errors import GroundingError
-from grounding.models.embedding import SharedEmbeddingSpace
-from grounding.models.shared_space import rows_of
-from grounding.search.build import LibraryVideo, build_index
-from grounding.search.embed import Granularity, embed_videos, windows_for
+from grounding.search.build import build_index
+from grounding.search.embed import Granularity, windows_for
 from grounding.search.index import MomentIndex
 from grounding.search.store import WriterLock
-
-DIM, FEAT = 8, 6
+from tests.index_fakes import DIM, FEAT, FakeModel, library
 
 
 def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-class FakeModel:
-    """Embeds a moment by a fixed linear map of its mean features (what the index code needs of a model)."""
-
-    temperature = 0.07
-
-    def __init__(self, seed: int = 0, dim: int = DIM) -> None:
-        self.weight = torch.from_numpy(np.random.default_rng(seed).normal(size=(FEAT, dim)).astype(np.float32))
-        self.fingerprint, self.embed_dim, self.path = f"fake{seed}", dim, f"fake{seed}.pt"
-
-    def answers(self, space: str) -> bool:
-        return space == self.fingerprint
-
-    def embed_moments(self, video, video_mask, moment_mask, vid_index=None):
-        rows = rows_of(moment_mask, vid_index)
-        pooled = SharedEmbeddingSpace.pool_moment((video @ self.weight)[rows], moment_mask & video_mask[rows])
-        return torch.nn.functional.normalize(pooled, dim=-1)
-
-    def embed_videos(self, features, durations, granularity):
-        return embed_videos(self, features, durations, granularity, torch.device("cpu"))
-
-
-def library(n: int, seed: int = 0) -> tuple[list[LibraryVideo], dict[str, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    feats = {f"v{i:03d}": rng.normal(size=(16, FEAT)).astype(np.float32) for i in range(n)}
-    return [LibraryVideo(v, 32.0) for v in feats], feats
 
 
 def build(out, model, videos, feats, **kw):

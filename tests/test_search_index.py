@@ -169,3 +169,31 @@ def test_approximate_index_above_the_limit_finds_the_stored_vectors(tmp_path):
     assert index.faiss_kind == "ivf"
     hits = index.search(emb[:200], 1)
     assert (hits.rows[:, 0] == np.arange(200)).mean() > 0.95  # SQ8 codes: nearly always itself
+
+
+@pytest.mark.slow  # trains an adapter (about 5 s)
+def test_a_forward_adapter_moves_old_entries_into_a_genuinely_different_space(tmp_path):
+    """Old index: FakeModel(0); queries: FakeModel(1)'s embeddings of one window of each video (another
+    space). Searched as they are, the old entries rarely return the right video; once the adapter has
+    rewritten them, nearly always. A no-op adapter (or one never applied) fails the second assert."""
+    from grounding.search import upgrade
+
+    old, new = FakeModel(0), FakeModel(1)
+    videos, feats = library(40)
+    build(tmp_path / "idx", old, videos, feats)
+    train_videos, train_feats = library(60, seed=1)  # the adapter learns on other videos of the same kind
+    upgrade.make_adapter(old, new, list(train_feats.values()), [v.duration for v in train_videos], Granularity(),
+                         tmp_path / "adapter.pt", epochs=150, hidden=64)
+    queries = np.stack([new.embed_videos([feats[v.vid]], [v.duration], Granularity())[0][0][5] for v in videos])
+
+    def recall_at_1() -> float:
+        index = MomentIndex.open(tmp_path / "idx")
+        hits = index.search(queries, 1)
+        found = [index.video_table[index.meta()["video"][r]][0] for r in hits.rows[:, 0]]
+        return float(np.mean([f == v.vid for f, v in zip(found, videos, strict=True)]))
+
+    before = recall_at_1()
+    upgrade.apply_adapter(tmp_path / "idx", tmp_path / "adapter.pt", progress=False)
+    after = recall_at_1()
+    assert before < 0.3 and after > 0.8, (before, after)
+    assert MomentIndex.open(tmp_path / "idx").spaces() == {new.fingerprint}

@@ -48,11 +48,16 @@ def parse_overrides(overrides: Sequence[str]) -> DictConfig:
     return OmegaConf.from_dotlist(items)
 
 
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str) -> DictConfig:
+    """``cfg`` with ``overrides`` checked against it (``grounding.overrides``) and merged: every path that
+    lets a user change a config goes through here, so a typo is refused wherever the override is given."""
+    checked = check_overrides(cfg, overrides, source=source)
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.as_dotlist_item() for o in checked]))  # type: ignore[return-value]
+
+
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     """Load ``path`` with its ``_base_`` parts, check and apply overrides, and resolve interpolations."""
-    cfg = _load_tree(Path(path))
-    checked = check_overrides(cfg, overrides, source=str(path))
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.as_dotlist_item() for o in checked]))
+    cfg = apply_overrides(_load_tree(Path(path)), overrides, source=str(path))
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:

@@ -7,7 +7,10 @@ import json
 import pandas as pd
 import pytest
 
+from grounding.config import save_config
+from grounding.errors import GroundingError
 from grounding.eval.results_table import to_markdown
+from grounding.studies import ablation
 from grounding.studies.ablation import (
     VARIANTS,
     ablation_summary,
@@ -35,6 +38,31 @@ def test_each_variant_changes_one_thing_and_single_stages_keep_the_loss_balance(
     assert coarse.loss.attention_guidance.weight == full.loss.attention_guidance.weight  # untouched
     baseline = variant_config(CONFIG, "baseline", tiny_overrides(tiny_synthetic))
     assert baseline.model.name == "span_baseline" and baseline.model.dim == 32  # the user's overrides still apply
+
+    with pytest.raises(GroundingError, match="span baseline's model"):  # CCMAN-only: not silently added to the baseline
+        variant_config(CONFIG, "baseline", [*tiny_overrides(tiny_synthetic), "model.focus=false"])
+
+
+def test_a_rerun_reuses_a_run_only_when_its_saved_config_is_the_one_asked_for(tiny_synthetic, tmp_path, monkeypatch):
+    trained = []
+
+    def fake_training(cfg, work, **_):  # what the trainer leaves: the resolved config, then the metrics
+        trained.append((str(work), cfg.train.lr))
+        save_config(cfg, work / "config.yaml")
+        (work / "metrics.json").write_text(json.dumps({"test/R1@0.5": 1.0}))
+
+    monkeypatch.setattr(ablation, "run_training", fake_training)
+    overrides = tiny_overrides(tiny_synthetic)
+    assert run_ablation(CONFIG, tmp_path, overrides, ["full", "no_focus"], seeds=[0]) == {"full/seed0": None,
+                                                                                          "no_focus/seed0": None}
+    assert len(trained) == 2
+    run_ablation(CONFIG, tmp_path, overrides, ["full", "no_focus"], seeds=[0])
+    assert len(trained) == 2  # same config: both kept
+    run_ablation(CONFIG, tmp_path, [*overrides, "train.lr=0.01"], ["full"], seeds=[0])
+    assert trained[2:] == [(str(tmp_path / "full" / "seed0"), 0.01)]  # another config: trained again
+    (tmp_path / "no_focus" / "seed0" / "config.yaml").unlink()
+    run_ablation(CONFIG, tmp_path, overrides, ["no_focus"], seeds=[0])
+    assert len(trained) == 4  # no saved config: nothing proves what it was trained with
 
 
 @pytest.mark.slow

@@ -219,3 +219,22 @@ def test_summary_files_are_written_whole_or_not_at_all(tmp_path):
     with pytest.raises(TypeError):
         broken.write(tmp_path)
     assert (tmp_path / "x_summary.md").read_text() == "# page\n"
+
+
+def test_the_ccman_studys_overrides_go_through_the_checker(tiny_synthetic, tmp_path, monkeypatch):
+    """compat.ccman.overrides change every CCMAN of the study: a typo there is refused like one on the command
+    line, not added as a key nothing reads."""
+    from omegaconf import OmegaConf
+
+    from grounding.studies import ccman_study
+
+    cfg = load_config(CONFIG, tiny_overrides(tiny_synthetic))
+    OmegaConf.update(cfg, "compat.ccman.overrides", ["model.dimm=64"], force_add=True)
+    study = ccman_study.CCMANStudy(cfg, tmp_path / "study")
+    trained = []
+    monkeypatch.setattr(ccman_study, "run_training", lambda cfg, work, **_: trained.append(cfg))
+    with pytest.raises(GroundingError, match="did you mean 'model.dim'"):
+        study._train("new_l2", {})
+    study.settings["overrides"] = ["model.dim=48"]
+    study._train("new_l2", {"train.seed": 3})
+    assert (trained[-1].model.dim, trained[-1].train.seed) == (48, 3)

@@ -119,6 +119,68 @@ def test_long_video_features_are_grounded_over_windows(grounder, clips, num_wind
     assert len(video.cache[next(iter(video.cache))].ranges) == num_windows  # windows of 18 clips, stride 9
 
 
+def planted_decoder(model, batch, decode_cfg, autocast=None):
+    """Stands in for the trained model: in each window it answers the clips whose first feature is high
+    (the planted moment), in window seconds, with saliency 1 there; a window without them still answers
+    its first clip with full confidence (as a softmax over one window does), but low saliency."""
+    from grounding.inference.predict import Decoded
+
+    marker = batch.video[batch.vid_index, :, 0]  # (B, T)
+    mask = batch.video_mask[batch.vid_index]
+    step = batch.duration / mask.sum(1)
+    on = (marker > 0.5) & mask
+    windows = torch.full((len(marker), decode_cfg.topk, 3), float("nan"))
+    for b in range(len(marker)):
+        clips = torch.nonzero(on[b]).flatten()
+        first, last = (int(clips.min()), int(clips.max()) + 1) if len(clips) else (0, 1)
+        windows[b, 0] = torch.tensor([first * step[b], last * step[b], 1.0])
+    return Decoded(windows, torch.where(on, 1.0, 0.01), None, None)
+
+
+@pytest.mark.parametrize("start", [300, 4, 590])
+def test_a_planted_moment_in_a_long_video_comes_back_in_video_seconds(grounder, monkeypatch, start):
+    """A 10-minute video (1 s clips, windows of 18 s with stride 9) with one 6 s moment planted at ``start``:
+    a window's answer must be moved by that window's offset, and the video's saliency must peak there."""
+    from grounding.api import long_video
+
+    monkeypatch.setattr(long_video, "run_and_decode", planted_decoder)
+    feats = np.random.default_rng(0).normal(size=(600, 16)).astype(np.float32)
+    feats[:, 0] = 0.0
+    feats[start:start + 6, 0] = 10.0
+    video = grounder.video_from_features(feats, 600.0, provenance=grounder.feature_recipe())
+    pred = grounder.predict("someone holds a cup.", video, top_k=3)
+    (s, e, _), *rest = pred["pred_relevant_windows"]
+    assert s == pytest.approx(start, abs=1.5) and e == pytest.approx(start + 6, abs=1.5)
+    iou = [max(0, min(e, e2) - max(s, s2)) / (max(e, e2) - min(s, s2)) for s2, e2, _ in rest]
+    assert max(iou) <= grounder.loaded.decode.nms_threshold  # the same moment from overlapping windows merged
+    saliency = np.asarray(pred["pred_saliency_scores"])
+    assert set(np.flatnonzero(saliency > 0.5)) <= set(range(start - 1, start + 7))
+    assert (saliency[start + 1:start + 5] > 0.5).all()
+
+
+def test_zero_shot_finds_a_planted_stretch_in_video_seconds(demo, monkeypatch):
+    """Clip features whose 6 clips (2 s each) from clip 20 point along the query's text embedding: the
+    scan statistic must return exactly 40-52 s, and the raw similarities as saliency."""
+    from grounding import Grounder
+    from grounding.api.encoding import EncodedVideo
+
+    zs = Grounder.zero_shot(demo[1]["clip"], device="cpu", clip_len=2.0)
+    rng = np.random.default_rng(0)
+    dim = zs.feature_recipe()["feature_dim"]
+    query = rng.normal(size=dim)
+    query /= np.linalg.norm(query)
+    monkeypatch.setattr(zs, "encode_text", lambda queries: (np.tile(query, (len(queries), 1)), [False] * len(queries)))
+    feats = rng.normal(size=(60, dim)).astype(np.float32)
+    feats[20:26] += 3 * np.sqrt(dim) * query.astype(np.float32)
+    video = EncodedVideo("planted", 119.5, 2.0, feats, zs.feature_recipe())
+    pred = zs.predict("a person opens the door", video, top_k=3)
+    assert pred["pred_relevant_windows"][0][:2] == [40.0, 52.0]
+    saliency = np.asarray(pred["pred_saliency_scores"])
+    assert set(np.argsort(-saliency)[:6]) == set(range(20, 26))
+    feats[54:60] = feats[20:26]  # the same moment at the video's end: its last clip is cut at the duration
+    assert zs.predict("a person opens the door", video, top_k=2)["pred_relevant_windows"][1][:2] == [108.0, 119.5]
+
+
 def test_zero_shot_flow(demo, shared):
     from grounding import Grounder
 

@@ -7,48 +7,17 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 from grounding.errors import GroundingError
-from grounding.models.embedding import SharedEmbeddingSpace
-from grounding.models.shared_space import rows_of
-from grounding.search.build import LibraryVideo, build_index
-from grounding.search.embed import Granularity, embed_videos, windows_for
+from grounding.search.build import build_index
+from grounding.search.embed import Granularity, windows_for
 from grounding.search.index import MomentIndex
 from grounding.search.store import WriterLock
-
-DIM, FEAT = 8, 6
+from tests.index_fakes import DIM, FEAT, FakeModel, library
 
 
 def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-class FakeModel:
-    """Embeds a moment by a fixed linear map of its mean features (what the index code needs of a model)."""
-
-    temperature = 0.07
-
-    def __init__(self, seed: int = 0, dim: int = DIM) -> None:
-        self.weight = torch.from_numpy(np.random.default_rng(seed).normal(size=(FEAT, dim)).astype(np.float32))
-        self.fingerprint, self.embed_dim, self.path = f"fake{seed}", dim, f"fake{seed}.pt"
-
-    def answers(self, space: str) -> bool:
-        return space == self.fingerprint
-
-    def embed_moments(self, video, video_mask, moment_mask, vid_index=None):
-        rows = rows_of(moment_mask, vid_index)
-        pooled = SharedEmbeddingSpace.pool_moment((video @ self.weight)[rows], moment_mask & video_mask[rows])
-        return torch.nn.functional.normalize(pooled, dim=-1)
-
-    def embed_videos(self, features, durations, granularity):
-        return embed_videos(self, features, durations, granularity, torch.device("cpu"))
-
-
-def library(n: int, seed: int = 0) -> tuple[list[LibraryVideo], dict[str, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    feats = {f"v{i:03d}": rng.normal(size=(16, FEAT)).astype(np.float32) for i in range(n)}
-    return [LibraryVideo(v, 32.0) for v in feats], feats
 
 
 def build(out, model, videos, feats, **kw):
@@ -200,3 +169,31 @@ def test_approximate_index_above_the_limit_finds_the_stored_vectors(tmp_path):
     assert index.faiss_kind == "ivf"
     hits = index.search(emb[:200], 1)
     assert (hits.rows[:, 0] == np.arange(200)).mean() > 0.95  # SQ8 codes: nearly always itself
+
+
+@pytest.mark.slow  # trains an adapter (about 5 s)
+def test_a_forward_adapter_moves_old_entries_into_a_genuinely_different_space(tmp_path):
+    """Old index: FakeModel(0); queries: FakeModel(1)'s embeddings of one window of each video (another
+    space). Searched as they are, the old entries rarely return the right video; once the adapter has
+    rewritten them, nearly always. A no-op adapter (or one never applied) fails the second assert."""
+    from grounding.search import upgrade
+
+    old, new = FakeModel(0), FakeModel(1)
+    videos, feats = library(40)
+    build(tmp_path / "idx", old, videos, feats)
+    train_videos, train_feats = library(60, seed=1)  # the adapter learns on other videos of the same kind
+    upgrade.make_adapter(old, new, list(train_feats.values()), [v.duration for v in train_videos], Granularity(),
+                         tmp_path / "adapter.pt", epochs=150, hidden=64)
+    queries = np.stack([new.embed_videos([feats[v.vid]], [v.duration], Granularity())[0][0][5] for v in videos])
+
+    def recall_at_1() -> float:
+        index = MomentIndex.open(tmp_path / "idx")
+        hits = index.search(queries, 1)
+        found = [index.video_table[index.meta()["video"][r]][0] for r in hits.rows[:, 0]]
+        return float(np.mean([f == v.vid for f, v in zip(found, videos, strict=True)]))
+
+    before = recall_at_1()
+    upgrade.apply_adapter(tmp_path / "idx", tmp_path / "adapter.pt", progress=False)
+    after = recall_at_1()
+    assert before < 0.3 and after > 0.8, (before, after)
+    assert MomentIndex.open(tmp_path / "idx").spaces() == {new.fingerprint}

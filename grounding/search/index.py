@@ -44,6 +44,7 @@ from grounding.search.store import (
 
 log = logging.getLogger("grounding")
 
+OPEN_ATTEMPTS = 50  # a reader racing a fast writer reads the manifest again at most this often
 DEFAULT_INDEX = {"kind": "auto", "exact_limit": 200_000, "nlist": None, "nprobe": 16, "train_size": 100_000}
 
 
@@ -86,9 +87,21 @@ class MomentIndex:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, folder: str | Path) -> MomentIndex:
-        """Read-only: the index as of its last commit."""
+        """Read-only: the index as of its last commit.
+
+        A commit deletes the files only the previous manifest named (its removal list, its FAISS file)
+        once the new manifest is in, so a reader that read the old manifest just before may find one
+        gone: it then reads the new manifest and opens that state instead."""
         folder = Path(folder)
-        return cls(folder, read_manifest(folder))
+        for _ in range(OPEN_ATTEMPTS):
+            manifest = read_manifest(folder)
+            try:
+                return cls(folder, manifest)
+            except (OSError, GroundingError):
+                if read_manifest(folder)["generation"] == manifest["generation"]:
+                    raise  # nothing was committed meanwhile: the index is damaged
+        raise GroundingError(f"index {folder} changed under every one of {OPEN_ATTEMPTS} attempts to open it; "
+                             "try again when its writer is idle")
 
     @classmethod
     @contextmanager
@@ -115,6 +128,9 @@ class MomentIndex:
                             **{k: v for k, v in create.items() if k != "index"}}
                 write_json_atomic(manifest, folder / MANIFEST)
                 _collect_garbage(folder, manifest)
+            else:  # a writer that died left files no manifest names (a segment, a removal list): they
+                # would block this one (a segment name is reused once the dead commit is undone)
+                _collect_garbage(folder, read_manifest(folder))
             index = cls(folder, read_manifest(folder), writable=True)
             try:
                 yield index
@@ -298,11 +314,16 @@ class MomentIndex:
             return self._faiss
         faiss = import_faiss()
         cached = self.manifest.get("faiss")
-        if cached and (self.folder / cached["file"]).is_file():
-            index = faiss.read_index(str(self.folder / cached["file"]))
-            covered = list(cached["segments"])
-            self._kind = cached["kind"]
-        else:
+        index = None
+        if cached:
+            try:
+                index = faiss.read_index(str(self.folder / cached["file"]))
+                covered = list(cached["segments"])
+                self._kind = cached["kind"]
+            except RuntimeError:  # gone: a later commit replaced it; search this state's entries exactly
+                if (self.folder / cached["file"]).is_file():
+                    raise
+        if index is None:
             index = faiss.index_factory(self.embed_dim, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
             covered, self._kind = [], "flat"
         for seg in self.segments:

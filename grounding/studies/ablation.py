@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from grounding.config import load_config, packaged_config
+from grounding.config import apply_overrides, load_config, packaged_config, to_plain
 from grounding.engine.trainer import run_training
 from grounding.errors import GroundingError
 from grounding.eval.results_table import load_metrics, to_markdown
+from grounding.overrides import parse_override
 from grounding.studies.protocol import StudySummary, Table
 from grounding.synthetic.shortcuts import audit_charades_folder
 
@@ -47,15 +48,29 @@ TABLE_METRICS = ["R1@0.5", "R1@0.7", "mIoU", "plain/R1@0.5", "temporal/R1@0.5", 
 SEEDS = (0, 1, 2)
 
 
-def variant_config(config: str | Path, name: str, overrides: Sequence[str]):
-    """The resolved config of one variant: the experiment, its variant changes, then the user's overrides."""
+def variant_config(config: str | Path, name: str, overrides: Sequence[str]) -> DictConfig:
+    """The resolved config of one variant: the experiment, its variant changes, then the user's overrides.
+
+    The baseline swaps in the span baseline's ``model`` and ``loss`` sections; the user's overrides of those
+    sections are checked again against them (a CCMAN-only key such as ``model.focus`` is refused there)."""
     cfg = load_config(config, [*VARIANTS[name], *overrides])
     if name == "baseline":
         baseline = load_config(packaged_config("models/span_baseline.yaml"))
         cfg.model = OmegaConf.merge(baseline.model, {"video_dim": cfg.model.video_dim})
         cfg.loss = baseline.loss
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o for o in overrides if o.startswith(("model.", "loss."))]))
+        again = [o for o in overrides if parse_override(o).key.startswith(("model.", "loss."))]
+        cfg = apply_overrides(cfg, again, source=f"{config} with the span baseline's model and loss "
+                                                 "(configs/models/span_baseline.yaml)")
     return cfg
+
+
+def same_run(work: Path, cfg: DictConfig) -> bool:
+    """Whether ``work`` holds a finished run (``metrics.json``) trained with exactly ``cfg`` (its saved,
+    resolved ``config.yaml``): only such a run may stand in for the one asked for."""
+    saved = work / "config.yaml"
+    if not (work / "metrics.json").is_file() or not saved.is_file():
+        return False
+    return to_plain(OmegaConf.load(saved)) == to_plain(cfg)
 
 
 def run_dir(work_root: Path, name: str, seed: int) -> Path:
@@ -66,21 +81,23 @@ def run_ablation(config: str | Path, work_root: str | Path, overrides: Sequence[
                  variants: Sequence[str] = tuple(VARIANTS), seeds: Sequence[int] = SEEDS,
                  resume: bool = True) -> dict[str, str | None]:
     """Train each variant and seed into ``<work_root>/<variant>/seed<k>``; returns the error of each failed run
-    (None = done). With ``resume``, a run whose ``metrics.json`` exists is kept, so an interrupted ablation
-    picks up where it stopped."""
+    (None = done). With ``resume``, a finished run trained with the very config asked for is kept, so an
+    interrupted ablation picks up where it stopped; one trained with another config is trained again."""
     work_root = Path(work_root)
     work_root.mkdir(parents=True, exist_ok=True)
     outcome: dict[str, str | None] = {}
     for name in variants:
         for seed in seeds:
             key, work = f"{name}/seed{seed}", run_dir(work_root, name, seed)
-            if resume and (work / "metrics.json").is_file():
-                log.info("[ablation] %s: done before, kept", key)
-                outcome[key] = None
-                continue
-            log.info("[ablation] %s: %s", key, " ".join(VARIANTS[name]) or "(as configured)")
             try:
                 cfg = variant_config(config, name, [*overrides, f"train.seed={seed}"])
+                if resume and same_run(work, cfg):
+                    log.info("[ablation] %s: done before with this config, kept", key)
+                    outcome[key] = None
+                    continue
+                if (work / "metrics.json").is_file():
+                    log.info("[ablation] %s: the run there was trained with another config; training again", key)
+                log.info("[ablation] %s: %s", key, " ".join(VARIANTS[name]) or "(as configured)")
                 run_training(cfg, work, overwrite=True, progress=False)
                 outcome[key] = None
             except GroundingError as err:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from grounding.config import to_plain
+from grounding.config import apply_overrides, to_plain
 from grounding.data.build import build_feature_bank, load_split_records
 from grounding.data.records import MomentRecord, write_jsonl
 from grounding.engine.settings import Splits
@@ -87,7 +87,7 @@ class CCMANStudy:
     def _train(self, name: str, values: dict[str, Any]) -> Path:
         cfg = _with(self.cfg, values)
         if self.settings["overrides"]:  # e.g. [model.dim=64] for every CCMAN of the study
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(self.settings["overrides"])))
+            cfg = apply_overrides(cfg, list(self.settings["overrides"]), source="the study's config (compat.ccman.overrides)")
         start = time.perf_counter()
         run_training(cfg, self.work / name, progress=False)
         log.info("%s trained in %.0f s", name, time.perf_counter() - start)

@@ -1,6 +1,7 @@
 """The web app's HTTP contract: upload, ground, limits, refusals, the cache folder, a port in use."""
 
 import json
+import select
 import socket
 import subprocess
 import sys
@@ -59,8 +60,8 @@ def test_upload_then_ground_the_real_clip(served, shared):
     assert len(video["results"][0]["pred_relevant_windows"]) == 2
     media = urllib.request.urlopen(url + video["video_src"], timeout=10).read()
     assert media == (shared / "videos/charades_sample.mp4").read_bytes()
-    # everything written is inside the cache folder, named by content
-    assert [p.name for p in (cache / "uploads").iterdir()] == [up["video_id"]]
+    # everything written is inside the cache folder, named by content (the video and what the page shows of it)
+    assert sorted(p.name for p in (cache / "uploads").iterdir()) == [up["video_id"], up["video_id"] + ".json"]
 
 
 def test_pick_a_library_video(served):
@@ -74,13 +75,47 @@ def test_pick_a_library_video(served):
     ("notes.txt", b"hello", 415, "is not a video file"),
     ("fake.mp4", b"hello there, not a video", 415, "is not a readable video"),
     ("empty.mp4", b"", 400, "is empty"),
-    ("big.mp4", b"\0" * (3 * 2**20 + 1), 413, "this server takes up to 3 MB"),
 ])
 def test_bad_uploads_are_refused_and_leave_nothing(served, name, data, status, message):
     url, cache = served
     before = sorted(p.name for p in (cache / "uploads").iterdir())
     got, body = _post(f"{url}/api/upload", data, {"X-Filename": name})
     assert got == status and message in body["error"]
+    assert sorted(p.name for p in (cache / "uploads").iterdir()) == before
+
+
+def _raw_upload(url: str, headers: str, body_chunks=()):
+    """POST /api/upload on a bare socket; stops sending as soon as the server answers. Returns (status, error
+    message, bytes of body sent)."""
+    port = int(url.rsplit(":", 1)[1])
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(f"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Filename: big.mp4\r\n{headers}\r\n"
+                     .encode())
+        for chunk in body_chunks:
+            if select.select([sock], [], [], 0)[0]:
+                break  # the answer is there: the server did not wait for the rest
+            sock.sendall(chunk)
+            sent += len(chunk)
+        reply = sock.makefile("rb")
+        status = int(reply.readline().split()[1])
+        headers = dict(line.lower().split(b":", 1) for line in iter(reply.readline, b"\r\n"))
+        length = int(headers[b"content-length"])
+        return status, json.loads(reply.read(length))["error"], sent
+
+
+def test_an_upload_over_the_limit_is_refused_before_its_body_is_read(served):
+    url, cache = served
+    before = sorted(p.name for p in (cache / "uploads").iterdir())
+    status, message, _ = _raw_upload(url, f"Content-Length: {3 * 2**20 + 1}\r\n")  # not one byte of body sent
+    assert status == 413 and "this server takes up to 3 MB" in message
+    # without a length, the body is counted as it arrives and cut at the limit: the answer comes long before
+    # the client has sent 60 MB, and nothing is kept
+    piece = b"\0" * 2**16
+    chunks = (b"%x\r\n" % len(piece) + piece + b"\r\n" for _ in range(60 * 16))
+    status, message, sent = _raw_upload(url, "Transfer-Encoding: chunked\r\n", chunks)
+    assert status == 413 and "this server takes up to 3 MB" in message
+    assert 3 * 2**20 < sent < 30 * 2**20
     assert sorted(p.name for p in (cache / "uploads").iterdir()) == before
 
 

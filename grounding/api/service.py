@@ -45,6 +45,11 @@ class ServerConfig:
     token: str | None = None
     allowed_hosts: tuple[str, ...] | None = LOCAL_NAMES  # Host names served (any port); None: any
 
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes > self.max_cache_bytes:
+            raise GroundingError(f"--max-upload-mb ({self.max_upload_bytes / 2**20:g}) is larger than --max-cache-mb "
+                                 f"({self.max_cache_bytes / 2**20:g}); raise the cache or lower the upload limit")
+
 
 class RequestError(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -64,9 +69,6 @@ class GroundingService:
     def __init__(self, grounder: Any, config: ServerConfig) -> None:
         self.grounder = grounder
         self.config = config
-        if config.max_upload_bytes > config.max_cache_bytes:
-            raise GroundingError(f"--max-upload-mb ({config.max_upload_bytes / 2**20:g}) is larger than --max-cache-mb "
-                                 f"({config.max_cache_bytes / 2**20:g}); raise the cache or lower the upload limit")
         self.cache = Path(config.cache_dir)
         self.videos_dir = Path(config.videos_dir) if config.videos_dir else None
         if self.videos_dir is not None and not self.videos_dir.is_dir():

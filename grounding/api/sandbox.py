@@ -28,6 +28,7 @@ import numpy as np
 
 from grounding.extract.video_io import VideoInfo, VideoReadError
 
+CHILD = [sys.executable, "-m", "grounding.api.decode_child"]  # + FILE MEMORY_MB
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _MAX_HEADER = 16 * 2**20  # thumbnails as data URIs fit many times over
 _MAX_FRAME_PIXELS = 8192 * 8192
@@ -44,9 +45,8 @@ class SandboxedReader:
         if self.path.stat().st_size == 0:
             raise VideoReadError(self.path, "empty file")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
-        self._child = subprocess.Popen([sys.executable, "-m", "grounding.api.decode_child", str(self.path),
-                                        str(memory_mb)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.DEVNULL, env=env)
+        self._child = subprocess.Popen([*CHILD, str(self.path), str(memory_mb)], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         try:
             header, _ = self._receive("opening")
         except BaseException:

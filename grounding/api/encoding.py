@@ -52,17 +52,21 @@ def quiet_decoder_logs() -> None:
         pass  # VideoReader raises the install hint
 
 
-def open_video(path: str | Path, clip_len: float) -> VideoReader:
-    """A reader for ``path``, or one clear error: not a file, not a video, empty, shorter than one clip."""
+def open_video(path: str | Path, clip_len: float, opened: Any = None) -> VideoReader:
+    """A reader for ``path``, or one clear error: not a file, not a video, empty, shorter than one clip.
+    ``opened``: a reader of ``path`` already open elsewhere (the web app's sandboxed one), only checked."""
     path = Path(path)
-    if path.is_dir():
-        raise GroundingError(f"{path} is a folder; pass a video file")
-    quiet_decoder_logs()
-    try:
-        reader = VideoReader(path)
-    except VideoReadError as err:
-        raise GroundingError(f"cannot read video {path}: {err.reason}; pass a video file (mp4, mkv, webm, avi, mov)"
-                             ) from err
+    if opened is not None:
+        reader = opened
+    else:
+        if path.is_dir():
+            raise GroundingError(f"{path} is a folder; pass a video file")
+        quiet_decoder_logs()
+        try:
+            reader = VideoReader(path)
+        except VideoReadError as err:
+            raise GroundingError(f"cannot read video {path}: {err.reason}; pass a video file (mp4, mkv, webm, avi, "
+                                 "mov)") from err
     if reader.info.duration < clip_len:
         raise GroundingError(f"video {path} lasts {reader.info.duration:.2f} s, shorter than one {clip_len:g} s clip "
                              "of the features the model uses; nothing to ground")

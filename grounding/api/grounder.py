@@ -94,13 +94,14 @@ class Grounder:
             self._backbone = backbone.to(self.loaded.device).eval()
         return self._backbone
 
-    def encode_video(self, path: str | Path, vid: str | None = None) -> EncodedVideo:
-        """Decode (streaming) and encode ``path`` exactly as the checkpoint's training features were made."""
+    def encode_video(self, path: str | Path, vid: str | None = None, reader: Any = None) -> EncodedVideo:
+        """Decode (streaming) and encode ``path`` exactly as the checkpoint's training features were made.
+        ``reader``: decode through this open reader of ``path`` (the web app's sandboxed one)."""
         from grounding.extract.sampling import ClipSampling
 
         recipe = self.feature_recipe()
         clip_len = float(recipe["clip_len"])
-        reader = open_video(path, clip_len)  # bad files fail before the backbone is loaded
+        reader = open_video(path, clip_len, reader)  # bad files fail before the backbone is loaded
         backbone = self._get_backbone()
         sampling = ClipSampling(clip_len, backbone.frames_per_clip, recipe.get("clip_count") or "ceil")
         feats, duration = encode_file(path, backbone, sampling, self.loaded.device, reader=reader)

@@ -25,18 +25,29 @@ EMBED_LIMIT = 40 * 2**20  # videos up to 40 MB are embedded; larger ones are lin
 
 def thumbnails(path: str | Path, duration: float, count: int = 12, height: int = 54) -> list[dict[str, Any]]:
     """``count`` evenly spaced frames as small base64 JPEG data URIs with their times in seconds."""
-    from PIL import Image
+    import torch
 
     from grounding.extract.video_io import VideoReader
 
     reader = VideoReader(path)
-    times = (np.arange(count) + 0.5) * duration / count
-    indices = np.minimum((times * reader.info.fps).astype(np.int64), reader.info.num_frames - 1)
-    out = []
-    import torch
-
+    times, indices = thumbnail_indices(duration, reader.info.fps, reader.info.num_frames, count)
     frames = reader.read(indices, lambda batch: torch.from_numpy(np.ascontiguousarray(batch)))
-    for t, frame in zip(times, frames.numpy(), strict=True):
+    return thumbnail_uris(frames.numpy(), times, height)
+
+
+def thumbnail_indices(duration: float, fps: float, num_frames: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The times (seconds) of ``count`` evenly spaced thumbnails and their frame indices."""
+    times = (np.arange(count) + 0.5) * duration / count
+    return times, np.minimum((times * fps).astype(np.int64), num_frames - 1)
+
+
+def thumbnail_uris(frames: np.ndarray, times: np.ndarray, height: int = 54) -> list[dict[str, Any]]:
+    """``(n, H, W, 3)`` uint8 frames as JPEG data URIs ``height`` pixels high (no torch: the web app's
+    decoding process calls this too)."""
+    from PIL import Image
+
+    out = []
+    for t, frame in zip(times, frames, strict=True):
         image = Image.fromarray(np.asarray(frame))
         image = image.resize((max(1, round(image.width * height / image.height)), height))
         buf = io.BytesIO()

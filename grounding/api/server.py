@@ -6,55 +6,26 @@
                            ``{"videos": [{"vid", "duration", "results": [prediction per query], ...}], "seconds"}``
     GET  /api/info         the model's name and the videos offered for picking
 
-Safety: it binds 127.0.0.1 unless told otherwise; an upload is streamed straight into the cache folder
-(never a system temp file), counted as it arrives and cut off past ``max_upload_bytes``; a file that
-decord cannot open as a video, or that lasts longer than ``max_video_seconds``, is deleted and refused
-with a message; uploads are named by their content hash, never by the client's file name, so nothing
-is written outside ``cache_dir``. Errors are ``{"error": message}`` with a 4xx status.
+This module is the HTTP layer: routes, the access checks of ``access.py`` on every request (Host
+header, and the token on ``/api/`` and video files), errors as ``{"error": message}`` with a 4xx/5xx
+status. The logic (uploads, quota, sandboxed decoding, concurrency) is ``service.GroundingService``.
 """
 
-
-import hashlib
-import re
 import socket
 import threading
 import time
-import uuid
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grounding.api.access import host_allowed, token_matches
+from grounding.api.service import GroundingService, RequestError, ServerConfig
 from grounding.errors import GroundingError
-from grounding.extract.inputs import VIDEO_EXTENSIONS
+
+__all__ = ["GroundingService", "RequestError", "ServerConfig", "check_port_free", "create_app", "run_server",
+           "start_in_thread"]
 
 STATIC = Path(__file__).with_name("static")
-_VIDEO_ID = re.compile(r"^[0-9a-f]{32}\.(mp4|mkv|webm|avi|mov)$")
-
-
-@dataclass
-class ServerConfig:
-    cache_dir: str | Path = "work_dirs/serve_cache"
-    videos_dir: str | Path | None = None
-    max_upload_bytes: int = 200 * 2**20
-    max_video_seconds: float = 3 * 3600.0
-    max_queries: int = 50
-    encoded_cache: int = 4  # encoded videos kept in memory
-
-
-class RequestError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-async def _drain(chunks, budget: int) -> None:
-    """Discard up to ``budget`` more bytes of a refused upload; a client still sending would otherwise see a
-    broken connection instead of the 413 message."""
-    async for chunk in chunks:
-        budget -= len(chunk)
-        if budget < 0:
-            return
+_GUARDED = ("/api/", "/media/", "/library/")
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -68,124 +39,37 @@ def check_port_free(host: str, port: int) -> None:
                                  "stop it or pass another --port") from err
 
 
-class GroundingService:
-    """The app's state and logic, kept apart from the HTTP layer so that it is easy to test."""
+class AccessGuard:
+    """ASGI middleware: the Host check on every request and the token on ``_GUARDED`` paths, answered before
+    the app (and before a byte of an upload's body is read)."""
 
-    def __init__(self, grounder: Any, config: ServerConfig) -> None:
-        self.grounder = grounder
+    def __init__(self, app: Any, config: ServerConfig) -> None:
+        self.app = app
         self.config = config
-        self.cache = Path(config.cache_dir)
-        (self.cache / "uploads").mkdir(parents=True, exist_ok=True)
-        self.videos_dir = Path(config.videos_dir) if config.videos_dir else None
-        if self.videos_dir is not None and not self.videos_dir.is_dir():
-            raise GroundingError(f"--videos {self.videos_dir} is not a folder of videos")
-        self.lock = threading.Lock()  # one model call at a time
-        self.encoded: OrderedDict[str, Any] = OrderedDict()
-        self.names: dict[str, str] = {}  # upload id -> the client's file stem, shown on the page only
 
-    def library(self) -> list[str]:
-        if self.videos_dir is None:
-            return []
-        return sorted(p.name for p in self.videos_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                from fastapi.responses import JSONResponse
 
-    def library_path(self, name: str) -> Path:
-        if name not in self.library():
-            raise RequestError(404, f"no video named '{name}' is offered here")
-        return self.videos_dir / name  # type: ignore[operator]
+                await JSONResponse({"error": refusal[1]}, status_code=refusal[0])(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
-    def upload_path(self, video_id: str) -> Path:
-        path = self.cache / "uploads" / video_id
-        if not _VIDEO_ID.match(video_id) or not path.is_file():
-            raise RequestError(404, f"no uploaded video '{video_id}'; upload it again")
-        return path
+    def _refusal(self, scope: dict[str, Any]) -> tuple[int, str] | None:
+        from urllib.parse import parse_qs
 
-    async def save_upload(self, filename: str, length: int | None, chunks) -> dict[str, Any]:
-        """Stream an upload into the cache (see the module docstring); returns its id and duration."""
-        suffix = Path(filename or "").suffix.lower()
-        if suffix not in VIDEO_EXTENSIONS:
-            raise RequestError(415, f"'{filename or 'the upload'}' is not a video file; upload one of "
-                                    f"{', '.join(VIDEO_EXTENSIONS)}")
-        limit = self.config.max_upload_bytes
-        too_big = RequestError(413, f"the upload is over {limit / 2**20:.0f} MB; this server takes up to "
-                                    f"{limit / 2**20:.0f} MB (--max-upload-mb)")
-        tmp = self.cache / "uploads" / f".{uuid.uuid4().hex}.part"
-        digest, size = hashlib.sha256(), 0
-        try:
-            if length is not None and length > limit:
-                await _drain(chunks, 2 * limit)
-                raise too_big
-            with tmp.open("wb") as fh:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > limit:
-                        fh.close()
-                        tmp.unlink(missing_ok=True)
-                        await _drain(chunks, 2 * limit)  # read (not keep) the rest, so the client gets the answer
-                        raise too_big
-                    digest.update(chunk)
-                    fh.write(chunk)
-            if size == 0:
-                raise RequestError(400, f"'{filename}' is empty (0 bytes); upload a video file")
-            self._check_video(tmp, filename)
-            video_id = digest.hexdigest()[:32] + suffix
-            tmp.replace(self.cache / "uploads" / video_id)
-            self.names[video_id] = Path(filename).stem[:100] or video_id
-        finally:
-            tmp.unlink(missing_ok=True)
-        return {"video_id": video_id, "bytes": size}
-
-    def _check_video(self, path: Path, shown_name: str) -> None:
-        from grounding.extract.video_io import VideoReader, VideoReadError
-
-        try:
-            info = VideoReader(path).info
-        except VideoReadError as err:
-            raise RequestError(415, f"'{shown_name}' is not a readable video ({err.reason})") from err
-        if info.duration > self.config.max_video_seconds:
-            raise RequestError(413, f"'{shown_name}' lasts {info.duration / 60:.1f} min; this server takes videos up "
-                                    f"to {self.config.max_video_seconds / 60:.0f} min")
-
-    def ground(self, body: dict[str, Any]) -> dict[str, Any]:
-        from grounding.api.report import thumbnails
-
-        started = time.perf_counter()
-        queries = body.get("queries", body.get("query"))
-        if isinstance(queries, str):
-            queries = [line for line in queries.splitlines() if line.strip()] or [queries]
-        if not isinstance(queries, list) or not queries:
-            raise RequestError(400, "give 'queries' (a list of sentences, or lines of text) or 'query'")
-        if len(queries) > self.config.max_queries:
-            raise RequestError(400, f"{len(queries)} queries; this server takes up to {self.config.max_queries} at once")
-        try:
-            top_k = int(body.get("top_k", 5))
-        except (TypeError, ValueError):
-            raise RequestError(400, "top_k must be a whole number") from None
-        if not 1 <= top_k <= 50:
-            raise RequestError(400, "top_k must be between 1 and 50")
-        if body.get("video_id"):
-            path, url = self.upload_path(str(body["video_id"])), f"/media/{body['video_id']}"
-            name = self.names.get(str(body["video_id"]), path.stem)
-        elif body.get("video"):
-            path, url = self.library_path(str(body["video"])), f"/library/{body['video']}"
-            name = path.stem
-        else:
-            raise RequestError(400, "give 'video_id' (from /api/upload) or 'video' (a name from /api/info)")
-        with self.lock:
-            video = self._encoded(path, name)
-            results = self.grounder.predict(list(queries), video, top_k=top_k)
-        payload = {"vid": video.vid, "duration": video.duration, "clip_len": video.clip_len, "results": results,
-                   "video_src": url, "thumbnails": thumbnails(path, video.duration)}
-        return {"videos": [payload], "seconds": time.perf_counter() - started}
-
-    def _encoded(self, path: Path, name: str) -> Any:
-        key = str(path.resolve())
-        if key not in self.encoded:
-            self._check_video(path, path.name)
-            self.encoded[key] = self.grounder.encode_video(path, vid=name)
-            while len(self.encoded) > self.config.encoded_cache:
-                self.encoded.popitem(last=False)
-        self.encoded.move_to_end(key)
-        return self.encoded[key]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host")
+        if not host_allowed(host, self.config.allowed_hosts):
+            return 400, (f"this server does not answer to the host name '{host}'; open it as http://127.0.0.1 "
+                         "(or start it with --allow-host NAME)")
+        if scope["path"].startswith(_GUARDED):
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
+            if not token_matches(self.config.token, headers.get("authorization"), query):
+                return 401, "this server needs its token: send 'Authorization: Bearer TOKEN' (the page: open /?token=TOKEN)"
+        return None
 
 
 def create_app(grounder: Any, config: ServerConfig | None = None):
@@ -193,9 +77,11 @@ def create_app(grounder: Any, config: ServerConfig | None = None):
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
 
-    service = GroundingService(grounder, config or ServerConfig())
-    app = FastAPI(title="grounding", docs_url=None, redoc_url=None)
+    config = config or ServerConfig()
+    service = GroundingService(grounder, config)
+    app = FastAPI(title="grounding", docs_url=None, redoc_url=None, on_shutdown=[service.encoded.shutdown])
     app.state.service = service
+    app.add_middleware(AccessGuard, config=config)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(RequestError)
@@ -218,7 +104,7 @@ def create_app(grounder: Any, config: ServerConfig | None = None):
 
     @app.post("/api/upload")
     async def upload(request: Request) -> dict[str, Any]:
-        length = request.headers.get("content-length")
+        length = request.headers.get("content-length")  # absent for a chunked body: counted as it arrives
         return await service.save_upload(request.headers.get("x-filename", ""), int(length) if length else None,
                                          request.stream())
 

@@ -104,10 +104,10 @@ class ZeroShotGrounder:
             self._text = (model, tokenizer, limit)
         return self._backbone, self._text
 
-    def encode_video(self, path: str | Path, vid: str | None = None) -> EncodedVideo:
+    def encode_video(self, path: str | Path, vid: str | None = None, reader: Any = None) -> EncodedVideo:
         from grounding.extract.sampling import ClipSampling
 
-        reader = open_video(path, self.clip_len)
+        reader = open_video(path, self.clip_len, reader)
         backbone, _ = self._models()
         feats, duration = encode_file(path, backbone, ClipSampling(self.clip_len, 1), self.device, reader=reader)
         return EncodedVideo(vid or Path(path).stem, duration, self.clip_len, feats, self.feature_recipe(), str(path))

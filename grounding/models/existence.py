@@ -1,0 +1,126 @@
+"""Is the described moment in this video at all? A calibrated probability from the shared space.
+
+    s(q, v)  = max over v's proposal windows of cos(sentence q, moment embedding of the window)
+    p(q in v) = sigmoid(a * s + b),   a, b from running class statistics of s (pooled-variance LDA)
+
+Why the shared space: it is the one part of a grounding model trained to compare *across* videos (the
+contrastive loss ranks a sentence's moment above other videos' moments), while the localisation heads are
+normalised inside one video and score their best window highly whether or not the event happens. ``s``
+is also the score moment search ranks videos by (``grounding.search``), so "not in this video" and the
+library's video ranking agree. It costs nothing at inference: the clip projections already exist.
+
+Why running statistics instead of a learnt logistic layer: during training every batch gives positive
+pairs (a query and its own video) and negatives (the query against the batch's other videos). Under
+Gaussian class-conditionals with one pooled variance, the posterior at a prior of 1/2 is exactly
+``sigmoid(a * s + b)`` with ``a = (mu_pos - mu_neg) / var`` and ``b = -a * (mu_pos + mu_neg) / 2``. The
+four moments are tracked as exponential moving averages (like BatchNorm's statistics), so they follow the
+space as it trains, need no learning rate, and send no gradient into the model: a model with the part
+switched off (``model.existence: false``) localises exactly as one with it.
+
+The probability is calibrated for a prior of 1/2 (as many absent queries as present ones); for a prior
+``pi`` add ``log(pi / (1 - pi))`` to the logit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grounding.models.embedding import SharedEmbeddingSpace
+
+if TYPE_CHECKING:
+    from grounding.models.outputs import SpaceOutput
+
+SCALES = (0.125, 0.25, 0.5, 1.0)  # proposal lengths as fractions of the video (the search index's default)
+STRIDE = 0.5  # proposal stride as a fraction of its length
+
+
+def proposal_masks(clip_mask: torch.Tensor, scales: tuple[float, ...] = SCALES, stride: float = STRIDE) -> torch.Tensor:
+    """Multi-scale sliding windows of every row (V, T) -> (V, P, T): a window ``[a, a + s)`` of the video's
+    length holds the clips whose centres fall inside it (never none: the clip at its middle always does)."""
+    num = clip_mask.sum(1, keepdim=True).clamp_min(1).to(torch.float32)  # (V, 1)
+    t = torch.arange(clip_mask.shape[1], device=clip_mask.device, dtype=torch.float32)[None]  # (1, T)
+    centre = (t + 0.5) / num  # (V, T) clip centres as fractions of the video
+    masks = []
+    for s in scales:
+        starts = torch.arange(0.0, 1.0 - s + 1e-6, s * stride).tolist()
+        if starts[-1] + s < 1.0 - 1e-6:
+            starts.append(1.0 - s)  # cover the end of the video too
+        for a in starts:
+            middle = torch.floor((a + s / 2) * num).clamp(max=num - 1)  # (V, 1)
+            masks.append(((centre >= a) & (centre < a + s)) | (t == middle))
+    return torch.stack(masks, 1) & clip_mask[:, None, :]
+
+
+def best_window_similarity(clip_proj: torch.Tensor, clip_mask: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+    """``s`` of every (sentence, video) pair: clip projections (V, T, E) and masks (V, T) of V videos,
+    unit sentences (B, E) -> (B, V) best cosine over each video's proposal windows."""
+    moments = F.normalize(SharedEmbeddingSpace.pool_moment(clip_proj.float(), proposal_masks(clip_mask)), dim=-1)
+    return torch.einsum("be,vpe->bvp", sentence.float(), moments).amax(-1)
+
+
+@dataclass
+class ExistenceOutput:
+    """``similarity`` (B, V): ``s`` of query i against video v of the batch; ``positive`` (B, V) marks each
+    query's own video; ``logits`` (B,): the calibrated log-odds that query i's moment is in its own video."""
+
+    similarity: torch.Tensor
+    positive: torch.Tensor
+    logits: torch.Tensor
+
+    def probability(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+
+class ExistenceHead(nn.Module):
+    """``s`` for every (query, batch video) pair, calibrated by running class statistics (see the module)."""
+
+    def __init__(self, momentum: float = 0.02) -> None:
+        super().__init__()
+        self.momentum = momentum
+        # E[s] and E[s^2] of positive and negative pairs; the initial values (s ~ 0.5 +- 0.2 vs 0 +- 0.2)
+        # only matter for a model trained for a few steps
+        self.register_buffer("stats", torch.tensor([0.5, 0.29, 0.0, 0.04]))
+
+    def calibration(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a, b)`` of ``logit = a * s + b`` from the running statistics."""
+        mu_p, sq_p, mu_n, sq_n = self.stats.unbind()
+        var = (0.5 * (sq_p - mu_p**2 + sq_n - mu_n**2)).clamp_min(1e-4)
+        a = (mu_p - mu_n) / var
+        return a, -a * (mu_p + mu_n) / 2
+
+    @torch.no_grad()
+    def _update(self, similarity: torch.Tensor, positive: torch.Tensor) -> None:
+        negative = ~positive
+        if not negative.any():  # a batch of one video has no negatives
+            return
+        s = similarity.float()
+        batch = torch.stack([s[positive].mean(), (s[positive] ** 2).mean(), s[negative].mean(), (s[negative] ** 2).mean()])
+        self.stats.lerp_(batch, self.momentum)
+
+    def forward(self, space: SpaceOutput, clip_mask: torch.Tensor, vid_index: torch.Tensor) -> ExistenceOutput:
+        """``space``: the model's shared-space output (clip projections (B, T, E) per query row, each row
+        its query's video, unit sentences (B, E)); ``clip_mask`` (B, T); ``vid_index`` (B,) which batch
+        video each row shows."""
+        clip_proj, sentence = space.clip_proj, space.sentence
+        b = len(vid_index)
+        num_videos = int(vid_index.max()) + 1 if b else 0
+        # the first row of each video: the video side is the same in every row of one video
+        first = torch.full((num_videos,), b, device=vid_index.device).scatter_reduce(
+            0, vid_index, torch.arange(b, device=vid_index.device), "amin")
+        videos = torch.arange(num_videos, device=vid_index.device)[first < b]  # videos some query asks about
+        first = first[videos]
+        similarity = best_window_similarity(clip_proj.detach()[first], clip_mask[first], sentence.detach())
+        positive = vid_index[:, None] == videos[None]
+        if self.training:
+            self._update(similarity, positive)
+        a, b_ = self.calibration()
+        own = (similarity * positive).sum(1)  # each query's own video
+        return ExistenceOutput(similarity, positive, a * own + b_)
+
+
+__all__ = ["ExistenceHead", "ExistenceOutput", "best_window_similarity", "proposal_masks"]

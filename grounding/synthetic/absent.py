@@ -1,0 +1,49 @@
+"""Present and absent queries of a held-out split: the evaluation set of "is the moment in this video?".
+
+For every query of the split (present: asked of its own video) one absent counterpart asks the *same
+sentence* of another video of the split that does not contain the query's event (its action-object
+pair; known exactly, since the generator records every event of every video). Using the same sentences
+on both sides means no text-only rule can tell present from absent: only the video can.
+
+The absent video is drawn uniformly from those without the event. It is tagged ``look_alike`` when it
+shows an event sharing the action or the object (e.g. "open door" asked of a video with "open box"),
+the hard case for a model that matches single words.
+
+Written as native JSONL (``charades_sta_<split>_absent.jsonl``): present records as in the split, then
+absent ones ``{"qid": N + i, "query", "vid", "duration", "relevant_windows": [], "absent": true,
+"source_qid"}``; tags beside it (``charades_sta_<split>_absent.tags.jsonl``: the present queries' tags,
+``absent`` and ``look_alike`` for the others).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from grounding.synthetic.world import Event
+
+
+def absent_split(records: list[dict[str, Any]], events: dict[str, list[Event]], durations: dict[str, float],
+                 seed: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``records``: the split's native records, each with its target ``event`` (action, object) and ``tags``;
+    ``events``: every event of every video. Returns (present + absent native records, their tag lines)."""
+    rng = np.random.default_rng(seed)
+    vids = sorted(events)
+    out, tags = [], []
+    for rec in records:
+        out.append({k: rec[k] for k in ("qid", "query", "vid", "duration", "relevant_windows")})
+        tags.append({"qid": rec["qid"], "tags": list(rec["tags"])})
+    for i, rec in enumerate(records):
+        action, obj = rec["event"]
+        others = [v for v in vids if v != rec["vid"] and (action, obj) not in events[v]]
+        vid = others[int(rng.integers(len(others)))]
+        qid = len(records) + i
+        out.append({"qid": qid, "query": rec["query"], "vid": vid, "duration": durations[vid], "relevant_windows": [],
+                    "absent": True, "source_qid": rec["qid"]})
+        look_alike = any(a == action or o == obj for a, o in events[vid])
+        tags.append({"qid": qid, "tags": ["absent", *(["look_alike"] if look_alike else [])]})
+    return out, tags
+
+
+__all__ = ["absent_split"]

@@ -23,9 +23,11 @@ The probability is calibrated for a prior of 1/2 (as many absent queries as pres
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,21 +41,34 @@ SCALES = (0.125, 0.25, 0.5, 1.0)  # proposal lengths as fractions of the video (
 STRIDE = 0.5  # proposal stride as a fraction of its length
 
 
-def proposal_masks(clip_mask: torch.Tensor, scales: tuple[float, ...] = SCALES, stride: float = STRIDE) -> torch.Tensor:
-    """Multi-scale sliding windows of every row (V, T) -> (V, P, T): a window ``[a, a + s)`` of the video's
-    length holds the clips whose centres fall inside it (never none: the clip at its middle always does)."""
-    num = clip_mask.sum(1, keepdim=True).clamp_min(1).to(torch.float32)  # (V, 1)
-    t = torch.arange(clip_mask.shape[1], device=clip_mask.device, dtype=torch.float32)[None]  # (1, T)
-    centre = (t + 0.5) / num  # (V, T) clip centres as fractions of the video
-    masks = []
-    for s in scales:
-        starts = torch.arange(0.0, 1.0 - s + 1e-6, s * stride).tolist()
-        if starts[-1] + s < 1.0 - 1e-6:
-            starts.append(1.0 - s)  # cover the end of the video too
-        for a in starts:
-            middle = torch.floor((a + s / 2) * num).clamp(max=num - 1)  # (V, 1)
-            masks.append(((centre >= a) & (centre < a + s)) | (t == middle))
-    return torch.stack(masks, 1) & clip_mask[:, None, :]
+def proposal_windows(num_clips: int, scales: Sequence[float] = SCALES, stride: float = STRIDE) -> np.ndarray:
+    """Multi-scale sliding windows (P, 2) as first and last clip (inclusive) of a video of ``num_clips``
+    clips: lengths ``scales`` x the video at a stride of ``stride`` x the length, the end always covered.
+    The search index's proposal entries are these windows (``grounding.search.embed``)."""
+    out: list[tuple[int, int]] = []
+    for scale in scales:
+        length = max(1, round(scale * num_clips))
+        step = max(1, round(stride * length))
+        starts = list(range(0, max(num_clips - length, 0) + 1, step))
+        if starts[-1] + length < num_clips:  # cover the end of the video too
+            starts.append(num_clips - length)
+        out += [(s, min(s + length, num_clips) - 1) for s in starts]
+    return np.array(sorted(set(out)), dtype=np.int64).reshape(-1, 2)
+
+
+def proposal_masks(clip_mask: torch.Tensor, scales: Sequence[float] = SCALES, stride: float = STRIDE) -> torch.Tensor:
+    """``proposal_windows`` of every row (V, T) as clip masks (V, P, T); a row with fewer windows than the
+    longest repeats its last one (a repeat never changes a maximum over windows)."""
+    lengths = clip_mask.sum(1).clamp_min(1).tolist()
+    windows = {n: proposal_windows(n, scales, stride) for n in set(lengths)}
+    count = max(len(w) for w in windows.values())
+    t = torch.arange(clip_mask.shape[1], device=clip_mask.device)
+    out = torch.zeros(clip_mask.shape[0], count, clip_mask.shape[1], dtype=torch.bool, device=clip_mask.device)
+    for n, w in windows.items():
+        w = torch.from_numpy(np.concatenate([w, np.repeat(w[-1:], count - len(w), 0)])).to(clip_mask.device)
+        rows = torch.tensor([i for i, m in enumerate(lengths) if m == n], device=clip_mask.device)
+        out[rows] = ((t[None] >= w[:, :1]) & (t[None] <= w[:, 1:]))[None]
+    return out & clip_mask[:, None, :]
 
 
 def best_window_similarity(clip_proj: torch.Tensor, clip_mask: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
@@ -123,4 +138,4 @@ class ExistenceHead(nn.Module):
         return ExistenceOutput(similarity, positive, a * own + b_)
 
 
-__all__ = ["ExistenceHead", "ExistenceOutput", "best_window_similarity", "proposal_masks"]
+__all__ = ["ExistenceHead", "ExistenceOutput", "best_window_similarity", "proposal_masks", "proposal_windows"]

@@ -11,7 +11,7 @@ the hard case for a model that matches single words.
 
 Written as native JSONL (``charades_sta_<split>_absent.jsonl``): present records as in the split, then
 absent ones ``{"qid": N + i, "query", "vid", "duration", "relevant_windows": [], "absent": true,
-"source_qid"}``; tags beside it (``charades_sta_<split>_absent.tags.jsonl``: the present queries' tags,
+"look_alike", "source_qid"}``; tags beside it (``charades_sta_<split>_absent.tags.jsonl``: the present queries' tags,
 ``absent`` and ``look_alike`` for the others).
 """
 
@@ -39,9 +39,9 @@ def absent_split(records: list[dict[str, Any]], events: dict[str, list[Event]], 
         others = [v for v in vids if v != rec["vid"] and (action, obj) not in events[v]]
         vid = others[int(rng.integers(len(others)))]
         qid = len(records) + i
-        out.append({"qid": qid, "query": rec["query"], "vid": vid, "duration": durations[vid], "relevant_windows": [],
-                    "absent": True, "source_qid": rec["qid"]})
         look_alike = any(a == action or o == obj for a, o in events[vid])
+        out.append({"qid": qid, "query": rec["query"], "vid": vid, "duration": durations[vid], "relevant_windows": [],
+                    "absent": True, "look_alike": look_alike, "source_qid": rec["qid"]})
         tags.append({"qid": qid, "tags": ["absent", *(["look_alike"] if look_alike else [])]})
     return out, tags
 

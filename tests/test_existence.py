@@ -167,3 +167,17 @@ def test_the_synthetic_benchmark_writes_present_and_absent_queries(tiny_syntheti
         assert obj in OBJECTS
         shares = any(e.startswith(action + " ") or e.endswith(" " + obj) for e in events[r.vid])
         assert r.extra["look_alike"] == shares
+
+
+def test_look_alike_counts_count_the_videos_showing_each_querys_event(tiny_synthetic):
+    from grounding.synthetic.absent import look_alike_ceiling, look_alike_counts
+
+    annotations = tiny_synthetic / "annotations"
+    counts = look_alike_counts(annotations)
+    tags = [json.loads(line) for line in (annotations / "charades_sta_test.tags.jsonl").read_text().splitlines()]
+    events = [json.loads(line)["events"] for line in (annotations / "charades_sta_test.events.jsonl").read_text().splitlines()]
+    for t in tags[:20]:
+        assert counts[t["qid"]] == sum(t["event"] in e for e in events) >= 1
+    ceiling = look_alike_ceiling(annotations)
+    n = np.array(list(counts.values()), dtype=float)
+    assert ceiling["VR-R1"] == pytest.approx(100 * (1 / n).mean(), abs=0.01) and ceiling["VR-R10"] >= ceiling["VR-R1"]

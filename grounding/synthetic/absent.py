@@ -13,10 +13,15 @@ Written as native JSONL (``charades_sta_<split>_absent.jsonl``): present records
 absent ones ``{"qid": N + i, "query", "vid", "duration", "relevant_windows": [], "absent": true,
 "look_alike", "source_qid"}``; tags beside it (``charades_sta_<split>_absent.tags.jsonl``: the present queries' tags,
 ``absent`` and ``look_alike`` for the others).
+
+``look_alike_ceiling`` reads the same sidecars for library search: how many videos show each query's
+event, and the video retrieval a model that cannot tell those videos apart reaches at best.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,4 +51,28 @@ def absent_split(records: list[dict[str, Any]], events: dict[str, list[Event]], 
     return out, tags
 
 
-__all__ = ["absent_split"]
+
+
+def look_alike_counts(annotations: str | Path, split: str = "test") -> dict[Any, int]:
+    """For each query of ``split``: how many of the split's videos show its event (its own included), from
+    the tags and events sidecars. A model that recognises the event but cannot tell these videos apart
+    ranks the query's own video among them at random."""
+    annotations = Path(annotations)
+    tags = [json.loads(line) for line in (annotations / f"charades_sta_{split}.tags.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (annotations / f"charades_sta_{split}.events.jsonl").read_text().splitlines()]
+    showing: dict[str, int] = {}
+    for video in events:
+        for name in set(video["events"]):
+            showing[name] = showing.get(name, 0) + 1
+    return {t["qid"]: showing[t["event"]] for t in tags}
+
+
+def look_alike_ceiling(annotations: str | Path, split: str = "test", ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    """Video retrieval such a model reaches at best: ``VR-R{k}`` = mean over queries of min(1, k / n_q), n_q the
+    videos showing the query's event (percent), with the mean and median n_q."""
+    counts = np.array(list(look_alike_counts(annotations, split).values()), dtype=np.float64)
+    out = {f"VR-R{k}": round(float(np.minimum(1.0, k / counts).mean() * 100), 2) for k in ks}
+    return {**out, "videos_per_event_mean": round(float(counts.mean()), 2), "videos_per_event_median": float(np.median(counts))}
+
+
+__all__ = ["absent_split", "look_alike_ceiling", "look_alike_counts"]

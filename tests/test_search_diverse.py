@@ -17,7 +17,7 @@ def test_the_limit_keeps_the_order_and_fills_the_top_k_from_further_down():
 
 
 def test_the_setting_has_a_default_and_is_checked():
-    assert SearchSettings().max_per_video == SearchSettings.from_config({}).max_per_video == 2
+    assert SearchSettings().max_per_video == SearchSettings.from_config({}).max_per_video == 1
     assert SearchSettings.from_config({"max_per_video": 0}).max_per_video == 0
     with pytest.raises(GroundingError, match="max_per_video"):
         SearchSettings.from_config({"max_per_video": -1})

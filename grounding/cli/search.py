@@ -1,7 +1,7 @@
 """``tools/search.py`` / ``grounding-search``: find moments in an indexed video library.
 
     python tools/search.py --index INDEX_DIR [--checkpoint CKPT] (--query TEXT | --queries FILE.jsonl)
-                           [--top-k 100] [--rerank 20] [--max-per-video 2] --out PRED.jsonl
+                           [--top-k 100] [--rerank 20] [--max-per-video 1] --out PRED.jsonl
 
 Stage 1 ranks the library in the shared embedding space; stage 2 localises the top ``--rerank`` videos
 with CCMAN (``--rerank 0``: stage 1 only); ``--max-per-video N`` keeps at most N moments of one video in
@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, help="moments per query (default: search.top_k of the index, 100)")
     parser.add_argument("--rerank", type=int, help="videos localised by stage 2 (default 20; 0 = stage 1 only)")
     parser.add_argument("--max-per-video", type=int, help="moments of one video in a query's top K (default: "
-                        "search.max_per_video of the index, 2; 0 = no limit)")
+                        "search.max_per_video of the index, 1; 0 = no limit)")
     parser.add_argument("--out", help="predictions JSONL")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--batch-queries", type=int, default=64, help="queries searched together")

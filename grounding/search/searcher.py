@@ -60,7 +60,7 @@ class SearchSettings:
     video_weight: float = 1.0  # exponent of the shared-space probability in the merged score
     merge: str = "window"  # window: P from each decoded window's own similarity; video: from the video's best entry
     nms: float = 0.5  # per-video NMS of stage-1 moments
-    max_per_video: int = 2  # moments of one video in a query's list (0 = no limit; docs/search.md, "Diverse results")
+    max_per_video: int = 1  # moments of one video in a query's list (0 = no limit; docs/search.md, "Diverse results")
     candidates: int = 0  # entries fetched per query in stage 1 (0 = enough for the videos needed)
     batch_pairs: int = 256  # (query, video) pairs per stage-2 forward
 

@@ -181,3 +181,22 @@ def test_look_alike_counts_count_the_videos_showing_each_querys_event(tiny_synth
     ceiling = look_alike_ceiling(annotations)
     n = np.array(list(counts.values()), dtype=float)
     assert ceiling["VR-R1"] == pytest.approx(100 * (1 / n).mean(), abs=0.01) and ceiling["VR-R10"] >= ceiling["VR-R1"]
+
+
+def test_checkpoint_mode_scores_the_absent_split_as_the_docs_say(tiny_synthetic, tmp_path, capsys):
+    """docs/model.md's command: the benchmark's present/absent file as a native split of the config."""
+    from grounding.cli.eval_grounding import main
+    from grounding.inference.checkpoint import random_checkpoint
+    from grounding.synthetic.world import vocabulary
+    from tests.conftest import REPO, tiny_config, tiny_overrides
+
+    ckpt = random_checkpoint(tiny_config(tiny_synthetic), vocabulary(), tmp_path / "random.pt")
+    out = tmp_path / "absent.jsonl"
+    assert main(["--config", str(REPO / "configs/synthetic.yaml"), "--checkpoint", str(ckpt), "--split", "test_absent", "--out",
+                 str(out), *tiny_overrides(tiny_synthetic), "data.dataset=native",
+                 "+data.annotations.test_absent=annotations/charades_sta_test_absent.jsonl"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 2 * metrics["num_queries"] == metrics["exist-num_present"] + metrics["exist-num_absent"]
+    assert all(0 <= line["pred_in_video"] <= 1 for line in lines)
+    assert 0 <= metrics["exist-AUROC"] <= 1 and 0 <= metrics["exist-ECE"] <= 1 and "plain/R1@0.5" in metrics

@@ -200,3 +200,25 @@ def test_checkpoint_mode_scores_the_absent_split_as_the_docs_say(tiny_synthetic,
     assert len(lines) == 2 * metrics["num_queries"] == metrics["exist-num_present"] + metrics["exist-num_absent"]
     assert all(0 <= line["pred_in_video"] <= 1 for line in lines)
     assert 0 <= metrics["exist-AUROC"] <= 1 and 0 <= metrics["exist-ECE"] <= 1 and "plain/R1@0.5" in metrics
+
+
+def test_the_qvhighlights_layout_writes_its_absent_set_too(tiny_qvh_synthetic):
+    from grounding.data.records import read_native_jsonl
+    from grounding.eval.evaluate import compute_metrics
+
+    annotations = tiny_qvh_synthetic / "annotations"
+    records = read_native_jsonl(annotations / "highlight_val_absent.jsonl")
+    events = {json.loads(line)["vid"]: json.loads(line)["events"]
+              for line in (annotations / "highlight_val_release.events.jsonl").read_text().splitlines()}
+    side = {json.loads(line)["qid"]: json.loads(line)["event"]
+            for line in (annotations / "highlight_val_release.tags.jsonl").read_text().splitlines()}
+    present = [r for r in records if not r.extra.get("absent")]
+    absent = [r for r in records if r.extra.get("absent")]
+    assert len(present) == len(absent) == len(side) and all("saliency_scores" in r.extra for r in present)
+    assert len({r.qid for r in records}) == len(records)  # absent qids follow the split's largest
+    for r in absent:
+        assert side[r.extra["source_qid"]] not in events[r.vid]
+    preds = [{"qid": r.qid, "vid": r.vid, "pred_relevant_windows": [[0.0, 4.0, 1.0]], "pred_in_video": 0.5}
+             for r in records]
+    metrics = compute_metrics(preds, records)
+    assert metrics["brief"]["exist-AUROC"] == 0.5 and "MR-full-mAP" in metrics["brief"]

@@ -9,8 +9,8 @@ The absent video is drawn uniformly from those without the event. It is tagged `
 shows an event sharing the action or the object (e.g. "open door" asked of a video with "open box"),
 the hard case for a model that matches single words.
 
-Written as native JSONL (``charades_sta_<split>_absent.jsonl``): present records as in the split, then
-absent ones ``{"qid": N + i, "query", "vid", "duration", "relevant_windows": [], "absent": true,
+Written as native JSONL (``charades_sta_<split>_absent.jsonl``; the QVHighlights layout writes
+``highlight_<split>_absent.jsonl``): present records as in the split, then absent ones ``{"qid": N + i, "query", "vid", "duration", "relevant_windows": [], "absent": true,
 "look_alike", "source_qid"}``; tags beside it (``charades_sta_<split>_absent.tags.jsonl``: the present queries' tags,
 ``absent`` and ``look_alike`` for the others).
 
@@ -31,19 +31,21 @@ from grounding.synthetic.world import Event
 
 def absent_split(records: list[dict[str, Any]], events: dict[str, list[Event]], durations: dict[str, float],
                  seed: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``records``: the split's native records, each with its target ``event`` (action, object) and ``tags``;
-    ``events``: every event of every video. Returns (present + absent native records, their tag lines)."""
+    """``records``: the split's native records (any extra keys, e.g. saliency scores, are kept), each with its
+    target ``event`` (action, object) and ``tags``; ``events``: every event of every video. Returns (present +
+    absent native records, their tag lines); absent qids follow the split's largest."""
     rng = np.random.default_rng(seed)
     vids = sorted(events)
     out, tags = [], []
     for rec in records:
-        out.append({k: rec[k] for k in ("qid", "query", "vid", "duration", "relevant_windows")})
+        out.append({k: v for k, v in rec.items() if k not in ("event", "tags")})
         tags.append({"qid": rec["qid"], "tags": list(rec["tags"])})
+    first_qid = max(int(r["qid"]) for r in records) + 1
     for i, rec in enumerate(records):
         action, obj = rec["event"]
         others = [v for v in vids if v != rec["vid"] and (action, obj) not in events[v]]
         vid = others[int(rng.integers(len(others)))]
-        qid = len(records) + i
+        qid = first_qid + i
         look_alike = any(a == action or o == obj for a, o in events[vid])
         out.append({"qid": qid, "query": rec["query"], "vid": vid, "duration": durations[vid], "relevant_windows": [],
                     "absent": True, "look_alike": look_alike, "source_qid": rec["qid"]})

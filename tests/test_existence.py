@@ -47,6 +47,9 @@ def test_existence_tracks_class_statistics_in_training_only_and_sends_no_gradien
     assert a > 0 and torch.allclose(-b / a, (pos.mean() + neg.mean()) / 2)  # p = 1/2 half-way between the means
     assert (out.probability() > 0.5).all()
     head.eval()
+    own = head(space_of(clip_proj, sentence), torch.ones(5, 8, dtype=torch.bool), vid_index)
+    assert own.similarity.shape == (5, 1)  # inference scores only each query's own video: the same numbers
+    assert torch.allclose(own.similarity[:, 0], out.similarity[out.positive]) and torch.allclose(own.logits, out.logits)
     before = head.stats.clone()
     head(space_of(clip_proj, sentence.flip(0)), torch.ones(5, 8, dtype=torch.bool), vid_index)
     assert torch.equal(head.stats, before)

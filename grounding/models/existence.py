@@ -78,10 +78,18 @@ def best_window_similarity(clip_proj: torch.Tensor, clip_mask: torch.Tensor, sen
     return torch.einsum("be,vpe->bvp", sentence.float(), moments).amax(-1)
 
 
+def own_window_similarity(clip_proj: torch.Tensor, clip_mask: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+    """``s`` of each query with its own video only: clip projections (B, T, E) and masks (B, T) of each query's
+    video, unit sentences (B, E) -> (B,); what inference needs (the (B, V) matrix is for training)."""
+    moments = F.normalize(SharedEmbeddingSpace.pool_moment(clip_proj.float(), proposal_masks(clip_mask)), dim=-1)
+    return torch.einsum("be,bpe->bp", sentence.float(), moments).amax(-1)
+
+
 @dataclass
 class ExistenceOutput:
-    """``similarity`` (B, V): ``s`` of query i against video v of the batch; ``positive`` (B, V) marks each
-    query's own video; ``logits`` (B,): the calibrated log-odds that query i's moment is in its own video."""
+    """``similarity`` (B, V): ``s`` of query i against video v of the batch in training, (B, 1) against its own
+    video in eval mode; ``positive`` (B, V) marks each query's own video; ``logits`` (B,): the calibrated
+    log-odds that query i's moment is in its own video."""
 
     similarity: torch.Tensor
     positive: torch.Tensor
@@ -121,21 +129,24 @@ class ExistenceHead(nn.Module):
         """``space``: the model's shared-space output (clip projections (B, T, E) per query row, each row
         its query's video, unit sentences (B, E)); ``clip_mask`` (B, T); ``vid_index`` (B,) which batch
         video each row shows."""
-        clip_proj, sentence = space.clip_proj, space.sentence
-        b = len(vid_index)
-        num_videos = int(vid_index.max()) + 1 if b else 0
+        clip_proj, sentence = space.clip_proj.detach(), space.sentence.detach()
+        a, b = self.calibration()
+        if not self.training:  # only each query's own video: (B, 1)
+            own = own_window_similarity(clip_proj, clip_mask, sentence)
+            return ExistenceOutput(own[:, None], torch.ones_like(own, dtype=torch.bool)[:, None], a * own + b)
+        rows = len(vid_index)
+        num_videos = int(vid_index.max()) + 1 if rows else 0
         # the first row of each video: the video side is the same in every row of one video
-        first = torch.full((num_videos,), b, device=vid_index.device).scatter_reduce(
-            0, vid_index, torch.arange(b, device=vid_index.device), "amin")
-        videos = torch.arange(num_videos, device=vid_index.device)[first < b]  # videos some query asks about
+        first = torch.full((num_videos,), rows, device=vid_index.device).scatter_reduce(
+            0, vid_index, torch.arange(rows, device=vid_index.device), "amin")
+        videos = torch.arange(num_videos, device=vid_index.device)[first < rows]  # videos some query asks about
         first = first[videos]
-        similarity = best_window_similarity(clip_proj.detach()[first], clip_mask[first], sentence.detach())
+        similarity = best_window_similarity(clip_proj[first], clip_mask[first], sentence)
         positive = vid_index[:, None] == videos[None]
-        if self.training:
-            self._update(similarity, positive)
-        a, b_ = self.calibration()
+        self._update(similarity, positive)
+        a, b = self.calibration()
         own = (similarity * positive).sum(1)  # each query's own video
-        return ExistenceOutput(similarity, positive, a * own + b_)
+        return ExistenceOutput(similarity, positive, a * own + b)
 
 
 __all__ = ["ExistenceHead", "ExistenceOutput", "best_window_similarity", "proposal_masks", "proposal_windows"]

@@ -54,7 +54,8 @@ def test_version_1_layout_is_upgraded_field_by_field(tmp_path):
     assert ckpt.kind == "grounding" and ckpt.compatible_with == ["abc"] and ckpt.text == {"words": ["<pad>"]}
     assert ckpt.training == {"optimizer": {"o": 1}, "scheduler": None, "scaler": {}, "epoch": 3, "step": 30,
                              "best": 0.5, "rng": {"r": 2}}
-    assert ckpt.config["model"] == {"name": "span_baseline", "saliency_head": False}  # no saliency_head.* weights
+    assert ckpt.config["model"] == {"name": "span_baseline", "saliency_head": False,  # no saliency_head.* weights
+                                    "existence": False}  # nor existence.* statistics
     torch.save({"kind": "search_adapter", "adapter": {"a": torch.zeros(2)}, "old_dim": 4, "hidden": 8},
                tmp_path / "adapter.pt")
     adapter = read_checkpoint(tmp_path / "adapter.pt")

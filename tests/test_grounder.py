@@ -75,7 +75,8 @@ def test_predict_on_the_real_charades_clip(shared, grounder):
     video = grounder.encode_video(shared / "videos/charades_sample.mp4")
     assert video.num_clips == 31  # 30.7 s in 1 s clips
     one = grounder.predict("a person opens the door", video, top_k=3)
-    assert set(one) == {"query", "vid", "duration", "pred_relevant_windows", "pred_saliency_scores"}
+    assert set(one) == {"query", "vid", "duration", "pred_relevant_windows", "pred_saliency_scores", "pred_in_video"}
+    assert 0 <= one["pred_in_video"] <= 1
     assert one["vid"] == "charades_sample" and one["duration"] == pytest.approx(30.6973, abs=1e-3)
     windows = one["pred_relevant_windows"]
     assert 1 <= len(windows) <= 3 and all(0 <= s < e <= 30.7 for s, e, _ in windows)

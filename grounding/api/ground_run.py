@@ -11,6 +11,7 @@ from typing import Any
 
 from grounding.errors import GroundingError
 from grounding.extract.inputs import VIDEO_EXTENSIONS
+from grounding.inference.records import in_video_verdict
 
 
 def list_video_files(source: str | Path) -> list[Path]:
@@ -49,12 +50,20 @@ def ground_all(grounder: Any, videos: list[Path], queries: list[dict[str, Any]],
     return out
 
 
+def in_video_note(p: float | None) -> str:
+    """``  (in video: p)`` after a query, plus the verdict below the threshold; nothing for a model without it."""
+    if p is None:
+        return ""
+    verdict = in_video_verdict(p)
+    return f"  (in video: {p:.2f}{'; ' + verdict if verdict else ''})"
+
+
 def table(results: list[tuple[Any, list[dict[str, Any]]]]) -> str:
     lines = []
     for video, preds in results:
         lines.append(f"{video.vid} ({video.duration:.1f} s)")
         for pred in preds:
-            lines.append(f"  query: {pred['query']}")
+            lines.append(f"  query: {pred['query']}{in_video_note(pred.get('pred_in_video'))}")
             lines.append(f"    {'rank':>4}  {'start':>8}  {'end':>8}  {'score':>9}")
             for rank, (s, e, c) in enumerate(pred["pred_relevant_windows"], start=1):
                 lines.append(f"    {rank:>4}  {s:>8.2f}  {e:>8.2f}  {c:>9.4f}")

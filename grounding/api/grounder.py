@@ -134,7 +134,8 @@ class Grounder:
 
     def predict(self, queries: str | list[str], video: EncodedVideo, top_k: int = 5) -> dict[str, Any] | list[dict[str, Any]]:
         """Moments for each query: ``{"vid", "query", "duration", "pred_relevant_windows": [[start_s, end_s,
-        score], ...] (best first), "pred_saliency_scores": [one per clip]}`` (+ ``"warnings"`` if any)."""
+        score], ...] (best first), "pred_saliency_scores": [one per clip], "pred_in_video": p}`` (+ ``"warnings"``
+        if any); ``p`` is the calibrated probability that the moment happens in the video at all."""
         items, single = check_queries(queries)
         if top_k < 1:
             raise GroundingError(f"top_k must be at least 1, got {top_k}")
@@ -144,8 +145,8 @@ class Grounder:
         answers = ground_in_windows(self.loaded, self._windows(video), words, word_mask, top_k, self.batch_rows)
         limit = [f"the query was cut to its first {self.loaded.max_words} words, the model's limit"]
         out = [prediction_record(video.vid, query, windows, saliency, duration=video.duration,
-                                 warnings=limit if cut[qi] else ())
-               for qi, (query, (windows, saliency)) in enumerate(zip(items, answers, strict=True))]
+                                 warnings=limit if cut[qi] else (), in_video=in_video)
+               for qi, (query, (windows, saliency, in_video)) in enumerate(zip(items, answers, strict=True))]
         return out[0] if single else out
 
 

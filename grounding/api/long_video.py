@@ -100,16 +100,17 @@ class VideoWindows:
 
 # ---------------------------------------------------------------------- 2. run
 def run_windows(loaded: LoadedModel, windows: VideoWindows, words: torch.Tensor, word_mask: torch.Tensor, topk: int,
-                batch_rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Every query (Q, L) in every window: ranked windows (Q, W, K, 3) in window seconds and saliency
-    (Q, W, T); each window goes through the video encoder once per batch of rows."""
+                batch_rows: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Every query (Q, L) in every window: ranked windows (Q, W, K, 3) in window seconds, saliency
+    (Q, W, T) and P(moment in the window) (Q, W) (None: a model without it); each window goes through the
+    video encoder once per batch of rows."""
     num_queries, num_windows = len(words), len(windows.ranges)
     decode = dataclasses.replace(loaded.decode, topk=topk)
     durations, device = windows.durations, loaded.device
     tokens = windows.tokens(loaded.model)
     rows_q = torch.arange(num_queries).repeat_interleave(num_windows)
     rows_w = torch.arange(num_windows).repeat(num_queries)
-    found, saliency = [], []
+    found, saliency, in_video = [], [], []
     for start in range(0, len(rows_q), batch_rows):
         q, w = rows_q[start : start + batch_rows], rows_w[start : start + batch_rows]
         used, vid_index = torch.unique(w, return_inverse=True)
@@ -120,8 +121,11 @@ def run_windows(loaded: LoadedModel, windows: VideoWindows, words: torch.Tensor,
         decoded = run_and_decode(loaded.model, batch, decode)
         found.append(decoded.windows.cpu().numpy())
         saliency.append(decoded.saliency.cpu().numpy())
+        if decoded.in_video is not None:
+            in_video.append(decoded.in_video.cpu().numpy())
     return (np.concatenate(found).reshape(num_queries, num_windows, -1, 3),
-            np.concatenate(saliency).reshape(num_queries, num_windows, -1))
+            np.concatenate(saliency).reshape(num_queries, num_windows, -1),
+            np.concatenate(in_video).reshape(num_queries, num_windows) if in_video else None)
 
 
 # ---------------------------------------------------------------------- 3. map back
@@ -177,16 +181,19 @@ def merge_windows(candidates: list[tuple[float, float, float]], nms_threshold: f
 
 
 def ground_in_windows(loaded: LoadedModel, windows: VideoWindows, words: torch.Tensor, word_mask: torch.Tensor,
-                      top_k: int, batch_rows: int = 256) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each query's ranked windows (K, 3) in video seconds and its native-clip saliency: steps 2 to 5."""
+                      top_k: int, batch_rows: int = 256) -> list[tuple[np.ndarray, np.ndarray, float | None]]:
+    """Each query's ranked windows (K, 3) in video seconds, its native-clip saliency and P(moment in the
+    video) (the best window's: the moment is in the video if it is in any window; None without the part):
+    steps 2 to 5."""
     multi = len(windows.ranges) > 1
-    found, saliency = run_windows(loaded, windows, words, word_mask, max(top_k, 10) if multi else top_k, batch_rows)
+    found, saliency, in_video = run_windows(loaded, windows, words, word_mask, max(top_k, 10) if multi else top_k, batch_rows)
     out = []
     for qi in range(len(words)):
         native = video_saliency(saliency[qi], windows)
+        p = None if in_video is None else float(in_video[qi].max())
         if multi:
             merged = merge_windows(rescored(found[qi], windows, native), loaded.decode.nms_threshold, top_k)
-            out.append((np.asarray(merged, dtype=np.float64).reshape(-1, 3), native))
+            out.append((np.asarray(merged, dtype=np.float64).reshape(-1, 3), native, p))
         else:
-            out.append((found[qi, 0], native))
+            out.append((found[qi, 0], native, p))
     return out

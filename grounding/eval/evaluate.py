@@ -4,7 +4,8 @@ for a predictions file scored standalone: both get exactly the same dict.
 QVHighlights (and any ground truth with several windows per query or saliency scores) gets the
 official QVHighlights metrics (``brief`` first, then the blocks); the single-window benchmarks get
 R@{1,5} at IoU {0.1,0.3,0.5,0.7} and mIoU, plus ``<tag>/<metric>`` per query subset when tags are
-given. Both carry ``num_queries`` and ``num_missing`` (queries without a prediction, scored as misses)
+given. Ground truth with absent queries (``"absent": true``) also gets the ``exist-*`` numbers of
+``grounding.eval.existence`` (absent queries never enter the window metrics). Both carry ``num_queries`` and ``num_missing`` (queries without a prediction, scored as misses)
 so that a partial predictions file cannot pass unnoticed.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from grounding.data.records import MomentRecord, read_native_jsonl
 from grounding.errors import GroundingError
+from grounding.eval.existence import existence_metrics, has_absent
 from grounding.eval.metrics import evaluate_single_window
 from grounding.eval.predictions import Prediction, read_predictions
 from grounding.eval.qvhighlights import evaluate_qvhighlights
@@ -45,6 +47,10 @@ def compute_metrics(predictions: list[Prediction], records: list[MomentRecord], 
     Queries without a ground-truth window (QVHighlights' test split) are left out of the scoring.
     """
     labelled = [r for r in records if r.windows]
+    exist = existence_metrics(predictions, records) if has_absent(records) else {}
+    if exist:  # absent queries have no window to find: their lines only enter the exist-* numbers
+        absent = {str(r.qid) for r in records if r.extra.get("absent")}
+        predictions = [p for p in predictions if str(p.get("qid")) not in absent]
     multi = dataset in MULTI_WINDOW_DATASETS if dataset in MULTI_WINDOW_DATASETS + SINGLE_WINDOW_DATASETS \
         else is_multi_window(labelled)
     if multi:
@@ -59,6 +65,10 @@ def compute_metrics(predictions: list[Prediction], records: list[MomentRecord], 
                 preds = [by_qid[str(r.qid)] for r in subset if str(r.qid) in by_qid]
                 sub = headline(evaluate_qvhighlights(preds, subset)) if multi else evaluate_single_window(preds, subset)
                 metrics.update({f"{tag}/{k}": v for k, v in sub.items() if k != "num_missing"})
+    if exist:
+        metrics.update(exist)
+        if "brief" in metrics:
+            metrics["brief"].update(exist)
     return metrics
 
 

@@ -9,7 +9,8 @@ writes the dict by hand.
 ``read_checkpoint`` reads a file once and upgrades older layouts, so a checkpoint of any earlier
 version loads as the model it was: version 1 (no ``version`` key; every file written before this
 module) kept resume state and extras at the top level, and a grounding model from before the saliency
-head was added is read as a model *configured* without one (``model.saliency_head: false``).
+head was added is read as a model *configured* without one (``model.saliency_head: false``), and one
+from before the existence calibration (``grounding.models.existence``) as one with ``model.existence: false``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Checkpoint:
         found = sorted(state)
         if version == 1:
             state = _upgrade_v1(state)
+        state = _configure_missing_parts(state)
         missing = [k for k in ("model", "config") if state.get(k) is None]
         if missing:
             raise GroundingError(f"checkpoint {source} is not compatible with this version of grounding (it lacks "
@@ -101,6 +103,19 @@ def _upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
             out["config"] = copy.deepcopy(out["config"])
             out["config"].setdefault("model", {})["saliency_head"] = False
     return out
+
+
+def _configure_missing_parts(state: dict[str, Any]) -> dict[str, Any]:
+    """A grounding model written before a part existed is the same model *configured* without it."""
+    model, config = state.get("model"), state.get("config")
+    if (state.get("kind") or "grounding") != "grounding" or not isinstance(model, dict) or not isinstance(config, dict):
+        return state
+    model_cfg = config.get("model") or {}
+    if model_cfg.get("name", "ccman") in ("ccman", "span_baseline") and model_cfg.get("existence", True) \
+            and not any(k.startswith("existence.") for k in model):
+        state = {**state, "config": copy.deepcopy(config)}
+        state["config"].setdefault("model", {})["existence"] = False
+    return state
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:

@@ -23,13 +23,15 @@ from grounding.models.outputs import GroundingOutput
 @dataclass
 class Decoded:
     """A batch's answers: ``windows`` (B, K, 3) ``[start_s, end_s, score]`` best first (NaN rows = none),
-    ``saliency`` (B, T), ``refined`` (B, 2) seconds or None, and the model's ``output`` for callers that
-    read more of it (the Searcher's shared-space window scores)."""
+    ``saliency`` (B, T), ``refined`` (B, 2) seconds or None, the model's ``output`` for callers that
+    read more of it (the Searcher's shared-space window scores), and ``in_video`` (B,) the calibrated
+    probability that each query's moment is in its video (None: a model configured without it)."""
 
     windows: torch.Tensor
     saliency: torch.Tensor
     refined: torch.Tensor | None
     output: GroundingOutput
+    in_video: torch.Tensor | None = None
 
 
 @torch.inference_mode()
@@ -43,7 +45,8 @@ def run_and_decode(model: nn.Module, batch: Batch, decode_cfg: DecodeConfig,
     windows, saliency = decode_output(output, batch.duration, decode_cfg)
     refined = output.decoded.refined_span  # normalised to the video
     refined = None if refined is None else refined.float() * batch.duration[:, None]
-    return Decoded(windows, saliency, refined, output)
+    in_video = None if output.existence is None else output.existence.probability()
+    return Decoded(windows, saliency, refined, output, in_video)
 
 
 def predict(model: nn.Module, batches: Iterable[Batch], device: torch.device, decode_cfg: DecodeConfig,
@@ -56,7 +59,8 @@ def predict(model: nn.Module, batches: Iterable[Batch], device: torch.device, de
         batch = batch.to(device)
         decoded = run_and_decode(model, batch, decode_cfg, autocast)
         refined = None if decoded.refined is None else decoded.refined.cpu()
+        in_video = None if decoded.in_video is None else decoded.in_video.cpu()
         out.extend(prediction_records(batch.qid, batch.vid, batch.query, decoded.windows.cpu(),
-                                      decoded.saliency.cpu(), batch.num_clips.cpu(), refined))
+                                      decoded.saliency.cpu(), batch.num_clips.cpu(), refined, in_video))
     model.train(was_training)
     return out

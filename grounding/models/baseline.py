@@ -12,6 +12,7 @@ from torch import nn
 from grounding.data.batch import Batch
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import EncoderSettings, build_encoders, encode_batch
+from grounding.models.existence import ExistenceHead
 from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span
 from grounding.models.layers import AttentionBlock, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
@@ -36,6 +37,7 @@ class SpanBaseline(SharedSpaceEncoders, nn.Module):
         self.heads = BoundaryHeads(cfg.dim, cfg.dropout)
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
         self.saliency_head = SaliencyHead(cfg.dim, cfg.dropout) if cfg.saliency_head else None
+        self.existence = ExistenceHead() if cfg.existence else None
 
     def forward(self, batch: Batch) -> GroundingOutput:
         clips, _, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
@@ -46,6 +48,7 @@ class SpanBaseline(SharedSpaceEncoders, nn.Module):
         x = x * mask.unsqueeze(-1).to(x.dtype)
         logits = self.heads(x, mask)
         span = StageOutput(*logits, span=expected_span(logits[0], logits[1], mask), tokens=x)
-        return GroundingOutput(mask, clips, sentence, word_attn, SpaceOutput.project(self.embedding, clips, sentence),
-                               {"span": span}, final="span",
-                               saliency=None if self.saliency_head is None else self.saliency_head(x, mask))
+        space = SpaceOutput.project(self.embedding, clips, sentence)
+        return GroundingOutput(mask, clips, sentence, word_attn, space, {"span": span}, final="span",
+                               saliency=None if self.saliency_head is None else self.saliency_head(x, mask),
+                               existence=None if self.existence is None else self.existence(space, mask, batch.vid_index))

@@ -24,6 +24,7 @@ from torch import nn
 from grounding.data.batch import Batch
 from grounding.models.embedding import SharedEmbeddingSpace
 from grounding.models.encoders import EncoderSettings, build_encoders, encode_batch
+from grounding.models.existence import ExistenceHead
 from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span, inside_probability
 from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
@@ -167,12 +168,14 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
         # on the cascade's final clip tokens; without it saliency comes from the inside scores
         self.saliency_head = SaliencyHead(cfg.dim, cfg.dropout) if cfg.saliency_head else None
+        self.existence = ExistenceHead() if cfg.existence else None  # P(moment in video), from the shared space
 
     def forward(self, batch: Batch) -> GroundingOutput:
         clips, words, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
         state, coarse = self.coarse(CascadeState(clips, batch.clip_mask, words, batch.word_mask, sentence))
         state, fine = self.fine(self.focus(state, coarse))
         stages = {name: out for name, out in (("coarse", coarse), ("fine", fine)) if out is not None}
-        return GroundingOutput(batch.clip_mask, clips, sentence, word_attn,
-                               SpaceOutput.project(self.embedding, clips, sentence), stages, final=list(stages)[-1],
-                               saliency=None if self.saliency_head is None else self.saliency_head(state.clips, batch.clip_mask))
+        space = SpaceOutput.project(self.embedding, clips, sentence)
+        return GroundingOutput(batch.clip_mask, clips, sentence, word_attn, space, stages, final=list(stages)[-1],
+                               saliency=None if self.saliency_head is None else self.saliency_head(state.clips, batch.clip_mask),
+                               existence=None if self.existence is None else self.existence(space, batch.clip_mask, batch.vid_index))

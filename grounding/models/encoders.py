@@ -113,6 +113,7 @@ class EncoderSettings:
     query_context: str = "transformer"
     word_dim: int = 300
     saliency_head: bool = True  # False: saliency from the inside scores (checkpoints from before the head)
+    existence: bool = True  # calibrated P(moment in video) from the shared space (grounding.models.existence)
 
 
 def build_encoders(cfg: EncoderSettings, vocab_size: int | None, token_feat_dim: int | None,

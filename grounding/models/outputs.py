@@ -8,6 +8,8 @@
       space          SpaceOutput   the same encodings projected into the shared embedding space
       stages         {name: StageOutput} in cascade order; ``final`` names the decoded stage
       saliency       (B, T) per-clip highlight logits of the saliency head (None: a model without one)
+      existence      ExistenceOutput: calibrated log-odds that each query's moment is in its video
+                     (None: a model configured without it, ``model.existence: false``)
 
     StageOutput
       start_logits, end_logits, inside_logits  (B, T), padded clips at the float32 minimum
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from grounding.models.embedding import SharedEmbeddingSpace
+from grounding.models.existence import ExistenceOutput
 
 
 @dataclass
@@ -75,6 +78,7 @@ class GroundingOutput:
     stages: dict[str, StageOutput] = field(default_factory=dict)
     final: str = ""
     saliency: torch.Tensor | None = None
+    existence: ExistenceOutput | None = None
 
     @property
     def decoded(self) -> StageOutput:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from grounding.errors import GroundingError
+from grounding.models.existence import proposal_windows
 from grounding.models.shared_space import SharedSpaceModel
 
 GRANULARITIES = ("proposals", "clips", "both")
@@ -55,16 +56,11 @@ class Granularity:
 
 
 def windows_for(num_clips: int, granularity: Granularity) -> np.ndarray:
-    """Entry windows (P, 2) as first and last clip (inclusive) of a video of ``num_clips`` clips."""
+    """Entry windows (P, 2) as first and last clip (inclusive) of a video of ``num_clips`` clips: the
+    proposals are the ones the existence part scores (``grounding.models.existence.proposal_windows``)."""
     out: list[tuple[int, int]] = []
     if granularity.kind in ("proposals", "both"):
-        for scale in granularity.scales:
-            length = max(1, round(scale * num_clips))
-            step = max(1, round(granularity.stride * length))
-            starts = list(range(0, max(num_clips - length, 0) + 1, step))
-            if starts[-1] + length < num_clips:  # cover the end of the video too
-                starts.append(num_clips - length)
-            out += [(s, min(s + length, num_clips) - 1) for s in starts]
+        out += [tuple(w) for w in proposal_windows(num_clips, granularity.scales, granularity.stride).tolist()]
     if granularity.kind in ("clips", "both"):
         out += [(i, i) for i in range(num_clips)]
     return np.array(sorted(set(out)), dtype=np.int64).reshape(-1, 2)

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -41,6 +41,8 @@ from grounding.models.decoding import batched_nms
 from grounding.models.outputs import SpaceOutput
 from grounding.search.index import MomentIndex
 from grounding.search.model import SearchModel
+
+T = TypeVar("T")
 
 log = logging.getLogger("grounding")
 
@@ -58,6 +60,7 @@ class SearchSettings:
     video_weight: float = 1.0  # exponent of the shared-space probability in the merged score
     merge: str = "window"  # window: P from each decoded window's own similarity; video: from the video's best entry
     nms: float = 0.5  # per-video NMS of stage-1 moments
+    max_per_video: int = 1  # moments of one video in a query's list (0 = no limit; docs/search.md, "Diverse results")
     candidates: int = 0  # entries fetched per query in stage 1 (0 = enough for the videos needed)
     batch_pairs: int = 256  # (query, video) pairs per stage-2 forward
 
@@ -67,8 +70,9 @@ class SearchSettings:
         known = {f.name: section[f.name] for f in dataclasses.fields(cls) if section.get(f.name) is not None}
         known.update({k: v for k, v in override.items() if v is not None})
         out = cls(**known)
-        if out.top_k < 1 or out.rerank < 0 or out.windows_per_video < 1:
-            raise GroundingError(f"search settings need top_k >= 1, rerank >= 0, windows_per_video >= 1; got {out}")
+        if out.top_k < 1 or out.rerank < 0 or out.windows_per_video < 1 or out.max_per_video < 0:
+            raise GroundingError(f"search settings need top_k >= 1, rerank >= 0, windows_per_video >= 1, max_per_video "
+                                 f">= 0; got {out}")
         return out
 
 
@@ -152,8 +156,11 @@ class Searcher:
         return self._sources[source].get(vid)
 
     # ------------------------------------------------------------------ stage 1
-    def stage1(self, embeddings: np.ndarray, videos_needed: int, top_k: int) -> list[Stage1]:
-        """Rank videos and moments for each query embedding (Q, E)."""
+    def stage1(self, embeddings: np.ndarray, videos_needed: int, top_k: int, per_video: int | None = None
+               ) -> list[Stage1]:
+        """Rank videos and moments (at most ``per_video`` of a video; None: the settings') for each query
+        embedding (Q, E)."""
+        per_video = self.settings.max_per_video if per_video is None else per_video
         meta, table = self.index.meta(), self.index.video_table
         total = self.index.num_entries
         k = self.settings.candidates or max(64, 32 * max(videos_needed, 1), 2 * top_k)
@@ -171,13 +178,14 @@ class Searcher:
             _, first = np.unique(video_rows, return_index=True)  # a video scores its best entry
             first = np.sort(first)
             videos = [(table[video_rows[i]][0], float(scores[i])) for i in first]
-            out.append(Stage1(videos, self._moments(scores, rows, video_rows, top_k)))
+            out.append(Stage1(videos, self._moments(scores, rows, video_rows, top_k, per_video)))
         return out
 
-    def _moments(self, scores: np.ndarray, rows: np.ndarray, video_rows: np.ndarray, top_k: int) -> list[list[Any]]:
+    def _moments(self, scores: np.ndarray, rows: np.ndarray, video_rows: np.ndarray, top_k: int,
+                 per_video: int) -> list[list[Any]]:
         """Entries best first, dropping one that overlaps a better entry of its video by more than ``nms``
         (``batched_nms`` over all entries at once: each video's spans are shifted past the previous
-        video's, so windows of different videos never overlap)."""
+        video's, so windows of different videos never overlap) and those past ``per_video`` of a video."""
         meta, table = self.index.meta(), self.index.video_table
         if len(rows) == 0:
             return []
@@ -191,10 +199,10 @@ class Searcher:
         while True:
             head = order[:size]
             keep = batched_nms(shifted[head][None], torch.ones(1, size, dtype=torch.float64), self.settings.nms)[0]
-            if int(keep.sum()) >= top_k or size == len(order):
+            kept = limit_per_video(head[keep].tolist(), lambda i: int(video_rows[i]), per_video, top_k)
+            if len(kept) >= top_k or size == len(order):
                 break
             size = min(len(order), 4 * size)
-        kept = head[keep][:top_k].tolist()
         return [[table[video_rows[i]][0], float(spans[i, 0]), float(spans[i, 1]), float(scores[i])] for i in kept]
 
     # ------------------------------------------------------------------ stage 2
@@ -241,16 +249,19 @@ class Searcher:
         return results
 
     # ------------------------------------------------------------------ both
-    def search(self, queries: str | Sequence[str], top_k: int | None = None, rerank: int | None = None
-               ) -> list[dict[str, Any]]:
-        """For each query ``{"query", "pred_moments": [[vid, start_s, end_s, score], ...]}``, best first."""
+    def search(self, queries: str | Sequence[str], top_k: int | None = None, rerank: int | None = None,
+               max_per_video: int | None = None) -> list[dict[str, Any]]:
+        """For each query ``{"query", "pred_moments": [[vid, start_s, end_s, score], ...]}``, best first, at
+        most ``max_per_video`` moments of one video (None: the settings'; 0: no limit)."""
         items, _ = check_queries(queries)
         top_k = self.settings.top_k if top_k is None else top_k
         rerank = self.settings.rerank if rerank is None else rerank
-        if top_k < 1 or rerank < 0:
-            raise GroundingError(f"top_k must be >= 1 and rerank >= 0, got {top_k} and {rerank}")
+        per_video = self.settings.max_per_video if max_per_video is None else max_per_video
+        if top_k < 1 or rerank < 0 or per_video < 0:
+            raise GroundingError(f"top_k must be >= 1, rerank >= 0 and max_per_video >= 0, got {top_k}, {rerank} "
+                                 f"and {per_video}")
         embeddings = self.model.embed_queries(items)
-        firsts = self.stage1(embeddings, max(rerank, 1), top_k)
+        firsts = self.stage1(embeddings, max(rerank, 1, -(-top_k // per_video) if per_video else 0), top_k, per_video)
         if rerank == 0:
             return [search_record(q, f.moments) for q, f in zip(items, firsts, strict=True)]
         seconds = self.stage2(items, firsts, rerank)
@@ -258,5 +269,23 @@ class Searcher:
         for q, first, second in zip(items, firsts, seconds, strict=True):
             reranked = {v for v, _ in first.videos[:rerank]}
             tail = [[v, s, e, sim - 2.0] for v, s, e, sim in first.moments if v not in reranked]
-            out.append(search_record(q, (second + tail)[:top_k]))
+            out.append(search_record(q, limit_per_video(second + tail, lambda m: m[0], per_video, top_k)))
         return out
+
+
+def limit_per_video(moments: list[T], video_of: Callable[[T], Any], per_video: int, top_k: int) -> list[T]:
+    """The first ``top_k`` of ``moments`` (best first) keeping at most ``per_video`` of each video (0 = no
+    limit): a library where several videos show the same event then lists more of them in its top K, instead
+    of several windows of the same few videos."""
+    if not per_video:
+        return moments[:top_k]
+    seen: dict[Any, int] = {}
+    out = []
+    for m in moments:
+        v = video_of(m)
+        if seen.get(v, 0) < per_video:
+            seen[v] = seen.get(v, 0) + 1
+            out.append(m)
+            if len(out) == top_k:
+                break
+    return out

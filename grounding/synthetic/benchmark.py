@@ -13,7 +13,7 @@ from grounding.synthetic.qvhighlights import HighlightGenerator
 from grounding.synthetic.spec import SyntheticSpec
 from grounding.synthetic.world import Layout, write_splits
 
-GENERATOR_VERSION = 4  # bump when the generator's output changes, so old folders are regenerated
+GENERATOR_VERSION = 5  # v5: events and present/absent sidecars (same features and annotations as v4); bump when the generator's output changes, so old folders are regenerated
 
 
 def generator_for(spec: SyntheticSpec) -> Layout:

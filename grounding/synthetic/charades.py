@@ -24,7 +24,6 @@ relational queries, ``"relation": ["before" | "after", <reference event>]`` and 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from grounding.data.records import write_jsonl
+from grounding.synthetic.absent import absent_split
 from grounding.synthetic.spec import SyntheticSpec
 from grounding.synthetic.world import PLAIN_TEMPLATES, Event, Video, World, event_name, phrase
 
@@ -143,20 +144,34 @@ class CharadesGenerator:
             side = {"tags": q["tags"], "event": event_name(events[q["target"]]),
                     **{k: q[k] for k in ("relation", "occurrence") if k in q}}
             out.append(MomentQuery(round(start, 1), round(end, 1), q["text"], side))
-        return Video(feats, duration, out)
+        return Video(feats, duration, out, list(events))
 
     def write_split(self, annotations: Path, split: str, videos: Iterator[tuple[str, Video]]) -> int:
-        """``charades_sta_{split}.txt``, ``Charades_v1_{split}.csv`` and the tags sidecar; qids count per split."""
-        lines, durations, tags = [], [], []
+        """``charades_sta_{split}.txt``, ``Charades_v1_{split}.csv``, the tags sidecar and the events sidecar
+        (``charades_sta_{split}.events.jsonl``: ``{"vid", "events": [names]}``); for the held-out split also
+        its present/absent set (``grounding.synthetic.absent``). qids count per split."""
+        lines, durations, tags, records = [], [], [], []
+        events: dict[str, list[Event]] = {}
+        lengths: dict[str, float] = {}
         for vid, video in videos:
             durations.append(f"{vid},{video.duration}")
+            events[vid], lengths[vid] = video.events, video.duration
+            by_name = {event_name(e): e for e in video.events}
             for q in video.queries:
                 tags.append({"qid": len(lines), **q.side})
+                records.append({"qid": len(lines), "query": q.text, "vid": vid, "duration": video.duration,
+                                "relevant_windows": [[q.start, q.end]], "event": by_name[q.side["event"]],
+                                "tags": q.side["tags"]})
                 lines.append(f"{vid} {q.start:.1f} {q.end:.1f}##{q.text}")
         (annotations / f"charades_sta_{split}.txt").write_text("\n".join(lines) + "\n")
         (annotations / f"Charades_v1_{split}.csv").write_text("id,length\n" + "\n".join(durations) + "\n")
-        with (annotations / f"charades_sta_{split}.tags.jsonl").open("w") as fh:
-            fh.writelines(json.dumps(t) + "\n" for t in tags)
+        write_jsonl(tags, annotations / f"charades_sta_{split}.tags.jsonl")
+        write_jsonl([{"vid": v, "events": [event_name(e) for e in es]} for v, es in events.items()],
+                    annotations / f"charades_sta_{split}.events.jsonl")
+        if split == self.splits[1]:
+            both, both_tags = absent_split(records, events, lengths, seed=self.spec.seed)
+            write_jsonl(both, annotations / f"charades_sta_{split}_absent.jsonl")
+            write_jsonl(both_tags, annotations / f"charades_sta_{split}_absent.tags.jsonl")
         return len(lines)
 
 

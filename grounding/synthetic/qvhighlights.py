@@ -28,7 +28,9 @@ Files: ``annotations/highlight_{train,val}_release.jsonl`` (the real field order
 ``duration``, ``vid``, ``relevant_clip_ids``, ``saliency_scores``, ``relevant_windows``; integer seconds
 as in the real files; query ids unique across both splits), ``features/<vid>.npy`` (T, feature_dim)
 float32, and ``annotations/highlight_{split}_release.tags.jsonl``: ``{"qid", "tags", "event",
-"occurrences"}`` (the sidecar the data loader picks up for per-tag metrics).
+"occurrences"}`` (the sidecar the data loader picks up for per-tag metrics); generator version 5 adds
+``highlight_{split}_release.events.jsonl`` (every event of every video) and, for val,
+``highlight_val_absent.jsonl`` (present and absent queries, ``grounding.synthetic.absent``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from grounding.data.records import write_jsonl
+from grounding.synthetic.absent import absent_split
 from grounding.synthetic.spec import SyntheticSpec
 from grounding.synthetic.world import PLAIN_TEMPLATES, Event, Span, Video, World, event_name, phrase
 
@@ -136,7 +140,7 @@ class HighlightGenerator:
         spans = world.spans(duration, len(sequence), (max(3.0, 0.04 * duration), max(6.0, 0.22 * duration)))
         centers = (np.arange(num_clips) + 0.5) * CLIP_SECONDS  # (T,)
         feats, strength = world.render(sequence, spans, centers, peaked_in_the_middle)
-        return Video(feats, duration, [self._annotate(q, spans, strength, duration) for q in queries])
+        return Video(feats, duration, [self._annotate(q, spans, strength, duration) for q in queries], sequence)
 
     def _annotate(self, query: dict[str, Any], spans: list[Span], strength: np.ndarray,
                   duration: int) -> HighlightQuery:
@@ -157,17 +161,29 @@ class HighlightGenerator:
         return HighlightQuery(query["text"], windows, ids, scores.tolist(), side)
 
     def write_split(self, annotations: Path, split: str, videos: Iterator[tuple[str, Video]]) -> int:
-        """``highlight_{split}_release.jsonl`` and its tags sidecar, written as the videos come."""
+        """``highlight_{split}_release.jsonl``, its tags and events sidecars, written as the videos come; for
+        the held-out split also its present/absent set (``grounding.synthetic.absent``)."""
         ann = annotations / f"highlight_{split}_release.jsonl"
         start = self.next_qid
+        events: dict[str, list[Event]] = {}
+        records, durations = [], {}
         with ann.open("w") as lines, ann.with_name(f"highlight_{split}_release.tags.jsonl").open("w") as tags:
             for vid, video in videos:
+                events[vid], durations[vid] = video.events, video.duration
+                by_name = {event_name(e): e for e in video.events}
                 for q in video.queries:
-                    lines.write(json.dumps({"qid": self.next_qid, "query": q.text, "duration": video.duration,
-                                            "vid": vid, "relevant_clip_ids": q.clip_ids,
-                                            "saliency_scores": q.scores, "relevant_windows": q.windows}) + "\n")
+                    line = {"qid": self.next_qid, "query": q.text, "duration": video.duration, "vid": vid,
+                            "relevant_clip_ids": q.clip_ids, "saliency_scores": q.scores, "relevant_windows": q.windows}
+                    lines.write(json.dumps(line) + "\n")
                     tags.write(json.dumps({"qid": self.next_qid, **q.side}) + "\n")
+                    records.append({**line, "event": by_name[q.side["event"]], "tags": q.side["tags"]})
                     self.next_qid += 1
+        write_jsonl([{"vid": v, "events": [event_name(e) for e in es]} for v, es in events.items()],
+                    annotations / f"highlight_{split}_release.events.jsonl")
+        if split == self.splits[1] and records:
+            both, both_tags = absent_split(records, events, durations, seed=self.spec.seed)
+            write_jsonl(both, annotations / f"highlight_{split}_absent.jsonl")
+            write_jsonl(both_tags, annotations / f"highlight_{split}_absent.tags.jsonl")
         return self.next_qid - start
 
 

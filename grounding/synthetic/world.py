@@ -17,7 +17,7 @@ draw every random number from the one ``World.rng``, so a spec and a seed give t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -193,11 +193,13 @@ class World:
 
 @dataclass
 class Video:
-    """One generated video: its clip features (T, D), its duration in seconds and the layout's queries."""
+    """One generated video: its clip features (T, D), its duration in seconds, the layout's queries and
+    every event it shows (what makes a query about another event absent from it)."""
 
     features: np.ndarray
     duration: float
     queries: list[Any]
+    events: list[Event] = field(default_factory=list)
 
 
 class Layout(Protocol):

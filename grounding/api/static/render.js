@@ -63,10 +63,18 @@
     return svg;
   }
 
+  const IN_VIDEO_THRESHOLD = 0.5;  // grounding.inference.records.IN_VIDEO_THRESHOLD
+
   function renderQuery(result, video, player) {
     const box = el("section", {class: "query"});
     box.appendChild(el("h3", {}, result.query));
     (result.warnings || []).forEach((w) => box.appendChild(el("p", {class: "warning"}, w)));
+    const inVideo = result.pred_in_video;  // calibrated P(moment in video); null for a model without it
+    if (inVideo !== undefined && inVideo !== null) {
+      const absent = inVideo < IN_VIDEO_THRESHOLD;
+      box.appendChild(el("p", {class: absent ? "in-video absent" : "in-video", "data-p": inVideo},
+                         (absent ? "probably not in this video" : "in this video") + ` (p = ${inVideo.toFixed(2)})`));
+    }
     box.appendChild(el("div", {class: "label"}, "Top windows"));
     box.appendChild(timeline(result, video.duration, player));
     box.appendChild(el("div", {class: "label"}, "Saliency per clip"));

@@ -150,3 +150,41 @@ def run(sizes: list[int], kinds: list[str], queries: int = 200, nprobe: int = 16
 
                 shutil.rmtree(Path(tmp) / f"idx-{videos}-{kind}", ignore_errors=True)
     return rows
+
+
+def recall_on_queries(index_dir: str | Path, sentences: list[str], checkpoint: str | Path | None = None,
+                      nprobe: int = 16, k: int = 10, seed: int = 0) -> dict[str, Any]:
+    """Recall of the approximate structure against exact search for *real* query embeddings: the
+    ``sentences`` embedded by the model of the index's space, searched among the index's live entries
+    (the real entries its model embedded), exactly (inner product over every entry) and through the
+    ``IVF<nlist>,SQ8`` structure that ``search.index.kind: ivf`` would build over them (same lists,
+    training sample and ``nprobe`` as ``MomentIndex.finalize``). ``recall@1``: share of queries whose
+    best entry is the exact one; ``recall@k``: share of the exact top ``k`` found in the approximate top
+    ``k``; ``same_top_video``: share whose best entry's video is the exact one's."""
+    import faiss
+
+    from grounding.search.index import DEFAULT_INDEX, MomentIndex, ivf_lists
+    from grounding.search.model import SearchModel
+
+    index = MomentIndex.open(index_dir)
+    if checkpoint is None:
+        spaces = index.spaces()
+        checkpoint = [m for m in index.models if m["space"] in spaces][-1]["checkpoint"]
+    model = SearchModel.load(checkpoint, "cpu")
+    queries = np.ascontiguousarray(model.embed_queries(sentences), dtype=np.float32)
+    meta = index.meta()
+    live = np.flatnonzero(meta["live"])
+    entries = np.ascontiguousarray(index.embeddings(live))
+    exact = np.argsort(-(queries @ entries.T), axis=1)[:, :k]  # (Q, k) positions in ``live``
+    nlist = min(ivf_lists(len(live)), max(1, len(live) // 39))
+    ivf = faiss.index_factory(index.embed_dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(seed)
+    ivf.train(entries[np.sort(rng.choice(len(live), min(len(live), DEFAULT_INDEX["train_size"]), replace=False))])
+    ivf.add(entries)
+    ivf.nprobe = nprobe
+    _, approx = ivf.search(queries, k)  # (Q, k) positions in ``live``
+    videos = meta["video"][live]
+    return {"entries": len(live), "videos": len(index.videos()), "queries": len(sentences), "nlist": nlist,
+            "nprobe": nprobe, "recall@1": round(float((approx[:, 0] == exact[:, 0]).mean()), 3),
+            f"recall@{k}": round(float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact, strict=True)])), 3),
+            "same_top_video": round(float((videos[approx[:, 0]] == videos[exact[:, 0]]).mean()), 3)}

@@ -20,14 +20,15 @@ A query with several ground-truth windows (QVHighlights) is a hit when the predi
 with the window it overlaps most (as the official MR-R1); the predictors are fitted on first windows.
 For the synthetic benchmark's QVHighlights layout, ``audit_synthetic_folder`` adds two saliency
 predictors that never see the video (random scores, a per-position prior) scored with the official
-highlight metrics: the floor a saliency head has to clear.
+highlight metrics: the floor a saliency head has to clear. ``highlight_baselines(..., features=...)``
+adds a third that sees the video but not the query (``any_event``), the floor for using the query.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,12 +215,37 @@ def _dense_saliency(record: MomentRecord, num_clips: int) -> np.ndarray:
 POSITION_BINS = 20
 
 
-def highlight_baselines(train: Sequence[MomentRecord], test: Sequence[MomentRecord],
-                        seed: int = 0) -> dict[str, dict[str, float]]:
-    """Official ``HL-min-*-mAP`` / ``-Hit1`` of two saliency predictors that never see the video:
+def eventness_features(feats: np.ndarray) -> np.ndarray:
+    """(T, D + 2) what a query-blind saliency predictor reads from a video's clip features (T, D): each
+    clip minus the video's per-dimension median (its background), that distance's norm, and a bias."""
+    centred = feats - np.median(feats, axis=0, keepdims=True)
+    return np.concatenate([centred, np.linalg.norm(centred, axis=1, keepdims=True), np.ones((len(feats), 1))], 1)
+
+
+def fit_any_event(train: Sequence[MomentRecord], features: Callable[[str], np.ndarray],
+                  alpha: float = 1.0) -> np.ndarray:
+    """Ridge weights (D + 2,) from ``eventness_features`` to the mean annotated saliency of a clip over
+    all the training queries of its video: "any event is salient", fitted without reading a query."""
+    by_video: dict[str, list[MomentRecord]] = {}
+    for rec in train:
+        by_video.setdefault(rec.vid, []).append(rec)
+    xs, ys = [], []
+    for vid, recs in by_video.items():
+        x = eventness_features(np.asarray(features(vid), dtype=float))
+        xs.append(x)
+        ys.append(np.mean([_dense_saliency(r, len(x)) for r in recs], axis=0))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    return np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ y)
+
+
+def highlight_baselines(train: Sequence[MomentRecord], test: Sequence[MomentRecord], seed: int = 0,
+                        features: Callable[[str], np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+    """Official ``HL-min-*-mAP`` / ``-Hit1`` of saliency predictors that never read the query:
     ``random`` clip scores, and ``position_prior``, the training queries' mean score at each relative
-    position in the video (``POSITION_BINS`` bins). Highlight detection is only measured by clips'
-    content where both stay far below what a model reaches."""
+    position in the video (``POSITION_BINS`` bins), which never see the video either; and, given
+    ``features`` (video id -> (T, D) clip features, one per 2 s clip), ``any_event``: the video-aware,
+    query-blind predictor of ``fit_any_event`` ("every event in the video is salient"). A saliency head
+    only uses the query where it clears ``any_event``, and only uses the video where it clears the others."""
     from grounding.eval.qvhighlights import CLIP_SECONDS, evaluate_qvhighlights
 
     total, count = np.zeros(POSITION_BINS), np.zeros(POSITION_BINS)
@@ -229,14 +255,20 @@ def highlight_baselines(train: Sequence[MomentRecord], test: Sequence[MomentReco
         np.add.at(total, bins, _dense_saliency(rec, n))
         np.add.at(count, bins, 1)
     prior = total / np.maximum(count, 1)
+    weights = fit_any_event(train, features) if features is not None else None
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, float]] = {}
-    for name in ("random", "position_prior"):
+    for name in ("random", "position_prior") + (("any_event",) if features is not None else ()):
         predictions = []
         for rec in test:
             n = int(rec.duration / CLIP_SECONDS)
             bins = np.minimum(((np.arange(n) + 0.5) / n * POSITION_BINS).astype(int), POSITION_BINS - 1)
-            scores = rng.random(n) if name == "random" else prior[bins] + 1e-6 * rng.random(n)  # ties broken at random
+            if name == "random":
+                scores = rng.random(n)
+            elif name == "position_prior":
+                scores = prior[bins] + 1e-6 * rng.random(n)  # ties broken at random
+            else:
+                scores = eventness_features(np.asarray(features(rec.vid), dtype=float))[:n] @ weights
             predictions.append({"qid": rec.qid, "pred_relevant_windows": [[0.0, rec.duration, 1.0]],
                                 "pred_saliency_scores": scores.tolist()})
         brief = evaluate_qvhighlights(predictions, list(test))["brief"]
@@ -281,6 +313,7 @@ def format_audit(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["audit", "audit_charades_folder", "audit_synthetic_folder", "highlight_baselines", "normalised_all_windows",
+__all__ = ["audit", "audit_charades_folder", "audit_synthetic_folder", "eventness_features", "fit_any_event",
+           "highlight_baselines", "normalised_all_windows",
            "synthetic_layout", "best_fixed_window", "BagOfWordsRidge", "format_audit", "keyword",
            "keyword_occurrence_rule", "r1_at", "read_sidecar"]

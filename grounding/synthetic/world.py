@@ -17,7 +17,7 @@ draw every random number from the one ``World.rng``, so a spec and a seed give t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -193,11 +193,14 @@ class World:
 
 @dataclass
 class Video:
-    """One generated video: its clip features (T, D), its duration in seconds and the layout's queries."""
+    """One generated video: its clip features (T, D), its duration in seconds, the layout's queries, and
+    what it shows: ``(event name, start, end)`` of every event in time order (true spans, before any
+    annotation noise; not written to the files, read back by ``replay_splits`` for error analyses)."""
 
     features: np.ndarray
     duration: float
     queries: list[Any]
+    events: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 class Layout(Protocol):
@@ -242,5 +245,16 @@ def _saved_videos(features: Path, prefix: str, novel_flags: list[bool], layout: 
         yield vid, video
 
 
+def replay_splits(spec: SyntheticSpec, layout: Layout) -> Iterator[tuple[str, str, Video]]:
+    """``(split, vid, video)`` of every video ``write_splits`` makes from ``layout`` (a fresh generator of
+    ``spec``), in the same order and with the same random draws, without writing anything: what a
+    folder's videos show (``Video.events``), which its files do not record."""
+    for split, novel_flags in split_plan(spec, layout.splits).items():
+        prefix = f"{layout.video_prefix}{split[:2].upper()}"
+        for i, novel in enumerate(novel_flags):
+            video = layout.video(novel)
+            yield split, f"{prefix}{i:05d}", video
+
+
 __all__ = ["ACTIONS", "OBJECTS", "PLAIN_TEMPLATES", "Event", "Layout", "Span", "Video", "World", "event_name",
-           "phrase", "split_plan", "write_splits"]
+           "phrase", "replay_splits", "split_plan", "write_splits"]

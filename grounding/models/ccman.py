@@ -148,7 +148,7 @@ class FineStage(nn.Module):
         pooled, attn = self.refine_pool(v, v_mask, state.sentence)
         refined = (base + 0.5 * torch.tanh(self.refine(torch.cat([pooled, base], dim=-1)))).clamp(0.0, 1.0)
         refined = torch.stack([refined.min(1).values, refined.max(1).values], 1)
-        out = StageOutput(*logits, span=span, tokens=v, attn=attn, refined_span=refined)
+        out = StageOutput(*logits, span=span, tokens=v, attn=attn, refined_span=refined, focus=focus)
         return replace(state, clips=v, span=refined), out
 
 

@@ -194,7 +194,7 @@ def _split_files(root: Path, layout: str, split: str) -> tuple[Path, Path | None
     return ann / f"charades_sta_{split}.txt", ann / f"Charades_v1_{split}.csv"
 
 
-def _read_split(root: Path, layout: str, split: str) -> tuple[list[MomentRecord], dict[Any, dict]]:
+def read_split(root: Path, layout: str, split: str) -> tuple[list[MomentRecord], dict[Any, dict]]:
     path, durations = _split_files(root, layout, split)
     if not path.is_file():
         raise GroundingError(f"{path} does not exist; write the benchmark first "
@@ -205,7 +205,7 @@ def _read_split(root: Path, layout: str, split: str) -> tuple[list[MomentRecord]
 
 def audit_charades_folder(root: str | Path, train_split: str = "train", test_split: str = "test") -> dict[str, dict[str, float]]:
     """Audit a folder in the Charades-STA layout (such as the synthetic benchmark's)."""
-    (train, train_side), (test, test_side) = (_read_split(Path(root), "charades", s) for s in (train_split, test_split))
+    (train, train_side), (test, test_side) = (read_split(Path(root), "charades", s) for s in (train_split, test_split))
     return audit(train, test, train_side, test_side)
 
 
@@ -264,7 +264,7 @@ def audit_synthetic_folder(root: str | Path) -> dict[str, Any]:
     layout = synthetic_layout(root)
     if layout == "charades":
         return audit_charades_folder(root)
-    (train, train_side), (val, val_side) = (_read_split(Path(root), layout, s) for s in ("train", LAYOUT_FORMATS[layout][1]))
+    (train, train_side), (val, val_side) = (read_split(Path(root), layout, s) for s in ("train", LAYOUT_FORMATS[layout][1]))
     result: dict[str, Any] = dict(audit(train, val, train_side, val_side))
     if layout == "qvhighlights":
         result["highlight"] = highlight_baselines(train, val)

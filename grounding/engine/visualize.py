@@ -60,4 +60,6 @@ def stage_curves(output: Any, index: int, num_clips: int) -> dict[str, np.ndarra
             curves[f"{name} attention"] = attn / max(attn.max(), 1e-9)
         if stage.focus is not None:  # where the previous stage told this one to look
             curves[f"{name} focus"] = stage.focus[index, :num_clips].float().cpu().numpy()
+        if stage.reference is not None:  # where the relation cue put the sentence's reference event
+            curves[f"{name} reference"] = stage.reference[index, :num_clips].float().cpu().numpy()
     return curves

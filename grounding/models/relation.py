@@ -1,0 +1,84 @@
+"""Relation-aware grounding: where the sentence's *reference* event is, relative to every clip.
+
+A relational query ("X before Y") names a target X and a reference Y, and which occurrence of X it means
+depends on where Y is. The cascade pools the sentence into one vector that mixes X and Y, so it finds
+every X and then nearly guesses among them (docs/model.md, "Error analysis of relational queries").
+``RelationCue`` gives the fine stage what it lacks, inside the cascade's story (coarse: where the events
+are; fine: which one, and its boundaries):
+
+1. a second pooling of the words into a *context* vector ``c`` (its own learned attention, conditioned on
+   the sentence, free to settle on the reference phrase: no parser, no keyword list);
+2. a per-clip reference score ``r_t = σ(MLP[v_t; v_t ⊙ c])`` on the unimodal clip encodings (what the
+   clip shows, not what the coarse stage made of the whole sentence);
+3. for each clip, how much reference lies just before and just after it at a few temporal scales
+   ``τ_k`` (fractions of the video's length)::
+
+       before_t^k = Σ_{u<t} r_u exp(-(t-u)/τ_k),   after_t^k = Σ_{u>t} r_u exp(-(u-t)/τ_k)
+
+   these ``2K + 1`` numbers (with ``r_t``) are embedded and gated by the sentence (the relation word
+   decides which side matters) and added to the clip tokens entering the fine stage.
+
+The short scales make the *nearest* occurrence on the right side stand out; the fine stage's clip-word
+and local attention then choose. ``model.relation_cue=false`` (``NoRelationCue``) leaves the state as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from grounding.models.layers import MLP, AttentivePooling
+
+DEFAULT_SCALES = (0.02, 0.06, 0.2)  # decay lengths, as fractions of the video's clips
+
+
+def side_mass(reference: torch.Tensor, mask: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
+    """(B, T) reference scores -> (B, T, 2K): decayed reference mass strictly before, then strictly after,
+    each clip, one pair per scale (``scale * valid clips`` is the decay length in clips)."""
+    t = reference.shape[1]
+    pos = torch.arange(t, device=reference.device, dtype=reference.dtype)
+    gap = pos[None, :] - pos[:, None]  # (T, T): u - t
+    lengths = mask.sum(1).clamp_min(1).to(reference.dtype)  # (B,)
+    r = (reference * mask).unsqueeze(-1)  # (B, T, 1)
+    before, after = [], []
+    for scale in scales:
+        decay = torch.exp(-gap.abs()[None] / (scale * lengths)[:, None, None])  # (B, T, T)
+        before.append(torch.bmm(decay * (gap < 0), r))
+        after.append(torch.bmm(decay * (gap > 0), r))
+    return torch.cat(before + after, dim=-1)
+
+
+class RelationCue(nn.Module):
+    """The reference event's position relative to each clip, added to the clip tokens (module docstring)."""
+
+    def __init__(self, dim: int, scales: Sequence[float] = DEFAULT_SCALES, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.scales = tuple(scales)
+        self.context = AttentivePooling(dim, cond_dim=dim)
+        self.score = MLP(2 * dim, dim, 1, dropout)
+        self.embed = nn.Linear(2 * len(self.scales) + 1, dim)
+        self.gate = nn.Linear(dim, dim)
+
+    def forward(self, state: Any, unimodal_clips: torch.Tensor) -> Any:
+        mask = state.clip_mask
+        context, _ = self.context(state.words, state.word_mask, state.sentence)  # (B, D)
+        pair = torch.cat([unimodal_clips, unimodal_clips * context.unsqueeze(1)], dim=-1)
+        reference = torch.sigmoid(self.score(pair).squeeze(-1).float()) * mask  # (B, T)
+        cues = torch.cat([side_mass(reference, mask, self.scales), reference.unsqueeze(-1)], dim=-1)
+        cue = self.embed(cues.to(state.clips.dtype)) * torch.sigmoid(self.gate(state.sentence)).unsqueeze(1)
+        clips = state.clips + cue * mask.unsqueeze(-1).to(cue.dtype)
+        return replace(state, clips=clips, reference=reference)
+
+
+class NoRelationCue(nn.Module):
+    """The switched-off cue: the state goes on unchanged."""
+
+    def forward(self, state: Any, unimodal_clips: torch.Tensor) -> Any:
+        return state
+
+
+__all__ = ["DEFAULT_SCALES", "NoRelationCue", "RelationCue", "side_mass"]

@@ -1,0 +1,38 @@
+"""The relation cue: where the reference event is, relative to each clip, reaches the fine stage; off, it costs nothing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from grounding.models.relation import side_mass
+from tests.test_models import _batch, _model
+
+
+def test_side_mass_is_the_decayed_reference_before_and_after_each_clip():
+    reference = torch.zeros(1, 10)
+    reference[0, 5] = 1.0
+    mask = torch.ones(1, 10, dtype=torch.bool)
+    mass = side_mass(reference, mask, scales=(0.1, 0.5))  # decay lengths 1 and 5 clips
+    before, after = mass[0, :, :2], mass[0, :, 2:]
+    assert before[7].tolist() == pytest.approx([math.exp(-2), math.exp(-2 / 5)])  # the reference is 2 clips before
+    assert after[3].tolist() == pytest.approx([math.exp(-2), math.exp(-2 / 5)])
+    assert before[:6].abs().sum() == 0 and after[5:].abs().sum() == 0  # strictly before / after
+    short = mask.clone()
+    short[0, 8:] = False  # padded clips: no mass, and the decay length follows the valid clips
+    assert side_mass(reference, short, scales=(0.5,))[0, 7, 0] == pytest.approx(math.exp(-2 / 4))
+
+
+def test_the_cue_reaches_the_fine_stage_and_off_it_has_no_parameters():
+    off, on = _model(), _model(relation_cue=True).train()
+    assert not any(name.startswith("relation.") for name, _ in off.named_parameters())
+    batch = _batch()
+    out = on(batch)
+    reference = out.stages["fine"].reference.detach()
+    assert reference.shape == (4, 10) and float(reference.min()) >= 0 and float(reference.max()) <= 1
+    assert off(batch).stages["fine"].reference is None
+    out.stages["fine"].start_logits.sum().backward()  # the cue feeds the fine stage: its every part gets a gradient
+    for part in (on.relation.context, on.relation.score, on.relation.embed, on.relation.gate):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), type(part).__name__

@@ -46,6 +46,7 @@ def test_the_keyword_rule_and_the_summary():
     assert summary["count"] == 3 and summary["hit"] == pytest.approx(100 / 3)
     assert summary["occurrence_right"] == 50.0 and summary["occurrence_chance"] == pytest.approx(100 / 3)
     assert summary["keyword_rule_right"] == 0.0 and summary["follows_keyword_rule"] == 50.0
+    assert summary["picks_keyword_side"] == 50.0 and summary["right_on_keyword_side"] == 0.0  # "after": the last
     assert "right occurrence 50.0%" in format_summary(summarise(diagnoses))
 
 

@@ -57,6 +57,7 @@ class Diagnosis:
     detail: str | None = None  # wrong_occurrence: flipped | decoy | other
     picked: int | None = None  # relational, on an occurrence of X: which one (1-based)
     occurrence: list[int] | None = None  # relational: [right occurrence, occurrences]
+    relation: str | None = None  # relational: "before" | "after"
     rule_pick: int | None = None  # relational: the occurrence the keyword-only rule picks
     follows_keyword_rule: bool | None = None
     target_in_top5: bool = False
@@ -94,7 +95,8 @@ def diagnose(record: MomentRecord, windows: Sequence[Sequence[float]], side: dic
                              "were the predictions made on this benchmark folder?")
     target = mine[int(np.argmax(pairwise_iou(spans[mine], gt)[:, 0]))]
     base = dict(qid=record.qid, tags=list(side.get("tags", [])), iou=float(ious[0]),
-                occurrence=side.get("occurrence"), target_in_top5=bool((ious[:5] >= 0.5).any()))
+                occurrence=side.get("occurrence"), relation=(side.get("relation") or [None])[0],
+                target_in_top5=bool((ious[:5] >= 0.5).any()))
     to_events = pairwise_iou(preds[:1], spans)[0] if len(spans) else np.zeros(0)  # (E,)
     landed = int(np.argmax(to_events)) if len(spans) and to_events.max() >= MATCH_IOU else None
     landed_name = names[landed] if landed is not None else None
@@ -183,6 +185,10 @@ def summarise(diagnoses: Sequence[Diagnosis]) -> dict[str, dict[str, Any]]:
         if on_x:  # which occurrence, given that the window is on the named event
             entry["occurrence_right"] = 100.0 * float(np.mean([d.picked == d.occurrence[0] for d in on_x]))
             entry["occurrence_chance"] = 100.0 * float(np.mean([1.0 / d.occurrence[1] for d in on_x]))
+            # the keyword's prior: "before" -> the first occurrence, "after" -> the last; picked vs right
+            extreme = [(d.picked, d.occurrence[0], 1 if d.relation == "before" else d.occurrence[1]) for d in on_x]
+            entry["picks_keyword_side"] = 100.0 * float(np.mean([p == e for p, _, e in extreme]))
+            entry["right_on_keyword_side"] = 100.0 * float(np.mean([r == e for _, r, e in extreme]))
             ruled = [d for d in on_x if d.rule_pick is not None]
             if ruled:
                 entry["keyword_rule_right"] = 100.0 * float(np.mean([d.rule_pick == d.occurrence[0] for d in ruled]))
@@ -209,6 +215,8 @@ def format_summary(summary: dict[str, dict[str, Any]]) -> str:
                 line += (f", keyword-only rule {row['keyword_rule_right']:.1f}%; the pick equals the rule's "
                          f"{row['follows_keyword_rule']:.1f}%")
             lines.append(line + f"); wrong occurrences: {detail or '-'}")
+            lines.append(f"{tag}: picks the keyword's side (before: first, after: last occurrence) "
+                         f"{row['picks_keyword_side']:.1f}%, where the answer is {row['right_on_keyword_side']:.1f}%")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Error analysis of a run on a synthetic benchmark: on which event each top-1 window lands (hit, boundary
 error, wrong occurrence of the named event, the reference event, a look-alike, another event, no event),
-per query tag; optionally TensorBoard figures of each stage's attention and focus for such queries.
+per query tag; optionally (--figures N) TensorBoard figures of each stage's attention and focus for such
+queries, and each stage's mean per-clip score on every event role (target, other occurrences, reference...).
 
     python tools/analyze_errors.py --work-dir work_dirs/syn [--split test] [--figures 8 --tag temporal]
     python tools/analyze_errors.py --predictions preds.jsonl --data work_dirs/synthetic_data [--split test]
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if work is None or cfg is None:
             raise GroundingError("--figures runs the trained model: give --work-dir")
         from grounding.inference.checkpoint import resolve_checkpoint
-        from grounding.studies.error_figures import draw_error_figures, pick_for_figures
+        from grounding.studies.error_figures import draw_error_figures, pick_for_figures, scores_by_role
         from grounding.synthetic.error_analysis import read_predictions, replayed_events
         from grounding.synthetic.shortcuts import read_split
 
@@ -64,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         written = draw_error_figures(cfg, resolve_checkpoint(work), split, pick_for_figures(diagnoses, args.tag, args.figures),
                                      read_predictions(predictions), replayed_events(data), sides, tb)
         print(f"{written} figures of '{args.tag}' queries in {tb} (tensorboard --logdir {tb})")
+        qids = [d.qid for d in diagnoses if args.tag in d.tags]
+        by_role = scores_by_role(cfg, resolve_checkpoint(work), split, qids, replayed_events(data), sides)
+        roles = ["target", "occurrence", "reference", "shares_word", "other", "gap"]
+        print(f"mean per-clip score by event role, over the clips of all {len(qids)} '{args.tag}' queries:")
+        print(f"{'curve':<18}" + "".join(f"{r:>12}" for r in roles))
+        for name, values in by_role.items():
+            print(f"{name:<18}" + "".join(f"{values[r]:12.3f}" if r in values else f"{'-':>12}" for r in roles))
+        summary["by_role"] = by_role  # type: ignore[assignment]
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"summary": summary, "queries": to_jsonable(diagnoses)}, indent=1))

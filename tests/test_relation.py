@@ -32,7 +32,20 @@ def test_the_cue_reaches_the_fine_stage_and_off_it_has_no_parameters():
     out = on(batch)
     reference = out.stages["fine"].reference.detach()
     assert reference.shape == (4, 10) and float(reference.min()) >= 0 and float(reference.max()) <= 1
+    assert on.relation.match_scale.grad is None
     assert off(batch).stages["fine"].reference is None
     out.stages["fine"].start_logits.sum().backward()  # the cue feeds the fine stage: its every part gets a gradient
-    for part in (on.relation.context, on.relation.score, on.relation.embed, on.relation.gate):
+    for part in (on.relation.context, on.relation.embed, on.relation.gate):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), type(part).__name__
+    assert on.relation.match_scale.grad.abs() > 0 and on.embedding.text_proj is not None
+
+
+def test_the_context_avoids_the_words_the_sentence_rests_on():
+    from grounding.models.relation import RelationCue
+
+    cue = RelationCue(8)
+    words = torch.eye(8)[:4].unsqueeze(0)  # (1, 4, 8): four orthogonal words
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    word_attn = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # the sentence vector is the first word only
+    context = cue.context_vector(words, mask, torch.zeros(1, 8), word_attn).detach()
+    assert float(context[0, 0]) == pytest.approx(0.0) and float(context[0, 1:4].sum()) == pytest.approx(1.0)

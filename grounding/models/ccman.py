@@ -167,7 +167,7 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
         self.video_encoder, self.query_encoder = build_encoders(cfg, vocab_size, token_feat_dim, pretrained_words)
         self.coarse = CoarseStage(cfg) if "coarse" in cfg.stages else PassThrough()
         self.focus = Focus(cfg.focus_source) if cfg.focus else NoFocus()
-        self.relation = RelationCue(cfg.dim, dropout=cfg.dropout) if cfg.relation_cue else NoRelationCue()
+        self.relation = RelationCue(cfg.dim) if cfg.relation_cue else NoRelationCue()
         self.fine = FineStage(cfg) if "fine" in cfg.stages else PassThrough()
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
         # on the cascade's final clip tokens; without it saliency comes from the inside scores
@@ -176,7 +176,8 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
     def forward(self, batch: Batch) -> GroundingOutput:
         clips, words, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
         state, coarse = self.coarse(CascadeState(clips, batch.clip_mask, words, batch.word_mask, sentence))
-        state, fine = self.fine(self.relation(self.focus(state, coarse), clips))
+        state = self.relation(self.focus(state, coarse), clips, words, word_attn, self.embedding)
+        state, fine = self.fine(state)
         stages = {name: out for name, out in (("coarse", coarse), ("fine", fine)) if out is not None}
         return GroundingOutput(batch.clip_mask, clips, sentence, word_attn,
                                SpaceOutput.project(self.embedding, clips, sentence), stages, final=list(stages)[-1],

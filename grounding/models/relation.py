@@ -6,10 +6,13 @@ every X and then nearly guesses among them (docs/model.md, "Error analysis of re
 ``RelationCue`` gives the fine stage what it lacks, inside the cascade's story (coarse: where the events
 are; fine: which one, and its boundaries):
 
-1. a second pooling of the words into a *context* vector ``c`` (its own learned attention, conditioned on
-   the sentence, free to settle on the reference phrase: no parser, no keyword list);
-2. a per-clip reference score ``r_t = σ(MLP[v_t; v_t ⊙ c])`` on the unimodal clip encodings (what the
-   clip shows, not what the coarse stage made of the whole sentence);
+1. a second pooling of the (unimodal) words into a *context* vector ``c``, with its own learned attention
+   taken away from the words the sentence vector rests on (times ``1 - word_attn``): the other phrase
+   (no parser, no keyword list);
+2. a per-clip reference score ``r_t = σ(a · (cos(P_v v_t, P_t c) − b))`` in the shared embedding space
+   (``grounding.models.embedding``), whose alignment losses already teach it to match a pooled phrase to
+   the clips it describes (a first version scored clips with a fresh MLP; it learnt to find X, not Y:
+   docs/model.md);
 3. for each clip, how much reference lies just before and just after it at a few temporal scales
    ``τ_k`` (fractions of the video's length)::
 
@@ -31,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from grounding.models.layers import MLP, AttentivePooling
+from grounding.models.layers import AttentivePooling
 
 DEFAULT_SCALES = (0.02, 0.06, 0.2)  # decay lengths, as fractions of the video's clips
 
@@ -55,29 +58,43 @@ def side_mass(reference: torch.Tensor, mask: torch.Tensor, scales: Sequence[floa
 class RelationCue(nn.Module):
     """The reference event's position relative to each clip, added to the clip tokens (module docstring)."""
 
-    def __init__(self, dim: int, scales: Sequence[float] = DEFAULT_SCALES, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, scales: Sequence[float] = DEFAULT_SCALES) -> None:
         super().__init__()
         self.scales = tuple(scales)
         self.context = AttentivePooling(dim, cond_dim=dim)
-        self.score = MLP(2 * dim, dim, 1, dropout)
+        self.match_scale = nn.Parameter(torch.tensor(10.0))  # reference score = σ(scale · (cos − offset))
+        self.match_offset = nn.Parameter(torch.tensor(0.2))
         self.embed = nn.Linear(2 * len(self.scales) + 1, dim)
         self.gate = nn.Linear(dim, dim)
 
-    def forward(self, state: Any, unimodal_clips: torch.Tensor) -> Any:
+    def context_vector(self, words: torch.Tensor, word_mask: torch.Tensor, sentence: torch.Tensor,
+                       word_attn: torch.Tensor) -> torch.Tensor:
+        """(B, D): the words pooled a second time, away from the ones the sentence vector rests on
+        (weights times ``1 - word_attn``, renormalised), so the context is the *other* phrase."""
+        _, weights = self.context(words, word_mask, sentence)
+        weights = weights * (1.0 - word_attn) * word_mask
+        weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-6)
+        return torch.bmm(weights.unsqueeze(1), words).squeeze(1)
+
+    def forward(self, state: Any, clips: torch.Tensor, words: torch.Tensor, word_attn: torch.Tensor,
+                space: Any) -> Any:
+        """``clips`` (B, T, D), ``words`` (B, L, D), ``word_attn`` (B, L): the unimodal encodings and the
+        sentence pooling's weights; ``space``: the shared embedding space, whose alignment losses already
+        teach it to match a pooled phrase to the clips it describes."""
         mask = state.clip_mask
-        context, _ = self.context(state.words, state.word_mask, state.sentence)  # (B, D)
-        pair = torch.cat([unimodal_clips, unimodal_clips * context.unsqueeze(1)], dim=-1)
-        reference = torch.sigmoid(self.score(pair).squeeze(-1).float()) * mask  # (B, T)
+        context = self.context_vector(words, state.word_mask, state.sentence, word_attn)
+        cosine = torch.einsum("btd,bd->bt", space.embed_video(clips), space.embed_text(context))  # (B, T)
+        reference = torch.sigmoid(self.match_scale * (cosine.float() - self.match_offset)) * mask
         cues = torch.cat([side_mass(reference, mask, self.scales), reference.unsqueeze(-1)], dim=-1)
         cue = self.embed(cues.to(state.clips.dtype)) * torch.sigmoid(self.gate(state.sentence)).unsqueeze(1)
-        clips = state.clips + cue * mask.unsqueeze(-1).to(cue.dtype)
-        return replace(state, clips=clips, reference=reference)
+        return replace(state, clips=state.clips + cue * mask.unsqueeze(-1).to(cue.dtype), reference=reference)
 
 
 class NoRelationCue(nn.Module):
     """The switched-off cue: the state goes on unchanged."""
 
-    def forward(self, state: Any, unimodal_clips: torch.Tensor) -> Any:
+    def forward(self, state: Any, clips: torch.Tensor, words: torch.Tensor, word_attn: torch.Tensor,
+                space: Any) -> Any:
         return state
 
 

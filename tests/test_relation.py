@@ -49,3 +49,17 @@ def test_the_context_avoids_the_words_the_sentence_rests_on():
     word_attn = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # the sentence vector is the first word only
     context = cue.context_vector(words, mask, torch.zeros(1, 8), word_attn).detach()
     assert float(context[0, 0]) == pytest.approx(0.0) and float(context[0, 1:4].sum()) == pytest.approx(1.0)
+
+
+def test_the_reference_is_pushed_off_the_target_and_costs_nothing_without_a_cue():
+    from grounding.losses.relation import ReferenceOffTarget
+
+    batch = _batch()
+    term = ReferenceOffTarget()
+    with torch.no_grad():
+        assert float(term(_model()(batch), batch)) == 0.0
+    on = _model(relation_cue=True).train()
+    value = term(on(batch), batch)
+    assert float(value.detach()) > 0
+    value.backward()
+    assert on.relation.context.proj.weight.grad.abs().sum() > 0

@@ -61,5 +61,6 @@ def stage_curves(output: Any, index: int, num_clips: int) -> dict[str, np.ndarra
         if stage.focus is not None:  # where the previous stage told this one to look
             curves[f"{name} focus"] = stage.focus[index, :num_clips].float().cpu().numpy()
         if stage.reference is not None:  # where the relation cue put the sentence's reference event
-            curves[f"{name} reference"] = stage.reference[index, :num_clips].float().cpu().numpy()
+            reference = stage.reference[index, :num_clips].float().cpu().numpy()
+            curves[f"{name} reference"] = reference / max(reference.max(), 1e-9)
     return curves

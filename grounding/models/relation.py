@@ -9,10 +9,11 @@ are; fine: which one, and its boundaries):
 1. a second pooling of the (unimodal) words into a *context* vector ``c``, with its own learned attention
    taken away from the words the sentence vector rests on (times ``1 - word_attn``): the other phrase
    (no parser, no keyword list);
-2. a per-clip reference score ``r_t = σ(a · (cos(P_v v_t, P_t c) − b))`` in the shared embedding space
-   (``grounding.models.embedding``), whose alignment losses already teach it to match a pooled phrase to
-   the clips it describes (a first version scored clips with a fresh MLP; it learnt to find X, not Y:
-   docs/model.md);
+2. where the reference is, a distribution over the clips ``r = softmax_t(a · cos(P_v v_t, P_t c))`` in
+   the shared embedding space (``grounding.models.embedding``), whose alignment losses already teach it
+   to match a pooled phrase to the clips it describes; the loss ``reference_off_target``
+   (``grounding.losses.relation``) keeps it off the ground-truth moment, so it cannot settle on the
+   target event (earlier versions did: docs/model.md, "Relation-aware grounding");
 3. for each clip, how much reference lies just before and just after it at a few temporal scales
    ``τ_k`` (fractions of the video's length)::
 
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from grounding.models.layers import AttentivePooling
+from grounding.models.layers import AttentivePooling, masked_softmax
 
 DEFAULT_SCALES = (0.02, 0.06, 0.2)  # decay lengths, as fractions of the video's clips
 
@@ -62,8 +63,7 @@ class RelationCue(nn.Module):
         super().__init__()
         self.scales = tuple(scales)
         self.context = AttentivePooling(dim, cond_dim=dim)
-        self.match_scale = nn.Parameter(torch.tensor(10.0))  # reference score = σ(scale · (cos − offset))
-        self.match_offset = nn.Parameter(torch.tensor(0.2))
+        self.match_scale = nn.Parameter(torch.tensor(10.0))  # reference = softmax over clips of scale · cos
         self.embed = nn.Linear(2 * len(self.scales) + 1, dim)
         self.gate = nn.Linear(dim, dim)
 
@@ -84,7 +84,9 @@ class RelationCue(nn.Module):
         mask = state.clip_mask
         context = self.context_vector(words, state.word_mask, state.sentence, word_attn)
         cosine = torch.einsum("btd,bd->bt", space.embed_video(clips), space.embed_text(context))  # (B, T)
-        reference = torch.sigmoid(self.match_scale * (cosine.float() - self.match_offset)) * mask
+        # a distribution over the clips: the reference is somewhere (a sigmoid per clip could, and did,
+        # switch off everywhere once reference_off_target pushed it off the target)
+        reference = masked_softmax(self.match_scale * cosine.float(), mask)
         cues = torch.cat([side_mass(reference, mask, self.scales), reference.unsqueeze(-1)], dim=-1)
         cue = self.embed(cues.to(state.clips.dtype)) * torch.sigmoid(self.gate(state.sentence)).unsqueeze(1)
         return replace(state, clips=state.clips + cue * mask.unsqueeze(-1).to(cue.dtype), reference=reference)

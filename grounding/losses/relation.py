@@ -19,12 +19,12 @@ from grounding.models.outputs import GroundingOutput
 
 @LOSSES.register("reference_off_target")
 class ReferenceOffTarget(Loss):
-    """Mean over queries of ``-log(1 - Σ_{t in moment} r_t)``: the reference distribution's mass on the
-    ground-truth moment(s), pushed to 0."""
+    """Mean over queries of ``-log(1 - r_t)`` averaged over the clips of the ground-truth moment(s)."""
 
     def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
         inside = batch.inside.float()
-        terms = [-torch.log1p(-(stage.reference.float() * inside).sum(1).clamp(max=1 - 1e-4)).mean()
+        terms = [(-torch.log1p(-stage.reference.float().clamp(max=1 - 1e-4)) * inside).sum(1)
+                 / inside.sum(1).clamp_min(1.0)
                  for stage in output.stages.values() if stage.reference is not None]
         return torch.stack(terms).mean() if terms else output.sentence.sum() * 0
 

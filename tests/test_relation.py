@@ -40,15 +40,15 @@ def test_the_cue_reaches_the_fine_stage_and_off_it_has_no_parameters():
     assert on.relation.match_scale.grad.abs() > 0 and on.embedding.text_proj is not None
 
 
-def test_the_context_leaves_out_the_words_the_focused_moment_explains():
+def test_the_context_avoids_the_words_the_sentence_rests_on():
     from grounding.models.relation import RelationCue
 
     cue = RelationCue(8)
     words = torch.eye(8)[:4].unsqueeze(0)  # (1, 4, 8): four orthogonal words
     mask = torch.ones(1, 4, dtype=torch.bool)
-    similarity = torch.tensor([[1.0, 1.0, 0.0, 0.0]])  # the moment explains the first two words
-    context = cue.context_vector(words, mask, torch.zeros(1, 8), similarity).detach()
-    assert float(context[0, :2].sum()) < 0.02 and float(context[0, 2:4].sum()) > 0.98
+    word_attn = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # the sentence vector is the first word only
+    context = cue.context_vector(words, mask, torch.zeros(1, 8), word_attn).detach()
+    assert float(context[0, 0]) == pytest.approx(0.0) and float(context[0, 1:4].sum()) == pytest.approx(1.0)
 
 
 def test_the_reference_is_pushed_off_the_target_and_costs_nothing_without_a_cue():

@@ -516,7 +516,7 @@ def test_long_relational_queries_pick_the_occurrence_next_to_the_reference():
 def test_long_layout_video_free_predictors_stay_near_chance(tmp_path):
     from grounding.synthetic.shortcuts import audit_synthetic_folder
 
-    write_synthetic(tmp_path, SyntheticSpec(layout="long", train_videos=200, test_videos=80, feature_dim=2, seed=7),
+    write_synthetic(tmp_path, SyntheticSpec(layout="long", train_videos=120, test_videos=60, feature_dim=2, seed=7),
                     progress=False)
     result = audit_synthetic_folder(tmp_path)
     assert result["count"]["temporal"] > 100 and result["count"]["novel"] >= 10
@@ -524,7 +524,7 @@ def test_long_layout_video_free_predictors_stay_near_chance(tmp_path):
         chance = result["tag_window"][tag]
         assert chance < 10, (tag, chance)  # short moments: no fixed window is right often
         assert result["keyword_prior"][tag] <= chance + 5 and result["text_only"][tag] <= chance + 5
-    assert result["keyword_occurrence"]["temporal"] <= 50
+    assert result["keyword_occurrence"]["temporal"] <= 55  # at most half in expectation; ~250 queries here
 
 
 def test_replay_makes_the_written_videos_again(tmp_path):

@@ -527,6 +527,17 @@ def test_long_layout_video_free_predictors_stay_near_chance(tmp_path):
     assert result["keyword_occurrence"]["temporal"] <= 55  # at most half in expectation; ~250 queries here
 
 
+def test_make_synthetic_writes_the_long_layout_and_names_its_config(tmp_path, capsys):
+    from tools.make_synthetic import main
+
+    assert main(["--out", str(tmp_path / "long"), "--layout", "long", "--train-videos", "12", "--test-videos", "4",
+                 "--feature-dim", "2", "--relational-blocks", "1"]) == 0
+    text = capsys.readouterr().out
+    assert (tmp_path / "long/annotations/test.json").is_file() and "long layout" in text and "temporal" in text
+    assert "configs/synthetic_long.yaml" in text.splitlines()[-1] and "data.synthetic=null" in text.splitlines()[-1]
+    assert json.loads((tmp_path / "long/synthetic_spec.json").read_text())["relational_blocks"] == 1
+
+
 def test_replay_makes_the_written_videos_again(tmp_path):
     from grounding.synthetic.benchmark import generator_for, read_spec
     from grounding.synthetic.world import replay_splits

@@ -3,7 +3,7 @@
 models apart.
 
 - ``spec``: ``SyntheticSpec``, the size, difficulty, seed and layout of a benchmark;
-- ``world``: the actions, objects and events both layouts film, and the one split writer;
+- ``world``: the actions, objects and events every layout films, the one split writer and its replay;
 - ``charades`` / ``qvhighlights`` / ``long``: the three file layouts;
 - ``benchmark``: ``write_synthetic``, the folder (reused when it already holds the spec);
 - ``prepare``: the tools' step "write the benchmark a config names" before training or evaluating;

@@ -1,4 +1,4 @@
-"""The world both synthetic layouts film: actions, objects, how an event looks, and how a split is written.
+"""The world every synthetic layout films: actions, objects, how an event looks, and how a split is written.
 
 Each video is a sequence of events; an event is an (action, object) pair. Its clip features are
 ``signal * (A_a + style * S_a + O_o + interaction * U_a * V_o)``: an action vector with a per-video
@@ -9,9 +9,10 @@ background and per-clip noise. A held-out set of action-object combinations neve
 training video; queries about them measure compositional generalisation (as Charades-CG does).
 
 Every query's event has distractors in the same video that share its action or its object, so neither
-word alone finds it. The layouts (``grounding.synthetic.charades``, ``grounding.synthetic.qvhighlights``)
-decide which events happen how often, how long a video is, and what the annotations look like; they
-draw every random number from the one ``World.rng``, so a spec and a seed give the same bytes.
+word alone finds it. The layouts (``grounding.synthetic.charades``, ``grounding.synthetic.qvhighlights``,
+``grounding.synthetic.long``) decide which events happen how often, how long a video is, and what the
+annotations look like; they draw every random number from the one ``World.rng``, so a spec and a seed give
+the same bytes (and ``replay_splits`` makes a folder's videos again, with the events they show).
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ def _inputs(b=3, t=10, n_words=6, seed=0):
 
 
 VARIANTS = [("ccman", {}), ("ccman", {"query_context": "lstm"}), ("ccman", {"stages": ["coarse"]}),
-            ("ccman", {"stages": ["fine"]}), ("ccman", {"focus": False}), ("baseline", {})]
+            ("ccman", {"stages": ["fine"]}), ("ccman", {"focus": False}), ("ccman", {"relation_cue": True}),
+            ("baseline", {})]
 
 
 @pytest.mark.parametrize("kind,cfg", VARIANTS, ids=[f"{k}-{c}" for k, c in VARIANTS])

@@ -407,8 +407,14 @@ def test_spec_layouts_have_their_own_defaults_and_markers():
                                       "max_duration", "noise", "signal", "background", "boundary_fuzz", "label_jitter",
                                       "style", "interaction", "temporal_fraction", "heldout_fraction", "seed"}
     assert qvh.marker()["layout"] == "qvhighlights" and "temporal_fraction" not in qvh.marker()
+    long = SyntheticSpec(layout="long")
+    assert (long.min_duration, long.max_duration, long.clips_per_second) == (128.0, 256.0, 1.0)
+    assert {"layout", "relational_blocks", "min_moment", "max_moment"} <= set(long.marker())
+    assert not {"temporal_fraction", "repeat_fraction"} & set(long.marker())
+    assert not {"relational_blocks", "min_moment"} & (set(charades.marker()) | set(qvh.marker()))
     for bad, message in ((dict(layout="youcook"), "unknown"), (dict(layout="qvhighlights", clips_per_second=1.0), "2 s clip"),
-                         (dict(layout="qvhighlights", min_duration=31, max_duration=31), "even duration")):
+                         (dict(layout="qvhighlights", min_duration=31, max_duration=31), "even duration"),
+                         (dict(layout="long", min_moment=0.2, max_moment=0.1), "min_moment")):
         with pytest.raises(GroundingError, match=message):
             SyntheticSpec(**bad)
 
@@ -439,6 +445,138 @@ def test_make_synthetic_writes_the_qvhighlights_layout_and_its_audit(tmp_path, c
     assert exit_info.value.code == 2 and "2 s clip" in capsys.readouterr().err
 
 
+# ---------------------------------------------------------------- the long-video layout
+
+TINY_LONG_SPEC = dict(layout="long", train_videos=24, test_videos=8, feature_dim=8, seed=3)
+
+
+def _long_videos(spec, count):
+    from grounding.synthetic.long import LongVideoGenerator
+
+    gen = LongVideoGenerator(SyntheticSpec(**spec))
+    return [gen.video(novel=False) for _ in range(count)]
+
+
+def test_long_layout_files_round_trip_through_the_activitynet_reader(tmp_path):
+    write_synthetic(tmp_path, SyntheticSpec(**TINY_LONG_SPEC), progress=False)
+    for split in ("train", "test"):
+        path = tmp_path / "annotations" / f"{split}.json"
+        raw = json.loads(path.read_text())
+        records = read_annotations("activitynet", path)
+        side = [json.loads(line) for line in (tmp_path / "annotations" / f"{split}.tags.jsonl").read_text().splitlines()]
+        assert len(records) == len(side) == sum(len(v["sentences"]) for v in raw.values()) > 5 * len(raw)
+        assert [e["qid"] for e in side] == [r.qid for r in records] == list(range(len(records)))
+        for rec, entry in zip(records, side, strict=True):
+            assert 128 <= rec.duration <= 256 and 0 <= rec.windows[0][0] < rec.windows[0][1] <= rec.duration
+            if "temporal" not in entry["tags"]:  # the sidecar names the sentence's (only) event
+                assert _combo(rec.query) == _combo(entry["event"])
+        for vid, item in raw.items():
+            feats = np.load(tmp_path / "features" / f"{vid}.npy")
+            assert feats.dtype == np.float32 and feats.shape == (int(np.ceil(item["duration"])), 8)  # 128-256 clips
+    tags = {t for e in side for t in e["tags"]}
+    assert {"plain", "temporal", "novel"} <= tags
+
+
+def test_long_videos_have_many_short_look_alike_events():
+    videos = _long_videos(TINY_LONG_SPEC, 40)
+    fractions = np.array([(e - s) / v.duration for v in videos for _, s, e in v.timeline])
+    assert fractions.min() >= 0.02 - 1e-9 and fractions.max() <= 0.10 + 1e-9  # every event: 2-10 % of the video
+    assert np.median(fractions) < 0.06  # log-uniform: short events are common
+    for video in videos:
+        assert len(video.timeline) >= 10
+        spans = [(s, e) for _, s, e in video.timeline]
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))  # in time order, no overlap
+        words = [(name.rsplit(" ", 1)[0], name.rsplit(" ", 1)[1]) for name, _, _ in video.timeline]
+        sharing = [any(o != w and (o[0] == w[0] or o[1] == w[1]) for o in words) for w in words]
+        assert np.mean(sharing) >= 0.8  # most events share a verb or an object with another one
+        for q in video.queries:  # the annotated window is the event's span up to label noise
+            match = [(s, e) for name, s, e in video.timeline if name == q.side["event"]]
+            assert min(abs(q.start - s) + abs(q.end - e) for s, e in match) < 4.0
+
+
+def test_long_relational_queries_pick_the_occurrence_next_to_the_reference():
+    from grounding.synthetic.long import LongVideoGenerator
+
+    gen = LongVideoGenerator(SyntheticSpec(**{**TINY_LONG_SPEC, "seed": 5}))
+    before, after = [], []
+    for _ in range(150):
+        events, queries = gen.events(novel=False)
+        for q in (q for q in queries if "temporal" in q["tags"]):
+            relation, reference = q["relation"]
+            refs = [i for i, e in enumerate(events) if f"{ACTIONS[e[0]][0]} {OBJECTS[e[1]]}" == reference]
+            assert len(refs) == 1  # the reference happens once in the whole video
+            assert _answer(events, relation, events[q["target"]], refs[0]) == q["target"]
+            (before if relation == "before" else after).append(q["occurrence"])
+        plain = [events[q["target"]] for q in queries if "plain" in q["tags"]]
+        assert all(events.count(e) == 1 for e in plain)
+    assert len(before) > 100 and len(after) > 100
+    assert np.mean([i == 1 for i, _ in before]) < 0.5 and np.mean([i == n for i, n in after]) < 0.5
+
+
+def test_long_layout_video_free_predictors_stay_near_chance(tmp_path):
+    from grounding.synthetic.shortcuts import audit_synthetic_folder
+
+    write_synthetic(tmp_path, SyntheticSpec(layout="long", train_videos=120, test_videos=60, feature_dim=2, seed=7),
+                    progress=False)
+    result = audit_synthetic_folder(tmp_path)
+    assert result["count"]["temporal"] > 100 and result["count"]["novel"] >= 10
+    for tag in ("all", "plain", "temporal"):
+        chance = result["tag_window"][tag]
+        assert chance < 10, (tag, chance)  # short moments: no fixed window is right often
+        assert result["keyword_prior"][tag] <= chance + 5 and result["text_only"][tag] <= chance + 5
+    assert result["keyword_occurrence"]["temporal"] <= 55  # at most half in expectation; ~250 queries here
+
+
+def test_make_synthetic_writes_the_long_layout_and_names_its_config(tmp_path, capsys):
+    from tools.make_synthetic import main
+
+    assert main(["--out", str(tmp_path / "long"), "--layout", "long", "--train-videos", "12", "--test-videos", "4",
+                 "--feature-dim", "2", "--relational-blocks", "1"]) == 0
+    text = capsys.readouterr().out
+    assert (tmp_path / "long/annotations/test.json").is_file() and "long layout" in text and "temporal" in text
+    assert "configs/synthetic_long.yaml" in text.splitlines()[-1] and "data.synthetic=null" in text.splitlines()[-1]
+    assert json.loads((tmp_path / "long/synthetic_spec.json").read_text())["relational_blocks"] == 1
+
+
+def test_replay_makes_the_written_videos_again(tmp_path):
+    from grounding.synthetic.benchmark import generator_for, read_spec
+    from grounding.synthetic.world import replay_splits
+
+    write_synthetic(tmp_path, SyntheticSpec(**TINY_LONG_SPEC), progress=False)
+    spec = read_spec(tmp_path)
+    assert spec == SyntheticSpec(**TINY_LONG_SPEC)
+    replayed = list(replay_splits(spec, generator_for(spec)))
+    assert len(replayed) == 32
+    for split, vid, video in replayed[::7]:
+        assert np.array_equal(np.load(tmp_path / "features" / f"{vid}.npy"), video.features)
+        item = json.loads((tmp_path / "annotations" / f"{split}.json").read_text())[vid]
+        assert item["sentences"] == [q.text for q in video.queries]
+    marker = tmp_path / "synthetic_spec.json"
+    marker.write_text(marker.read_text().replace('"generator_version": 5', '"generator_version": 4'))
+    with pytest.raises(GroundingError, match="version 4"):
+        read_spec(tmp_path)
+
+
+def test_the_long_config_mirrors_activitynet_and_writes_its_benchmark(tmp_path):
+    from grounding.config import load_config
+    from grounding.data.build import DataBundle
+    from grounding.synthetic.prepare import ensure_synthetic_data
+    from tests.conftest import REPO
+
+    anet = load_config(REPO / "configs/activitynet.yaml", [])
+    cfg = load_config(REPO / "configs/synthetic_long.yaml", [
+        f"data.root={tmp_path}", "data.synthetic.train_videos=6", "data.synthetic.test_videos=4",
+        "+data.synthetic.feature_dim=16", "model.video_dim=16"])
+    assert (cfg.data.num_clips, cfg.train.batch_size, cfg.data.dataset) == (anet.data.num_clips, anet.train.batch_size,
+                                                                            "activitynet")
+    assert list(cfg.data.eval_splits) == ["test"] and cfg.data.val_split is None
+    ensure_synthetic_data(cfg)
+    bundle = DataBundle(cfg)
+    records = bundle.records("test")
+    assert records and bundle.tags_path("test") == tmp_path / "annotations/test.tags.jsonl"
+    assert bundle.bank.get(records[0].vid).shape == (128, 16)  # resampled to 128 clips
+
+
 # ---------------------------------------------------------------- the package and its callers
 
 # What a tiny benchmark of each layout writes (annotation files, marker and counts hashed; features summed).
@@ -448,6 +586,7 @@ def test_make_synthetic_writes_the_qvhighlights_layout_and_its_audit(tmp_path, c
 PINNED = {
     "charades": ("126f603c8efc3a001e3f7320a898da3541b102f649f77423f9f35868c6c59c7e", 1365.1961222745595),
     "qvhighlights": ("19bfec0622fc30d36945b3a2c08ebe742659a046c39ff48a6bf7bd591856c2ec", 2071.903778187232),
+    "long": ("fcac8cdae6e48f38d89e8940b8f5a5c2dfb51789b7000f67cb5e81eb24455548", 10605.076566620439),
 }
 
 

@@ -30,6 +30,20 @@ def trained(tiny_synthetic, tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_the_error_analysis_draws_figures_of_relational_queries_from_a_run(trained, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tools.analyze_errors import main
+
+    work, _ = trained
+    assert main(["--work-dir", str(work), "--figures", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 figures of 'temporal' queries" in out and json.loads(out.strip().splitlines()[-1])["temporal"]["count"] > 0
+    events = EventAccumulator(str(work / "tb" / "errors"), size_guidance={"images": 0})
+    events.Reload()
+    assert len(events.Tags()["images"]) == 2 and all(t.startswith("errors/") for t in events.Tags()["images"])
+
+@pytest.mark.slow
 def test_a_run_writes_every_promised_output(trained, tiny_synthetic):
     work, done = trained
     for name in ("config.yaml", "checkpoints/last.pt", "checkpoints/best.pt", "predictions_test.jsonl",

@@ -1,8 +1,10 @@
-"""Write the built-in synthetic benchmark to a folder, in the Charades-STA layout (default) or the
-QVHighlights layout (several windows per query, graded saliency scores, 2 s clips).
+"""Write the built-in synthetic benchmark to a folder, in the Charades-STA layout (default), the
+QVHighlights layout (several windows per query, graded saliency scores, 2 s clips) or the long-video
+layout (TACoS / ActivityNet-like: long videos, short moments, many look-alike events).
 
     python tools/make_synthetic.py --out data/synthetic [--train-videos 1000 --test-videos 300 --seed 0 ...]
     python tools/make_synthetic.py --out data/synthetic_qvh --layout qvhighlights
+    python tools/make_synthetic.py --out data/synthetic_long --layout long   # 128-256 s videos, short events
 
 It prints the shortcut audit (``grounding.synthetic.shortcuts``): what video-free predictors reach per query
 tag (and, for the QVHighlights layout, the highlight metrics of video-free saliency scores). Then train
@@ -16,7 +18,7 @@ import dataclasses
 
 from grounding.errors import exit_cleanly_on_user_errors
 from grounding.synthetic import LAYOUT_DEFAULTS, LAYOUTS, SyntheticSpec, write_synthetic
-from grounding.synthetic.shortcuts import audit_synthetic_folder, format_audit
+from grounding.synthetic.shortcuts import LAYOUT_FORMATS, audit_synthetic_folder, format_audit
 
 
 def _arg(field: dataclasses.Field) -> dict:
@@ -44,15 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     spec = SyntheticSpec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SyntheticSpec)})
     counts = write_synthetic(args.out, spec, overwrite=args.overwrite)
-    held_out = "test" if spec.layout == "charades" else "val"
+    held_out = LAYOUT_FORMATS[spec.layout][1]
     print(f"synthetic benchmark ({spec.layout} layout) in {args.out}: {counts['train']} train / "
           f"{counts[held_out]} {held_out} queries")
     print(f"shortcut audit: R1@0.5 (%) on the {held_out} split of predictors that never see the video "
           "(keyword_occurrence: % of relational queries whose occurrence a keyword-only rule picks)")
     print(format_audit(audit_synthetic_folder(args.out)))
     # data.synthetic=null: train on this folder as it is (the config's own spec would rewrite it)
-    config, extra = (("configs/charades_sta.yaml", "") if spec.layout == "charades"
-                     else ("configs/synthetic_qvh.yaml", " data.synthetic=null"))
+    config, extra = {"charades": ("configs/charades_sta.yaml", ""),
+                     "qvhighlights": ("configs/synthetic_qvh.yaml", " data.synthetic=null"),
+                     "long": ("configs/synthetic_long.yaml", " data.synthetic=null")}[spec.layout]
     print(f"train: python tools/train_grounding.py --config {config} --work-dir work_dirs/syn "
           f"data.root={args.out} model.video_dim={spec.feature_dim}{extra}")
     return 0

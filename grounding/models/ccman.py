@@ -9,8 +9,8 @@ whole video, then cross-modal attention); the fine stage looks *locally* (clip-w
 and windowed clip-clip attention), focused on where the coarse stage put the moment. Alignment losses
 act on the unimodal encodings through the shared embedding space (``grounding/models/embedding.py``).
 
-Ablations swap a part for one that passes its input through (``model.stages``, ``model.focus``), so
-``CCMAN.forward`` is the same cascade for every variant.
+Ablations swap a part for one that passes its input through (``model.stages``, ``model.focus``,
+``model.relation_cue``), so ``CCMAN.forward`` is the same cascade for every variant.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from grounding.models.existence import ExistenceHead
 from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span, inside_probability
 from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
+from grounding.models.relation import NoRelationCue, RelationCue
 from grounding.models.shared_space import SharedSpaceEncoders
 
 
@@ -39,6 +40,7 @@ class CCMANConfig(EncoderSettings):
     stages: list[str] = field(default_factory=lambda: ["coarse", "fine"])
     focus: bool = True  # coarse-to-fine focusing (off = plain cascade of features)
     focus_source: str = "both"  # span | relevance | both
+    relation_cue: bool = False  # the reference event's position as a fine-stage cue (grounding.models.relation)
     embed_dim: int = 128
     temperature: float = 0.07
 
@@ -54,6 +56,7 @@ class CascadeState:
     sentence: torch.Tensor  # (B, D)
     focus: torch.Tensor | None = None  # (B, T) where the previous stage put the moment, in [0, 1]
     span: torch.Tensor | None = None  # (B, 2) the previous stage's span
+    reference: torch.Tensor | None = None  # (B, T) where the sentence's reference event is (relation cue), in [0, 1]
 
 
 class PassThrough(nn.Module):
@@ -149,7 +152,8 @@ class FineStage(nn.Module):
         pooled, attn = self.refine_pool(v, v_mask, state.sentence)
         refined = (base + 0.5 * torch.tanh(self.refine(torch.cat([pooled, base], dim=-1)))).clamp(0.0, 1.0)
         refined = torch.stack([refined.min(1).values, refined.max(1).values], 1)
-        out = StageOutput(*logits, span=span, tokens=v, attn=attn, refined_span=refined)
+        out = StageOutput(*logits, span=span, tokens=v, attn=attn, refined_span=refined, focus=focus,
+                          reference=state.reference)
         return replace(state, clips=v, span=refined), out
 
 
@@ -164,6 +168,7 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
         self.video_encoder, self.query_encoder = build_encoders(cfg, vocab_size, token_feat_dim, pretrained_words)
         self.coarse = CoarseStage(cfg) if "coarse" in cfg.stages else PassThrough()
         self.focus = Focus(cfg.focus_source) if cfg.focus else NoFocus()
+        self.relation = RelationCue(cfg.dim) if cfg.relation_cue else NoRelationCue()
         self.fine = FineStage(cfg) if "fine" in cfg.stages else PassThrough()
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
         # on the cascade's final clip tokens; without it saliency comes from the inside scores
@@ -173,7 +178,8 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
     def forward(self, batch: Batch) -> GroundingOutput:
         clips, words, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
         state, coarse = self.coarse(CascadeState(clips, batch.clip_mask, words, batch.word_mask, sentence))
-        state, fine = self.fine(self.focus(state, coarse))
+        state = self.relation(self.focus(state, coarse), clips, words, word_attn, self.embedding)
+        state, fine = self.fine(state)
         stages = {name: out for name, out in (("coarse", coarse), ("fine", fine)) if out is not None}
         space = SpaceOutput.project(self.embedding, clips, sentence)
         return GroundingOutput(batch.clip_mask, clips, sentence, word_attn, space, stages, final=list(stages)[-1],

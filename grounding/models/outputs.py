@@ -16,6 +16,8 @@
       span           (B, 2) the soft span implied by this stage's own start/end distributions, in [0, 1]
       refined_span   (B, 2) or None: a regression on top of the span (the fine stage's refinement)
       tokens         (B, T, D) the stage's clip tokens;  attn (B, T) or None: its query-guided pooling weights
+      focus          (B, T) or None: the focus the stage received from the previous one (figures, analyses)
+      reference      (B, T) or None: where the stage's relation cue put the sentence's reference event
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class StageOutput:
     tokens: torch.Tensor
     attn: torch.Tensor | None = None
     refined_span: torch.Tensor | None = None
+    focus: torch.Tensor | None = None
+    reference: torch.Tensor | None = None
 
 
 @dataclass

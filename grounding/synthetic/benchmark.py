@@ -9,6 +9,7 @@ from pathlib import Path
 
 from grounding.errors import GroundingError
 from grounding.synthetic.charades import CharadesGenerator
+from grounding.synthetic.long import LongVideoGenerator
 from grounding.synthetic.qvhighlights import HighlightGenerator
 from grounding.synthetic.spec import SyntheticSpec
 from grounding.synthetic.world import Layout, write_splits
@@ -16,9 +17,28 @@ from grounding.synthetic.world import Layout, write_splits
 GENERATOR_VERSION = 5  # v5: events and present/absent sidecars (same features and annotations as v4); bump when the generator's output changes, so old folders are regenerated
 
 
+GENERATORS: dict[str, type] = {"charades": CharadesGenerator, "qvhighlights": HighlightGenerator,
+                               "long": LongVideoGenerator}
+
+
 def generator_for(spec: SyntheticSpec) -> Layout:
     """The generator of ``spec.layout``, seeded by ``spec.seed``."""
-    return HighlightGenerator(spec) if spec.layout == "qvhighlights" else CharadesGenerator(spec)
+    return GENERATORS[spec.layout](spec)
+
+
+def read_spec(root: str | Path) -> SyntheticSpec:
+    """The spec a complete synthetic benchmark folder was written from (its ``synthetic_spec.json``); an
+    error when the folder is incomplete or was written by another generator version, whose videos this
+    code would not make again."""
+    marker = Path(root) / "synthetic_spec.json"
+    if not marker.is_file() or not (Path(root) / "counts.json").is_file():
+        raise GroundingError(f"{root} is not a complete synthetic benchmark (no synthetic_spec.json / counts.json)")
+    fields = json.loads(marker.read_text())
+    version = fields.pop("generator_version", None)
+    if version != GENERATOR_VERSION:
+        raise GroundingError(f"{root} was written by synthetic generator version {version}, this code is version "
+                             f"{GENERATOR_VERSION}; write it again (tools/make_synthetic.py) to analyse it")
+    return SyntheticSpec(**fields)
 
 
 def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwrite: bool = False,
@@ -50,4 +70,4 @@ def write_synthetic(root: str | Path, spec: SyntheticSpec | None = None, overwri
     return counts
 
 
-__all__ = ["GENERATOR_VERSION", "generator_for", "write_synthetic"]
+__all__ = ["GENERATORS", "GENERATOR_VERSION", "generator_for", "read_spec", "write_synthetic"]

@@ -46,6 +46,45 @@ AFTER_TEMPLATES = [
 ]
 
 
+def relational_block(world: World, main: Event, distractors: list[Event],
+                     avoid: frozenset[Event] | set[Event] = frozenset()) -> tuple[list[Event], list[dict[str, Any]]]:
+    """X (``main``) occurs ``n`` (2 or 3) times; the reference Y sits in gap ``k`` (0..n) between them and a
+    decoy Y' (sharing a word with Y) in another gap; one distractor of X anywhere. Y and Y' are never
+    ``avoid`` (the events a long video already shows elsewhere), so Y is the only one of its kind.
+
+    "X before Y" is the last X before Y (occurrence ``k``), "X after Y" the first X after it
+    (occurrence ``k + 1``); only the relations that exist are asked (``target`` = index in the block).
+    Every (n, k) is equally likely, so a rule that knows where every X is but not where Y is picks the
+    right one at most half the time, and "before" is the first X (or "after" the last) only when Y
+    happens to sit there.
+    """
+    other = world.pick(world.seen, avoid={main, *distractors, *avoid})  # Y
+    assert other is not None
+    share_action = world.rng.random() < 0.5
+    decoy = world.pick(world.seen, action=other[0] if share_action else None,
+                       obj=None if share_action else other[1], avoid={main, other, *distractors, *avoid})
+    n = int(world.rng.integers(2, 4))
+    k = int(world.rng.integers(n + 1))
+    gaps: list[list[Event]] = [[] for _ in range(n + 1)]
+    gaps[k].append(other)
+    if decoy is not None:  # in another gap, so mistaking Y' for Y changes the answer
+        gaps[int(world.rng.choice([j for j in range(n + 1) if j != k]))].append(decoy)
+    seq: list[Event] = list(gaps[0])
+    for gap in gaps[1:]:
+        seq += [main, *gap]
+    if distractors:
+        at = int(world.rng.integers(len(seq) + 1))
+        seq.insert(at, distractors[int(world.rng.integers(len(distractors)))])
+    where = [i for i, e in enumerate(seq) if e == main]  # the n occurrences of X, in time order
+    queries = []
+    for relation, index, templates in (("before", k, BEFORE_TEMPLATES), ("after", k + 1, AFTER_TEMPLATES)):
+        if 1 <= index <= n:
+            tpl = templates[world.rng.integers(len(templates))]
+            queries.append({"target": where[index - 1], "text": phrase(tpl, *main, *other), "tags": ["temporal"],
+                            "relation": [relation, event_name(other)], "occurrence": [index, n]})
+    return seq, queries
+
+
 @dataclass
 class MomentQuery:
     """One annotation line (a window in seconds, rounded to 0.1 s as written) and its sidecar entry."""
@@ -67,40 +106,8 @@ class CharadesGenerator:
         self.world = World(spec)
 
     def relational(self, main: Event, distractors: list[Event]) -> tuple[list[Event], list[dict[str, Any]]]:
-        """X occurs ``n`` (2 or 3) times; the reference Y sits in gap ``k`` (0..n) between them and a
-        decoy Y' (sharing a word with Y) in another gap; one distractor of X anywhere.
-
-        "X before Y" is the last X before Y (occurrence ``k``), "X after Y" the first X after it
-        (occurrence ``k + 1``); only the relations that exist are asked. Every (n, k) is equally likely,
-        so a rule that knows where every X is but not where Y is picks the right one at most half the
-        time, and "before" is the first X (or "after" the last) only when Y happens to sit there.
-        """
-        world = self.world
-        other = world.pick(world.seen, avoid={main, *distractors})  # Y
-        assert other is not None
-        share_action = world.rng.random() < 0.5
-        decoy = world.pick(world.seen, action=other[0] if share_action else None,
-                           obj=None if share_action else other[1], avoid={main, other, *distractors})
-        n = int(world.rng.integers(2, 4))
-        k = int(world.rng.integers(n + 1))
-        gaps: list[list[Event]] = [[] for _ in range(n + 1)]
-        gaps[k].append(other)
-        if decoy is not None:  # in another gap, so mistaking Y' for Y changes the answer
-            gaps[int(world.rng.choice([j for j in range(n + 1) if j != k]))].append(decoy)
-        seq: list[Event] = list(gaps[0])
-        for gap in gaps[1:]:
-            seq += [main, *gap]
-        if distractors:
-            at = int(world.rng.integers(len(seq) + 1))
-            seq.insert(at, distractors[int(world.rng.integers(len(distractors)))])
-        where = [i for i, e in enumerate(seq) if e == main]  # the n occurrences of X, in time order
-        queries = []
-        for relation, index, templates in (("before", k, BEFORE_TEMPLATES), ("after", k + 1, AFTER_TEMPLATES)):
-            if 1 <= index <= n:
-                tpl = templates[world.rng.integers(len(templates))]
-                queries.append({"target": where[index - 1], "text": phrase(tpl, *main, *other), "tags": ["temporal"],
-                                "relation": [relation, event_name(other)], "occurrence": [index, n]})
-        return seq, queries
+        """One relational block (``relational_block``) about ``main``, with one of its distractors."""
+        return relational_block(self.world, main, distractors)
 
     def events(self, novel: bool) -> tuple[list[Event], list[dict[str, Any]]]:
         """Events in time order and the queries about them (``target`` = event index): a relational
@@ -144,7 +151,8 @@ class CharadesGenerator:
             side = {"tags": q["tags"], "event": event_name(events[q["target"]]),
                     **{k: q[k] for k in ("relation", "occurrence") if k in q}}
             out.append(MomentQuery(round(start, 1), round(end, 1), q["text"], side))
-        return Video(feats, duration, out, list(events))
+        shown = [(event_name(e), float(a), float(b)) for e, (a, b) in zip(events, spans, strict=True)]
+        return Video(feats, duration, out, list(events), shown)
 
     def write_split(self, annotations: Path, split: str, videos: Iterator[tuple[str, Video]]) -> int:
         """``charades_sta_{split}.txt``, ``Charades_v1_{split}.csv``, the tags sidecar and the events sidecar
@@ -175,4 +183,4 @@ class CharadesGenerator:
         return len(lines)
 
 
-__all__ = ["AFTER_TEMPLATES", "BEFORE_TEMPLATES", "CharadesGenerator", "MomentQuery"]
+__all__ = ["AFTER_TEMPLATES", "BEFORE_TEMPLATES", "CharadesGenerator", "MomentQuery", "relational_block"]

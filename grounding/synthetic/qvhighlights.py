@@ -140,7 +140,8 @@ class HighlightGenerator:
         spans = world.spans(duration, len(sequence), (max(3.0, 0.04 * duration), max(6.0, 0.22 * duration)))
         centers = (np.arange(num_clips) + 0.5) * CLIP_SECONDS  # (T,)
         feats, strength = world.render(sequence, spans, centers, peaked_in_the_middle)
-        return Video(feats, duration, [self._annotate(q, spans, strength, duration) for q in queries], sequence)
+        shown = [(event_name(e), float(a), float(b)) for e, (a, b) in zip(sequence, spans, strict=True)]
+        return Video(feats, duration, [self._annotate(q, spans, strength, duration) for q in queries], sequence, shown)
 
     def _annotate(self, query: dict[str, Any], spans: list[Span], strength: np.ndarray,
                   duration: int) -> HighlightQuery:

@@ -181,25 +181,32 @@ def read_sidecar(path: Path) -> dict[Any, dict]:
     return {e["qid"]: e for e in entries}
 
 
+# each layout's annotation reader and held-out split
+LAYOUT_FORMATS = {"charades": ("charades_sta", "test"), "qvhighlights": ("qvhighlights", "val"),
+                  "long": ("activitynet", "test")}
+
+
 def _split_files(root: Path, layout: str, split: str) -> tuple[Path, Path | None]:
     ann = root / "annotations"
     if layout == "qvhighlights":
         return ann / f"highlight_{split}_release.jsonl", None
+    if layout == "long":
+        return ann / f"{split}.json", None
     return ann / f"charades_sta_{split}.txt", ann / f"Charades_v1_{split}.csv"
 
 
-def _read_split(root: Path, layout: str, split: str) -> tuple[list[MomentRecord], dict[Any, dict]]:
+def read_split(root: Path, layout: str, split: str) -> tuple[list[MomentRecord], dict[Any, dict]]:
     path, durations = _split_files(root, layout, split)
     if not path.is_file():
         raise GroundingError(f"{path} does not exist; write the benchmark first "
                              f"(tools/make_synthetic.py --out {root} --layout {layout})")
-    records = read_annotations("charades_sta" if layout == "charades" else "qvhighlights", path, durations)
+    records = read_annotations(LAYOUT_FORMATS[layout][0], path, durations)
     return records, read_sidecar(path.with_name(path.name.split(".")[0] + ".tags.jsonl"))
 
 
 def audit_charades_folder(root: str | Path, train_split: str = "train", test_split: str = "test") -> dict[str, dict[str, float]]:
     """Audit a folder in the Charades-STA layout (such as the synthetic benchmark's)."""
-    (train, train_side), (test, test_side) = (_read_split(Path(root), "charades", s) for s in (train_split, test_split))
+    (train, train_side), (test, test_side) = (read_split(Path(root), "charades", s) for s in (train_split, test_split))
     return audit(train, test, train_side, test_side)
 
 
@@ -283,15 +290,16 @@ def synthetic_layout(root: str | Path) -> str:
 
 
 def audit_synthetic_folder(root: str | Path) -> dict[str, Any]:
-    """The shortcut audit of a synthetic benchmark folder in either layout (Charades: train vs test;
-    QVHighlights: train vs val, R1@0.5 against the window each prediction overlaps most, plus the
+    """The shortcut audit of a synthetic benchmark folder in any layout (Charades and long videos: train vs
+    test; QVHighlights: train vs val, R1@0.5 against the window each prediction overlaps most, plus the
     video-free saliency baselines under ``highlight``)."""
     layout = synthetic_layout(root)
     if layout == "charades":
         return audit_charades_folder(root)
-    (train, train_side), (val, val_side) = (_read_split(Path(root), layout, s) for s in ("train", "val"))
+    (train, train_side), (val, val_side) = (read_split(Path(root), layout, s) for s in ("train", LAYOUT_FORMATS[layout][1]))
     result: dict[str, Any] = dict(audit(train, val, train_side, val_side))
-    result["highlight"] = highlight_baselines(train, val)
+    if layout == "qvhighlights":
+        result["highlight"] = highlight_baselines(train, val)
     return result
 
 

@@ -1,4 +1,4 @@
-"""The world both synthetic layouts film: actions, objects, how an event looks, and how a split is written.
+"""The world every synthetic layout films: actions, objects, how an event looks, and how a split is written.
 
 Each video is a sequence of events; an event is an (action, object) pair. Its clip features are
 ``signal * (A_a + style * S_a + O_o + interaction * U_a * V_o)``: an action vector with a per-video
@@ -9,9 +9,10 @@ background and per-clip noise. A held-out set of action-object combinations neve
 training video; queries about them measure compositional generalisation (as Charades-CG does).
 
 Every query's event has distractors in the same video that share its action or its object, so neither
-word alone finds it. The layouts (``grounding.synthetic.charades``, ``grounding.synthetic.qvhighlights``)
-decide which events happen how often, how long a video is, and what the annotations look like; they
-draw every random number from the one ``World.rng``, so a spec and a seed give the same bytes.
+word alone finds it. The layouts (``grounding.synthetic.charades``, ``grounding.synthetic.qvhighlights``,
+``grounding.synthetic.long``) decide which events happen how often, how long a video is, and what the
+annotations look like; they draw every random number from the one ``World.rng``, so a spec and a seed give
+the same bytes (and ``replay_splits`` makes a folder's videos again, with the events they show).
 """
 
 from __future__ import annotations
@@ -193,13 +194,16 @@ class World:
 
 @dataclass
 class Video:
-    """One generated video: its clip features (T, D), its duration in seconds, the layout's queries and
-    every event it shows (what makes a query about another event absent from it)."""
+    """One generated video: its clip features (T, D), its duration in seconds, the layout's queries, every
+    event it shows (what makes a query about another event absent from it) and its ``timeline``:
+    ``(event name, start, end)`` of every event in time order (true spans, before any annotation noise; not
+    written to the files, read back by ``replay_splits`` for error analyses)."""
 
     features: np.ndarray
     duration: float
     queries: list[Any]
     events: list[Event] = field(default_factory=list)
+    timeline: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 class Layout(Protocol):
@@ -244,5 +248,16 @@ def _saved_videos(features: Path, prefix: str, novel_flags: list[bool], layout: 
         yield vid, video
 
 
+def replay_splits(spec: SyntheticSpec, layout: Layout) -> Iterator[tuple[str, str, Video]]:
+    """``(split, vid, video)`` of every video ``write_splits`` makes from ``layout`` (a fresh generator of
+    ``spec``), in the same order and with the same random draws, without writing anything: what a
+    folder's videos show (``Video.timeline``), which its files do not record."""
+    for split, novel_flags in split_plan(spec, layout.splits).items():
+        prefix = f"{layout.video_prefix}{split[:2].upper()}"
+        for i, novel in enumerate(novel_flags):
+            video = layout.video(novel)
+            yield split, f"{prefix}{i:05d}", video
+
+
 __all__ = ["ACTIONS", "OBJECTS", "PLAIN_TEMPLATES", "Event", "Layout", "Span", "Video", "World", "event_name",
-           "phrase", "split_plan", "write_splits"]
+           "phrase", "replay_splits", "split_plan", "write_splits"]

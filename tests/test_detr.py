@@ -1,0 +1,149 @@
+"""Moment-DETR and QD-DETR: the Hungarian matcher on hand-made cost matrices, the set and saliency losses on
+hand-computed cases, decoding a set into ranked windows, output shapes and padding, and a short training."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from grounding.config import load_config
+from grounding.data.batch import make_batch
+from grounding.losses import build_criterion
+from grounding.losses.matching import MatchCosts, linear_sum_assignment, match
+from grounding.losses.set_prediction import NegativePair, RankContrastive, SaliencyMargin, set_terms
+from grounding.models import build_model
+from grounding.models.decoding import DecodeConfig, decode_moments
+from grounding.models.outputs import GroundingOutput, MomentSet
+from tests.conftest import REPO
+
+
+def brute_force(cost: np.ndarray) -> float:
+    n, m = cost.shape
+    if n <= m:
+        return min(sum(cost[i, p[i]] for i in range(n)) for p in itertools.permutations(range(m), n))
+    return brute_force(cost.T)
+
+
+def test_assignment_of_a_hand_made_square_matrix():
+    cost = np.array([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]])
+    rows, cols = linear_sum_assignment(cost)
+    assert rows.tolist() == [0, 1, 2] and cols.tolist() == [1, 0, 2]  # 1 + 2 + 2 = 5, the unique optimum
+
+
+def test_assignment_of_rectangular_matrices_both_ways():
+    tall = np.array([[9.0, 1.0], [1.0, 9.0], [0.5, 0.6], [7.0, 7.0]])  # 4 predictions, 2 windows
+    rows, cols = linear_sum_assignment(tall)
+    assert rows.tolist() == [0, 2] and cols.tolist() == [1, 0]  # 1 + 0.5 beats 1 + 0.6 and 1 + 1
+    rows, cols = linear_sum_assignment(tall.T)
+    assert rows.tolist() == [0, 1] and cols.tolist() == [2, 0]
+
+
+def test_assignment_is_optimal_on_random_matrices():
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (1, 4), (4, 1), (3, 5), (5, 3), (6, 6)]:
+        for _ in range(5):
+            cost = rng.normal(size=shape)
+            rows, cols = linear_sum_assignment(cost)
+            assert len(rows) == min(shape) and len(set(cols.tolist())) == len(cols)
+            assert cost[rows, cols].sum() == pytest.approx(brute_force(cost))
+
+
+def one_query_batch(windows: list[list[float]], clips: int = 4, saliency: list[float] | None = None, queries: int = 1):
+    """``queries`` queries, each about its own ``clips``-clip video, with ``windows`` (normalised) as ground truth."""
+    w = torch.tensor(windows).expand(queries, -1, -1)
+    return make_batch(torch.zeros(queries, clips, 3), torch.ones(queries, clips, dtype=torch.bool), torch.arange(queries),
+                      torch.ones(queries, 2, dtype=torch.long), torch.ones(queries, 2, dtype=torch.bool),
+                      torch.zeros(queries, dtype=torch.long), torch.zeros(queries, dtype=torch.long), w[:, 0],
+                      torch.full((queries,), 10.0), window_clips=torch.zeros(queries, len(windows), 2, dtype=torch.long),
+                      window_spans=w, window_mask=torch.ones(queries, len(windows), dtype=torch.bool),
+                      saliency=None if saliency is None else torch.tensor([saliency] * queries),
+                      saliency_labelled=None if saliency is None else torch.ones(queries, dtype=torch.bool))
+
+
+def test_matching_pairs_each_window_with_the_prediction_on_it():
+    # windows (start, end): A = [0.1, 0.3], B = [0.6, 1.0]; predictions (centre, width): far, on B, on A
+    batch = one_query_batch([[0.1, 0.3], [0.6, 1.0]])
+    moments = MomentSet(torch.tensor([[[0.5, 0.05], [0.8, 0.4], [0.2, 0.2]]]), torch.zeros(1, 3))
+    found = match(moments, batch, MatchCosts())
+    pairs = sorted(zip(found.pred.tolist(), found.window.tolist(), strict=True))
+    assert pairs == [(1, 1), (2, 0)]
+
+
+def test_set_terms_by_hand():
+    # window [0.2, 0.6] = (centre 0.4, width 0.4); prediction 0 = (0.4, 0.2) = [0.3, 0.5], prediction 1 far away
+    batch = one_query_batch([[0.2, 0.6]])
+    moments = MomentSet(torch.tensor([[[0.4, 0.2], [0.9, 0.1]]]), torch.zeros(1, 2))
+    terms = set_terms(moments, batch, MatchCosts(), eos_coef=0.1)
+    assert terms["span_l1"].item() == pytest.approx(0.1)  # mean(|0.4 - 0.4|, |0.2 - 0.4|)
+    assert terms["giou"].item() == pytest.approx(0.5)  # IoU 0.2 / 0.4; the hull is the union
+    assert terms["label"].item() == pytest.approx(math.log(2) * (1 + 0.1) / 2)  # BCE(0, 1) and 0.1 x BCE(0, 0)
+
+
+def saliency_output(scores: list[list[float]], negative: list[list[float]] | None = None) -> GroundingOutput:
+    s = torch.tensor(scores)
+    mask = torch.ones_like(s, dtype=torch.bool)
+    return GroundingOutput(mask, torch.zeros(*s.shape, 2), torch.zeros(len(s), 2), torch.zeros(len(s), 1), None,
+                           saliency=s, negative_saliency=None if negative is None else torch.tensor(negative))
+
+
+def test_saliency_margin_by_hand():
+    batch = one_query_batch([[0.0, 0.5]], saliency=[0.5, 0.25, 0.0, 0.0])
+    out = saliency_output([[1.0, 0.9, 0.5, 0.5]])
+    # hard pair: clip 0 (0.5) over clip 1 (0.25): max(0, 0.2 + 0.9 - 1.0) = 0.1; every easy pair clears the margin
+    assert SaliencyMargin(margin=0.2, pairs=1)(out, batch).item() == pytest.approx(0.1)
+
+
+def test_rank_contrastive_and_negative_pairs_by_hand():
+    batch = one_query_batch([[0.0, 0.5]], clips=2, saliency=[1.0, 0.0], queries=2)
+    out = saliency_output([[0.0, 0.0], [0.0, 0.0]])
+    # levels 2: ratings (2, 0); levels 1 (only r = 1): clip 0 against both clips, -log(1/2), divided by 2 levels
+    assert RankContrastive(tau=1.0, levels=2)(out, batch).item() == pytest.approx(math.log(2) / 2)
+    with_negatives = saliency_output([[0.0, 0.0], [0.0, 0.0]], negative=[[0.0, 0.0], [0.0, 0.0]])
+    assert RankContrastive(tau=1.0, levels=2)(with_negatives, batch).item() == pytest.approx(math.log(4) / 2)
+    assert NegativePair()(with_negatives, batch).item() == pytest.approx(2 * math.log(2))  # 2 clips x softplus(0)
+    same_video = one_query_batch([[0.0, 0.5]], clips=2, saliency=[1.0, 0.0], queries=2)
+    same_video.vid_index[:] = 0  # both queries about one video: no negative pair
+    assert NegativePair()(with_negatives, same_video).item() == 0.0
+
+
+def test_decoding_ranks_clips_and_converts_the_set():
+    moments = MomentSet(torch.tensor([[[0.5, 0.2], [0.1, 0.4], [0.9, 0.0]]]), torch.tensor([[0.0, 2.0, 5.0]]))
+    windows = decode_moments(moments, torch.tensor([20.0]), DecodeConfig(topk=3, nms_threshold=1.0))
+    # the best-scored moment has zero width: dropped; (0.1, 0.4) = [-0.1, 0.3] is clipped to [0, 0.3]
+    assert windows[0, 0].tolist() == pytest.approx([0.0, 6.0, torch.sigmoid(torch.tensor(2.0)).item()])
+    assert windows[0, 1].tolist() == pytest.approx([8.0, 12.0, 0.5])
+    assert torch.isnan(windows[0, 2]).all()
+
+
+@pytest.mark.parametrize("name", ["moment_detr", "qd_detr"])
+def test_output_shapes_and_padding_never_changes_an_answer(name):
+    torch.manual_seed(0)
+    cfg = load_config(REPO / "configs" / f"models/{name}.yaml", [f"model.{k}={v}" for k, v in
+                                                                 dict(dim=32, heads=2, ffn_dim=64).items()] + ["+model.video_dim=8"])
+    model = build_model(cfg.model, vocab_size=50).eval()
+    criterion = build_criterion(cfg.loss)
+    g = torch.Generator().manual_seed(0)
+    video, words = torch.randn(2, 6, 8, generator=g), torch.randint(1, 50, (2, 5), generator=g)
+    short = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    batch = make_batch(video, short, torch.arange(2), words, torch.ones(2, 5, dtype=torch.bool),
+                       torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([[0.0, 0.5], [0.25, 1.0]]),
+                       torch.tensor([12.0, 8.0]))
+    out = model(batch)
+    assert out.moments.spans.shape == (2, 10, 2) and out.moments.logits.shape == (2, 10)
+    assert len(out.moments.aux) == 1 and out.saliency.shape == (2, 6) and out.stages == {}
+    # the second video alone, unpadded: the same moments and clip scores
+    alone = make_batch(video[1:, :4], short[1:, :4], torch.arange(1), words[1:], torch.ones(1, 5, dtype=torch.bool),
+                       torch.tensor([1]), torch.tensor([3]), torch.tensor([[0.25, 1.0]]), torch.tensor([8.0]))
+    single = model(alone)
+    assert torch.allclose(single.moments.spans[0], out.moments.spans[1], atol=1e-5)
+    assert torch.allclose(single.saliency[0], out.saliency[1, :4], atol=1e-5)
+    model.train()
+    total, logs = criterion(model(batch), batch)
+    total.backward()
+    assert torch.isfinite(total) and "set_prediction/giou_aux0" in logs
+    if name == "qd_detr":
+        assert model(batch).negative_saliency.shape == (2, 6)

@@ -147,3 +147,27 @@ def test_output_shapes_and_padding_never_changes_an_answer(name):
     assert torch.isfinite(total) and "set_prediction/giou_aux0" in logs
     if name == "qd_detr":
         assert model(batch).negative_saliency.shape == (2, 6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["moment_detr", "qd_detr"])
+def test_a_short_training_writes_ranked_windows_and_saliency(tiny_qvh_synthetic, tmp_path, name):
+    """A few seconds: one epoch on the tiny QVHighlights-layout benchmark through the trainer, evaluated by the
+    official metrics; every prediction has several windows, best first, and one saliency score per clip."""
+    import json
+
+    from grounding.engine.trainer import run_training
+    from tests.conftest import TINY_QVH_SPEC, tiny_overrides
+
+    overrides = tiny_overrides(tiny_qvh_synthetic, **{"model.video_dim": TINY_QVH_SPEC["feature_dim"],
+                                                      "model.ffn_dim": 64, "train.num_figures": 0})
+    cfg = load_config(REPO / "configs" / f"synthetic_qvh_{name}.yaml",
+                      [o for o in overrides if not o.startswith("model.embed_dim")])  # no shared space here
+    results = run_training(cfg, tmp_path / "run", progress=False)
+    assert {"MR-full-mAP", "MR-full-R1@0.5", "HL-min-VeryGood-mAP"} <= set(results["val"]["brief"])
+    lines = [json.loads(x) for x in (tmp_path / "run" / "predictions_val.jsonl").read_text().splitlines()]
+    for line in lines:
+        scores = [w[2] for w in line["pred_relevant_windows"]]
+        assert len(scores) > 1 and scores == sorted(scores, reverse=True)
+        assert all(0 <= w[0] < w[1] for w in line["pred_relevant_windows"])
+        assert len(line["pred_saliency_scores"]) > 0

@@ -108,6 +108,14 @@ class SetHeads(nn.Module):
         return self.label(hidden).squeeze(-1), spans
 
 
+def xavier_init(*modules: nn.Module) -> None:
+    """Xavier-uniform weights for every matrix of ``modules``, as DETR initialises its transformer."""
+    for module in modules:
+        for p in module.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+
 def moment_set(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> MomentSet:
     """The last decoder layer's (logits, spans) with the earlier layers as ``aux``."""
     sets = [MomentSet(spans.float(), logits.float()) for logits, spans in layers]
@@ -133,6 +141,7 @@ class MomentDETR(nn.Module):
         self.query_pos = nn.Embedding(cfg.num_queries, cfg.dim)
         self.heads = SetHeads(cfg.dim, anchors=False)
         self.saliency = nn.Linear(cfg.dim, 1)
+        xavier_init(self.encoder, self.decoder)
 
     def forward(self, batch: Batch) -> GroundingOutput:
         clips, words = self.inputs(batch)
@@ -173,6 +182,7 @@ class QDDETR(nn.Module):
         self.heads = SetHeads(cfg.dim, anchors=True)
         self.saliency_clip = nn.Linear(cfg.dim, cfg.dim)
         self.saliency_global = nn.Linear(cfg.dim, cfg.dim)
+        xavier_init(self.text_to_video, self.encoder, self.decoder, self.anchor_pos, self.pos_scale)
 
     def encode(self, clips: torch.Tensor, mask: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor,
                pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

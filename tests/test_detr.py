@@ -171,3 +171,37 @@ def test_a_short_training_writes_ranked_windows_and_saliency(tiny_qvh_synthetic,
         assert len(scores) > 1 and scores == sorted(scores, reverse=True)
         assert all(0 <= w[0] < w[1] for w in line["pred_relevant_windows"])
         assert len(line["pred_saliency_scores"]) > 0
+    # the Grounder answers with the trained DETR (its video encoding depends on the query: none is cached)
+    from grounding import Grounder
+
+    grounder = Grounder.from_pretrained(tmp_path / "run", device="cpu")
+    feats = np.random.default_rng(0).normal(size=(20, TINY_QVH_SPEC["feature_dim"])).astype(np.float32)
+    answer = grounder.predict("a person opens the door.", grounder.video_from_features(feats, 40.0), top_k=3)
+    assert len(answer["pred_relevant_windows"]) == 3 and len(answer["pred_saliency_scores"]) == 20
+
+
+def test_oracle_text_features_carry_the_vectors_the_videos_are_made_of(tiny_qvh_synthetic, tmp_path):
+    from grounding.data.annotations import read_annotations
+    from grounding.synthetic import OBJECTS, SyntheticSpec, World
+    from grounding.synthetic.text_features import write_text_features
+    from tests.conftest import TINY_QVH_SPEC
+
+    folder = write_text_features(tiny_qvh_synthetic, tmp_path / "text")
+    world = World(SyntheticSpec(**TINY_QVH_SPEC))
+    records = read_annotations("qvhighlights", tiny_qvh_synthetic / "annotations" / "highlight_val_release.jsonl")
+    record = records[0]
+    feats = np.load(folder / f"{record.qid}.npz")["features"]
+    words = record.query.lower().rstrip(".").split()
+    assert feats.shape == (len(words), TINY_QVH_SPEC["feature_dim"])
+    obj = next(i for i, w in enumerate(words) if w in OBJECTS)
+    assert np.array_equal(feats[obj], world.object_vecs[OBJECTS.index(words[obj])])
+    assert len(list(folder.glob("*.npz"))) >= len(records)
+
+
+@pytest.mark.parametrize("name", ["moment_detr", "qd_detr"])
+def test_qvhighlights_configs_train_as_the_authors_do(name):
+    cfg = load_config(REPO / "configs" / f"qvhighlights_{name}.yaml")
+    assert cfg.model.name == name and cfg.model.video_dim == 2816 and cfg.model.num_queries == 10
+    assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.grad_clip, cfg.train.epochs) == (1e-4, 1e-4, 0.1, 200)
+    assert cfg.decode.nms_threshold == 1.0 and "boundary_ce" not in cfg.loss  # no CCMAN term composed in
+    assert load_config(REPO / "configs" / f"synthetic_qvh_{name}.yaml").data.synthetic.layout == "qvhighlights"

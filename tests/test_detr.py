@@ -205,3 +205,11 @@ def test_qvhighlights_configs_train_as_the_authors_do(name):
     assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.grad_clip, cfg.train.epochs) == (1e-4, 1e-4, 0.1, 200)
     assert cfg.decode.nms_threshold == 1.0 and "boundary_ce" not in cfg.loss  # no CCMAN term composed in
     assert load_config(REPO / "configs" / f"synthetic_qvh_{name}.yaml").data.synthetic.layout == "qvhighlights"
+
+
+def test_a_loss_that_needs_the_shared_space_names_itself_on_a_detr_model():
+    from grounding.errors import GroundingError
+
+    batch = one_query_batch([[0.0, 0.5]], saliency=[1.0, 0.0, 0.0, 0.0])
+    with pytest.raises(GroundingError, match="loss.contrastive.weight=0"):
+        build_criterion({"contrastive": {"weight": 1.0}})(saliency_output([[0.0] * 4]), batch)

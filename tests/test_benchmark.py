@@ -117,6 +117,9 @@ def test_harness_reports_each_section_on_a_small_shape(monkeypatch):
     assert 50 < train["peak_memory_mb"] < 100_000 and train["memory_kind"] == "resident set"
     infer = bench.bench_inference(shape, "span_baseline", cpu, batch=4, repeats=1)
     assert infer["latency_ms"]["median"] > 0 and infer["queries_per_s"]["median"] > 0
+    for name in ("moment_detr", "qd_detr"):
+        assert bench.bench_training(shape, name, cpu, batch=2, steps=1, repeats=1)["queries_per_s"]["median"] > 0
+        assert bench.bench_inference(shape, name, cpu, batch=4, repeats=1)["queries_per_s"]["median"] > 0
     data = bench.bench_data_pipeline(shape, num_videos=3, queries_per_video=2, batch=2)
     assert data["cold_queries_per_s"] > 0 and data["warm_queries_per_s"] > 0 and data["peak_memory_mb"] > 50
     metrics = bench.bench_metrics(num_queries=100, repeats=1)

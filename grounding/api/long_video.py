@@ -89,9 +89,12 @@ class VideoWindows:
     def durations(self) -> torch.Tensor:
         return torch.tensor([b - a for a, b in self.spans], dtype=torch.float32, device=self.video.device)
 
-    def tokens(self, model: torch.nn.Module) -> torch.Tensor:
+    def tokens(self, model: torch.nn.Module) -> torch.Tensor | None:
         """The model's encoding (W, T, D) of every window, computed once: each later question about the video
-        only runs its query through the model."""
+        only runs its query through the model. None for a model whose video encoding depends on the query
+        (the DETR family), which encodes the video with every question."""
+        if not hasattr(model, "encode_videos"):
+            return None
         if self.encoded is None:
             with torch.inference_mode():
                 self.encoded = model.encode_videos(self.video, self.mask)
@@ -117,7 +120,7 @@ def run_windows(loaded: LoadedModel, windows: VideoWindows, words: torch.Tensor,
         none = torch.zeros(len(q), dtype=torch.long, device=device)
         batch = make_batch(windows.video[used], windows.mask[used], vid_index.to(device), words[q], word_mask[q],
                            none, none, span=torch.zeros(len(q), 2, device=device), duration=durations[w],
-                           video_tokens=tokens[used])
+                           video_tokens=None if tokens is None else tokens[used])
         decoded = run_and_decode(loaded.model, batch, decode)
         found.append(decoded.windows.cpu().numpy())
         saliency.append(decoded.saliency.cpu().numpy())

@@ -38,6 +38,8 @@ class Shape:
     words: int
 
 
+MODEL_NAMES = ["ccman", "span_baseline", "moment_detr", "qd_detr"]  # every model, as tools/benchmark.py measures them
+
 SHAPES = [
     Shape("charades_sta", "charades_sta.yaml", 1024, 32, 10),
     Shape("activitynet", "activitynet.yaml", 500, 128, 15),
@@ -62,10 +64,11 @@ def synthetic_batch(shape: Shape, batch: int, device: torch.device, vocab: int =
 
 
 def model_and_loss(shape: Shape, model_name: str, device: torch.device, overrides: list[str]):
-    """The model (``ccman`` or ``span_baseline``) and loss of ``shape``'s packaged config."""
+    """The model ``model_name`` (one of ``MODEL_NAMES``) and its loss, on ``shape``'s packaged config: CCMAN as the
+    config has it, any other model with the model and loss sections of its ``configs/models/<name>.yaml``."""
     cfg = load_config(packaged_config(shape.config), overrides)
     if model_name != "ccman":
-        base = load_config(packaged_config("models/span_baseline.yaml"))
+        base = load_config(packaged_config(f"models/{model_name}.yaml"))
         cfg.model, cfg.loss = base.model, base.loss
     cfg.model.video_dim = shape.video_dim
     model = build_model(cfg.model, vocab_size=1000).to(device)

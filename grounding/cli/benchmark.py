@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--shapes", nargs="+", default=[s.name for s in bench.SHAPES])
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
-    parser.add_argument("--models", nargs="+", default=["ccman", "span_baseline"])
+    parser.add_argument("--models", nargs="+", default=bench.MODEL_NAMES, choices=bench.MODEL_NAMES)
     parser.add_argument("--batch", type=int, default=None, help="training batch (default 32 on CPU, 256 on CUDA)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model in the training measurement")

@@ -43,7 +43,7 @@ def run_and_decode(model: nn.Module, batch: Batch, decode_cfg: DecodeConfig,
     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
         output = model(batch)
     windows, saliency = decode_output(output, batch.duration, decode_cfg)
-    refined = output.decoded.refined_span  # normalised to the video
+    refined = output.refined_span  # normalised to the video
     refined = None if refined is None else refined.float() * batch.duration[:, None]
     in_video = None if output.existence is None else output.existence.probability()
     return Decoded(windows, saliency, refined, output, in_video)

@@ -10,9 +10,18 @@ from __future__ import annotations
 import torch
 
 from grounding.data.batch import Batch
+from grounding.errors import GroundingError
 from grounding.losses.base import LOSSES, Loss
 from grounding.models.contrastive import info_nce
-from grounding.models.outputs import GroundingOutput
+from grounding.models.outputs import GroundingOutput, SpaceOutput
+
+
+def space_of(output: GroundingOutput, term: str) -> SpaceOutput:
+    """The output's shared-space projections, or an error naming the term to switch off."""
+    if output.space is None:
+        raise GroundingError(f"loss '{term}' needs a model with a shared embedding space (ccman, span_baseline); "
+                             f"set loss.{term}.weight=0 for this model")
+    return output.space
 
 
 @LOSSES.register("contrastive")
@@ -24,9 +33,10 @@ class SentenceMomentContrastive(Loss):
     """
 
     def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
-        moments = output.space.moments(batch.inside > 0)
+        space = space_of(output, "contrastive")
+        moments = space.moments(batch.inside > 0)
         same_video = batch.vid_index[:, None] == batch.vid_index[None, :]
-        return info_nce(output.space.sentence, moments, output.space.temperature, same_video)
+        return info_nce(space.sentence, moments, space.temperature, same_video)
 
 
 @LOSSES.register("clip_alignment")
@@ -39,7 +49,8 @@ class IntraVideoClipAlignment(Loss):
 
     def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
         mask, inside = output.clip_mask, batch.inside > 0
-        sim = (torch.einsum("bte,be->bt", output.space.clips(), output.space.sentence) / output.space.temperature).float()
+        space = space_of(output, "clip_alignment")
+        sim = (torch.einsum("bte,be->bt", space.clips(), space.sentence) / space.temperature).float()
         neg = torch.finfo(sim.dtype).min
         log_all = torch.logsumexp(sim.masked_fill(~mask, neg), dim=1)
         log_in = torch.logsumexp(sim.masked_fill(~inside, neg), dim=1)

@@ -2,7 +2,8 @@
 
 Every term is a class registered by name; ``loss.<name>.weight`` in the config sets its weight and
 0 switches it off (it is then not even computed). Each term's value is returned separately so that
-it gets its own TensorBoard scalar.
+it gets its own TensorBoard scalar; a term that sums several parts (``set_prediction``) leaves them in
+``parts`` after each call, and they are logged as ``name/part``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Criterion(nn.Module):
                 value = term(output, batch)
                 total = total + term.weight * value
                 logs[name] = value.detach()
+                logs.update({f"{name}/{part}": v for part, v in getattr(term, "parts", {}).items()})
         logs["total"] = total.detach()
         return total, logs
 

@@ -16,12 +16,16 @@ from grounding.data.text import TextInput
 from grounding.errors import GroundingError
 from grounding.models.baseline import SpanBaseline, SpanBaselineConfig
 from grounding.models.ccman import CCMAN, CCMANConfig
+from grounding.models.detr import QDDETR, MomentDETR, MomentDETRConfig, QDDETRConfig
 from grounding.registry import Registry
 
 MODELS: Registry[nn.Module] = Registry("model")
 MODELS.register("ccman")(CCMAN)
 MODELS.register("span_baseline")(SpanBaseline)
-CONFIGS: dict[type, type] = {CCMAN: CCMANConfig, SpanBaseline: SpanBaselineConfig}
+MODELS.register("moment_detr")(MomentDETR)
+MODELS.register("qd_detr")(QDDETR)
+CONFIGS: dict[type, type] = {CCMAN: CCMANConfig, SpanBaseline: SpanBaselineConfig, MomentDETR: MomentDETRConfig,
+                             QDDETR: QDDETRConfig}
 
 
 def model_config(model_cfg: Any) -> Any:

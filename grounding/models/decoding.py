@@ -7,6 +7,10 @@ inside a long moment from scoring as well as the whole moment. The best ``candid
 (a window is dropped when its IoU with a better kept one exceeds ``nms_threshold``; 1.0 = no NMS),
 and the first ``topk`` survivors are returned as ``[start_s, end_s, score]``. Clip ``i`` of ``T``
 spans ``[i, i + 1) * duration / T``.
+
+A set prediction (``output.moments``, the DETR family) is decoded by ``decode_moments`` instead: its
+moments, clipped to the video, ranked by foreground probability, through the same NMS (``nms_threshold:
+1.0``, no NMS, is what Moment-DETR and QD-DETR do), the first ``topk`` kept.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 import torch
 
 from grounding.models.layers import masked_softmax
-from grounding.models.outputs import GroundingOutput, StageOutput
+from grounding.models.outputs import GroundingOutput, MomentSet, StageOutput
+from grounding.models.spans import cxw_to_xx
 
 
 @dataclass
@@ -97,16 +102,37 @@ def decode(stage: StageOutput, mask: torch.Tensor, duration: torch.Tensor,
     starts, ends = top.indices // t, top.indices % t
     step = (duration / mask.sum(1).clamp_min(1)).unsqueeze(1)
     windows = torch.stack([starts * step, (ends + 1) * step], dim=-1)  # (B, C, 2)
-    keep = batched_nms(windows, top.values, cfg.nms_threshold)
-    # stable order: kept windows first (by score), then drop the rest
-    rank = torch.where(keep, torch.arange(keep.shape[1], device=keep.device)[None].float(), float("inf"))
-    order = rank.argsort(dim=1)[:, : cfg.topk]
-    picked = torch.cat([windows.gather(1, order[..., None].expand(-1, -1, 2)), top.values.gather(1, order)[..., None]], -1)
-    picked[~keep.gather(1, order)] = float("nan")
+    picked = ranked_windows(windows, top.values, cfg)
     saliency = torch.sigmoid((stage.inside_logits if saliency_logits is None else saliency_logits).float()) * mask
     return picked, saliency
 
 
+def ranked_windows(windows: torch.Tensor, scores: torch.Tensor, cfg: DecodeConfig) -> torch.Tensor:
+    """Candidate windows (B, C, 2) in seconds with ``scores`` (B, C) sorted best first -> the first ``topk``
+    survivors of NMS as (B, K, 3) ``[start_s, end_s, score]``, NaN rows past the kept ones."""
+    keep = batched_nms(windows, scores, cfg.nms_threshold)
+    # stable order: kept windows first (by score), then drop the rest
+    rank = torch.where(keep, torch.arange(keep.shape[1], device=keep.device)[None].float(), float("inf"))
+    order = rank.argsort(dim=1)[:, : cfg.topk]
+    picked = torch.cat([windows.gather(1, order[..., None].expand(-1, -1, 2)), scores.gather(1, order)[..., None]], -1)
+    picked[~keep.gather(1, order)] = float("nan")
+    return picked
+
+
+def decode_moments(moments: MomentSet, duration: torch.Tensor, cfg: DecodeConfig) -> torch.Tensor:
+    """Ranked windows (B, K, 3) of a set prediction: every moment clipped to the video, scored by its
+    foreground probability (a moment of zero length after clipping is dropped)."""
+    spans = cxw_to_xx(moments.spans.float()).clamp(0, 1)
+    scores = torch.sigmoid(moments.logits.float()).masked_fill(spans[..., 1] <= spans[..., 0], 0.0)
+    scores, order = scores.sort(dim=1, descending=True)
+    windows = spans.gather(1, order[..., None].expand(-1, -1, 2)) * duration[:, None, None]
+    return ranked_windows(windows, scores, cfg)
+
+
 def decode_output(output: GroundingOutput, duration: torch.Tensor, cfg: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """``decode`` of a model's output: its decoded stage's windows and its saliency head's clip scores."""
-    return decode(output.decoded, output.clip_mask, duration, cfg, output.saliency)
+    """``decode`` of a model's output (its decoded stage's windows and its saliency head's clip scores), or
+    ``decode_moments`` of its set prediction with sigmoid saliency."""
+    if output.moments is None:
+        return decode(output.decoded, output.clip_mask, duration, cfg, output.saliency)
+    saliency = torch.sigmoid(output.saliency.float()) * output.clip_mask
+    return decode_moments(output.moments, duration, cfg), saliency

@@ -10,6 +10,17 @@
       saliency       (B, T) per-clip highlight logits of the saliency head (None: a model without one)
       existence      ExistenceOutput: calibrated log-odds that each query's moment is in its video
                      (None: a model configured without it, ``model.existence: false``)
+      moments        MomentSet or None: a set prediction (the DETR family); decoding ranks its moments
+      negative_saliency (B, T) or None: saliency logits of each query's video paired with another query's
+                     sentence (QD-DETR's negative pairs, ``negative_partners``)
+
+    A model predicts either per-clip scores (``stages``: CCMAN, the span baseline) or a set of moments
+    (``moments``, with ``stages`` empty); ``space`` is None for a model without a shared embedding space.
+
+    MomentSet
+      spans          (B, Q, 2) ``(centre, width)`` of Q predicted moments, normalised to the video
+      logits         (B, Q) foreground logits: how likely each moment is one the query describes
+      aux            [MomentSet] the earlier decoder layers' sets (auxiliary losses), first layer first
 
     StageOutput
       start_logits, end_logits, inside_logits  (B, T), padded clips at the float32 minimum
@@ -42,6 +53,20 @@ class StageOutput:
     refined_span: torch.Tensor | None = None
     focus: torch.Tensor | None = None
     reference: torch.Tensor | None = None
+
+
+@dataclass
+class MomentSet:
+    spans: torch.Tensor
+    logits: torch.Tensor
+    aux: list[MomentSet] = field(default_factory=list)
+
+
+def negative_partners(vid_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For negative pairs: query i's partner is query i + 1 (cyclically), whose sentence is paired with i's
+    video; ``valid`` (B,) is False where the partner asks about the same video (not a negative)."""
+    partner = torch.roll(torch.arange(len(vid_index), device=vid_index.device), -1)
+    return partner, vid_index[partner] != vid_index
 
 
 @dataclass
@@ -78,13 +103,20 @@ class GroundingOutput:
     video_tokens: torch.Tensor
     sentence: torch.Tensor
     word_attn: torch.Tensor
-    space: SpaceOutput
+    space: SpaceOutput | None
     stages: dict[str, StageOutput] = field(default_factory=dict)
     final: str = ""
     saliency: torch.Tensor | None = None
     existence: ExistenceOutput | None = None
+    moments: MomentSet | None = None
+    negative_saliency: torch.Tensor | None = None
 
     @property
     def decoded(self) -> StageOutput:
         """The stage whose scores become predictions."""
         return self.stages[self.final]
+
+    @property
+    def refined_span(self) -> torch.Tensor | None:
+        """(B, 2) the decoded stage's regressed span, normalised; None for a model without one."""
+        return self.decoded.refined_span if self.stages else None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grounding.synthetic.shortcuts import _read_split, synthetic_layout
+from grounding.synthetic.shortcuts import read_split, synthetic_layout
 from grounding.synthetic.spec import SyntheticSpec
 from grounding.synthetic.world import ACTIONS, OBJECTS, World
 
@@ -55,7 +55,7 @@ def write_text_features(root: str | Path, out: str | Path | None = None) -> Path
     table = word_vectors(spec)
     layout = synthetic_layout(root)
     for split in SPLITS[layout]:
-        records, _ = _read_split(root, layout, split)
+        records, _ = read_split(root, layout, split)
         for record in records:
             feats = token_features(record.query, table, spec.feature_dim, spec.seed)
             np.savez(folder / f"{record.qid}.npz", features=feats)

@@ -26,12 +26,22 @@ def _rss_mb() -> float:
 
 
 @pytest.mark.slow
-def test_cached_videos_answer_while_a_long_upload_encodes(served, demo, tmp_path):
+def test_cached_videos_answer_while_a_long_upload_encodes(served, grounder, demo, tmp_path, monkeypatch):
+    import time
+
     from grounding.extract.synthetic import make_video
 
     url, _, _ = served
     library = [f"demo{i:02d}.mp4" for i in range(3)]
-    long_video = make_video(tmp_path / "long.mp4", 10 * 240, fps=10, size=(64, 48))  # 4 min: seconds to encode
+    long_video = make_video(tmp_path / "long.mp4", 10 * 240, fps=10, size=(64, 48))  # 4 min of frames
+    encode = grounder.encode_video
+
+    def encode_slowly(path, *args, **kwargs):  # the tiny demo backbone encodes 4 min in 0.5 s: make it a real wait
+        if "long" in f"{path} {kwargs.get('vid')}":
+            time.sleep(4.0)
+        return encode(path, *args, **kwargs)
+
+    monkeypatch.setattr(grounder, "encode_video", encode_slowly)
     before = _rss_mb()
     figures = run_load(url, library, long_video, clients=4, requests=8, time_limit=240)
     print(figures)

@@ -46,6 +46,22 @@ AFTER_TEMPLATES = [
 ]
 
 
+def plain_queries(world: World, events: list[Event], novel: bool) -> list[dict[str, Any]]:
+    """One plain (or novel) query per event that happens once in ``events`` and shares a word with another
+    event of the video, so neither word alone finds it; with ``novel`` only held-out verb-object pairs."""
+    queries: list[dict[str, Any]] = []
+    for i, (a, o) in enumerate(events):
+        others = events[:i] + events[i + 1 :]
+        if (a, o) in others or not any(e[0] == a or e[1] == o for e in others):
+            continue  # every query has a distractor sharing one of its words
+        is_novel = (a, o) in world.heldout
+        if novel and not is_novel:
+            continue
+        tpl = PLAIN_TEMPLATES[world.rng.integers(len(PLAIN_TEMPLATES))]
+        queries.append({"target": i, "text": phrase(tpl, a, o), "tags": ["novel" if is_novel else "plain"]})
+    return queries
+
+
 def relational_block(world: World, main: Event, distractors: list[Event],
                      avoid: frozenset[Event] | set[Event] = frozenset()) -> tuple[list[Event], list[dict[str, Any]]]:
     """X (``main``) occurs ``n`` (2 or 3) times; the reference Y sits in gap ``k`` (0..n) between them and a
@@ -119,17 +135,7 @@ class CharadesGenerator:
             return self.relational(events[0], events[1:])
         world.add_second_family(events, novel)
         events = [events[i] for i in world.rng.permutation(len(events))]
-        queries: list[dict[str, Any]] = []
-        for i, (a, o) in enumerate(events):
-            others = events[:i] + events[i + 1 :]
-            if (a, o) in others or not any(e[0] == a or e[1] == o for e in others):
-                continue  # every query has a distractor sharing one of its words
-            is_novel = (a, o) in world.heldout
-            if novel and not is_novel:
-                continue
-            tpl = PLAIN_TEMPLATES[world.rng.integers(len(PLAIN_TEMPLATES))]
-            queries.append({"target": i, "text": phrase(tpl, a, o), "tags": ["novel" if is_novel else "plain"]})
-        return events, queries
+        return events, plain_queries(world, events, novel)
 
     def video(self, novel: bool) -> Video:
         """Features (T, D) with T = ceil(duration * clips_per_second), the duration, and ``MomentQuery``s."""

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from grounding.synthetic.charades import MomentQuery, relational_block
+from grounding.synthetic.charades import MomentQuery, plain_queries, relational_block
 from grounding.synthetic.spec import SyntheticSpec
-from grounding.synthetic.world import PLAIN_TEMPLATES, Event, Span, Video, World, event_name, phrase
+from grounding.synthetic.world import Event, Span, Video, World, event_name
 
 LONGEST_COVER = 0.85  # events fill at most this share of a video; the rest are gaps between them
 
@@ -112,16 +112,7 @@ class LongVideoGenerator:
         position = {(flat[j][1], flat[j][2]): at for at, j in enumerate(order)}
         events = [groups[flat[j][1]][0][flat[j][2]] for j in order]
         queries = [dict(q, target=position[(g, q["target"])]) for g, (_, qs) in enumerate(groups) for q in qs]
-        for i, (a, o) in enumerate(events):
-            others = events[:i] + events[i + 1 :]
-            if (a, o) in others or not any(e[0] == a or e[1] == o for e in others):
-                continue  # asked only when it happens once and another event shares one of its words
-            is_novel = (a, o) in world.heldout
-            if novel and not is_novel:
-                continue
-            tpl = PLAIN_TEMPLATES[world.rng.integers(len(PLAIN_TEMPLATES))]
-            queries.append({"target": i, "text": phrase(tpl, a, o), "tags": ["novel" if is_novel else "plain"]})
-        return events, queries
+        return events, queries + plain_queries(world, events, novel)
 
     def video(self, novel: bool) -> Video:
         """Features (T, D) with T = ceil(duration * clips_per_second), the duration, and ``MomentQuery``s."""

@@ -3,7 +3,7 @@ and on the web page (the real clip through the server), both drawn by ``static/r
 
 import pytest
 
-from tests.test_serve_browser import browser, page_url  # noqa: F401  (module fixtures: one browser, one server)
+from tests.test_serve_browser import browser, page_url, submit_on_page  # noqa: F401  (module fixtures: one browser, one server)
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +31,9 @@ def test_the_report_shows_the_verdict_below_the_threshold(browser, tmp_path):  #
 
 def test_the_page_shows_the_models_probability(browser, page_url, grounder, shared):  # noqa: F811
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     clip = shared / "videos/charades_sample.mp4"
-    browser.get(page_url + "/")
-    WebDriverWait(browser, 20).until(ec.text_to_be_present_in_element((By.ID, "model-name"), "checkpoint"))
-    browser.find_element(By.ID, "file").send_keys(str(clip))
-    browser.find_element(By.ID, "queries").send_keys("a person opens the door")
-    browser.find_element(By.ID, "submit").click()
-    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".in-video")
-                                     or d.find_element(By.ID, "error").text)
+    submit_on_page(browser, page_url, clip, "a person opens the door", ".in-video")
     expected = grounder.predict("a person opens the door", grounder.encode_video(clip))["pred_in_video"]
     shown = browser.find_element(By.CSS_SELECTOR, ".in-video")
     assert float(shown.get_attribute("data-p")) == pytest.approx(expected)

@@ -40,21 +40,30 @@ def page_url(grounder, tmp_path_factory):
     server.should_exit = True
 
 
-def test_upload_the_real_clip_and_read_the_rendered_moments(browser, page_url, grounder, shared):
+def submit_on_page(browser, page_url: str, clip: Path, query: str, done_selector: str, top_k: int | None = None) -> None:
+    """Open the page, upload ``clip``, ask ``query`` and wait until ``done_selector`` or an error is drawn."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    clip = shared / "videos/charades_sample.mp4"
     browser.get(page_url + "/")
     WebDriverWait(browser, 20).until(ec.text_to_be_present_in_element((By.ID, "model-name"), "checkpoint"))
     browser.find_element(By.ID, "file").send_keys(str(clip))
-    browser.find_element(By.ID, "queries").send_keys("a person opens the door")
-    browser.find_element(By.ID, "top_k").clear()
-    browser.find_element(By.ID, "top_k").send_keys("3")
+    browser.find_element(By.ID, "queries").send_keys(query)
+    if top_k is not None:
+        browser.find_element(By.ID, "top_k").clear()
+        browser.find_element(By.ID, "top_k").send_keys(str(top_k))
     browser.find_element(By.ID, "submit").click()
-    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "li.moment")
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, done_selector)
                                      or d.find_element(By.ID, "error").text)
+
+
+def test_upload_the_real_clip_and_read_the_rendered_moments(browser, page_url, grounder, shared):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    clip = shared / "videos/charades_sample.mp4"
+    submit_on_page(browser, page_url, clip, "a person opens the door", "li.moment", top_k=3)
     assert browser.find_element(By.ID, "error").text == ""
     shown = [[float(li.get_attribute("data-start")), float(li.get_attribute("data-end"))]
              for li in browser.find_elements(By.CSS_SELECTOR, "li.moment")]

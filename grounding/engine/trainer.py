@@ -84,15 +84,14 @@ class Trainer:
         resume = resume or resume_from is not None
         if resume_from is None:
             cfg, resume_from = resolve_run_config(cfg, Path(work_dir), resume, overwrite)
-        resume_state = resume_from
         self.run = Run.start(TrainSettings.from_config(cfg), work_dir, resume, overwrite)
         self.dist, self.device, self.work_dir = self.run.dist, self.run.device, Path(work_dir)
         self.progress = progress and self.dist.is_main
         self.dist.barrier()  # other ranks wait for rank 0, whose tool wrote the data first (grounding.synthetic.prepare)
-        if resume_state is None and self.dist.is_main:
+        if resume_from is None and self.dist.is_main:
             save_config(cfg, self.work_dir / "config.yaml")
         self.cfg, self.settings, self.splits = cfg, TrainSettings.from_config(cfg), Splits.from_config(cfg)
-        self.data = DataBundle(cfg, text_state=resume_state.text if resume_state else None)
+        self.data = DataBundle(cfg, text_state=resume_from.text if resume_from else None)
         self.data.validate([self.splits.train, self.splits.select, *self.splits.evaluate], progress=self.progress)
         if not has_ground_truth(self.data.records(self.splits.select)):
             raise GroundingError(f"split '{self.splits.select}' has no ground-truth windows (hidden labels), so it cannot "
@@ -118,8 +117,8 @@ class Trainer:
         self.decode_cfg = DecodeConfig.from_config(cfg)
         self.epoch, self.best = 0, -math.inf
         self.last_eval: tuple[str, int, list[Prediction], dict[str, Any] | None] | None = None
-        if resume_state is not None:
-            self._restore(resume_state)
+        if resume_from is not None:
+            self._restore(resume_from)
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self) -> Checkpoint:

@@ -17,7 +17,7 @@ is what lets its queries search OLD's index.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -145,14 +145,10 @@ class CompatibilityLoss(Loss):
             self._old[0].model.eval()  # type: ignore[attr-defined]
             old_moments, old_sentences = target_moments(self.old, self._old_batch(batch))
         device = new_moments.device
-        query_ids = torch.tensor(self._ids(self.query_index, batch.qid), device=device)
-        moment_ids = torch.tensor(self._ids(self.query_moment, batch.qid), device=device)
+        query_ids = torch.tensor([self.query_index[str(q)] for q in batch.qid], device=device)
+        moment_ids = torch.tensor([self.query_moment[str(q)] for q in batch.qid], device=device)
         return self.method(new_moments, output.space.sentence, old_moments.to(new_moments.dtype),
                            old_sentences.to(new_moments.dtype), moment_ids, query_ids=query_ids)
-
-    @staticmethod
-    def _ids(table: dict[str, int], qids: Sequence[Any]) -> list[int]:
-        return [table[str(q)] for q in qids]
 
     def compatible_with(self) -> list[str]:
         return [self.fingerprint]

@@ -36,7 +36,7 @@ import numpy as np
 
 from grounding.synthetic.charades import MomentQuery, plain_queries, relational_block
 from grounding.synthetic.spec import SyntheticSpec
-from grounding.synthetic.world import Event, Span, Video, World, event_name
+from grounding.synthetic.world import Event, Span, Video, World, event_name, place_in_order
 
 LONGEST_COVER = 0.85  # events fill at most this share of a video; the rest are gaps between them
 
@@ -51,13 +51,7 @@ def short_spans(world: World, duration: float, n_events: int, shortest: float, l
             break
     else:  # too many events for the video: shrink them all (only for extreme specs)
         lengths *= LONGEST_COVER * duration / lengths.sum()
-    gaps = world.rng.dirichlet(np.ones(n_events + 1)) * (duration - lengths.sum())
-    out, t = [], 0.0
-    for length, gap in zip(lengths, gaps[:-1], strict=True):
-        t += gap
-        out.append((t, t + length))
-        t += length
-    return out
+    return place_in_order(lengths, world.rng.dirichlet(np.ones(n_events + 1)) * (duration - lengths.sum()))
 
 
 class LongVideoGenerator:

@@ -84,6 +84,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
 
 
+def place_in_order(lengths: np.ndarray, gaps: np.ndarray) -> list[Span]:
+    """Intervals of ``lengths`` laid end to end in order, each after its gap (``gaps`` has one more entry, the
+    space left after the last interval)."""
+    out, t = [], 0.0
+    for length, gap in zip(lengths, gaps[:-1], strict=True):
+        t += gap
+        out.append((t, t + length))
+        t += length
+    return out
+
+
 class World:
     """The vectors of every action and object, the held-out combinations, and the random stream.
 
@@ -151,13 +162,7 @@ class World:
         while free < 2.0:
             lengths *= 0.85
             free = duration - lengths.sum()
-        gaps = self.rng.dirichlet(np.ones(n_events + 1)) * free
-        out, t = [], 0.0
-        for length, gap in zip(lengths, gaps[:-1], strict=True):
-            t += gap
-            out.append((t, t + length))
-            t += length
-        return out
+        return place_in_order(lengths, self.rng.dirichlet(np.ones(n_events + 1)) * free)
 
     def look(self, events: list[Event]) -> dict[Event, np.ndarray]:
         """How each event of one video looks: ``signal * (A_a + style * S_a + O_o + interaction * U_a * V_o)``

@@ -149,11 +149,11 @@ class InceptionI3D(nn.Module):
         self.width = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, T, H, W) -> (B, T', D)
+        if x.shape[3:] != (224, 224):
+            raise ValueError(f"I3D features take 224x224 frames, got {tuple(x.shape[3:])}")
         for stage in self.children():
             x = stage(x)
-        x = F.avg_pool3d(x, FEATURE_POOL, stride=1)  # (B, D, T', h, w)
-        if x.shape[3:] != (1, 1):
-            raise ValueError(f"I3D features need 224x224 frames (got a {tuple(x.shape[3:])} map after pooling)")
+        x = F.avg_pool3d(x, FEATURE_POOL, stride=1)  # (B, D, T', 1, 1)
         return x.flatten(2).transpose(1, 2)
 
 

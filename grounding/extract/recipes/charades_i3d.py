@@ -28,7 +28,6 @@ one window batch at a time: the same numbers without holding the whole video as 
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 import tempfile
@@ -160,14 +159,23 @@ def window_starts(num_frames: int, source: str | Path = "the video") -> np.ndarr
     return np.asarray(starts, dtype=np.int64)
 
 
+def source_frames(timestamps: np.ndarray, duration: float, fps: int = DECODE_FPS) -> np.ndarray:
+    """Which source frame each decoded frame shows (step 1), as ffmpeg's ``fps`` filter picks it: source
+    frame ``i`` (shown from ``timestamps[i]`` s) takes output slot ``round(timestamps[i] * fps)`` (halves
+    up), output frame ``n`` repeats the last source frame whose slot is ``<= n``, and there are
+    ``round(duration * fps)`` output frames (``duration``: the end of the last source frame). Assumes
+    the first timestamp is 0 (as in Charades' mp4 files)."""
+    slots = np.floor(np.asarray(timestamps, dtype=np.float64) * fps + 0.5).astype(np.int64)
+    count = int(np.floor(duration * fps + 0.5))
+    return np.searchsorted(slots, np.arange(count), side="right") - 1
+
+
 def feature_spans(num_frames: int) -> np.ndarray:
     """``(2 * windows, 2)`` seconds each feature's frames span: the first of a window pools its time
     steps 0-1 (frames 0-15 of the window), the second steps 1-2 (frames 8-23)."""
     starts = window_starts(num_frames)
     offsets = np.asarray([[0, 16], [8, 24]], dtype=np.float64)
     return ((starts[:, None, None] + offsets[None]) / DECODE_FPS).reshape(-1, 2)
-
-
 def model_input(windows: np.ndarray) -> torch.Tensor:
     """uint8 ``(B, 24, 224, 224, 3)`` -> float32 ``(B, 3, 24, 224, 224)`` in [-1, 1] (step 3: computed in
     float64 and cast, as the reference does)."""
@@ -205,7 +213,3 @@ def load_model(weights: str | Path) -> InceptionI3D:
         path = found[0]
     return load_i3d(path)
 
-
-def num_windows(num_frames: int) -> int:
-    """``ceil(t / 24)``: how many windows (and half as many features) a ``t``-frame video gives."""
-    return math.ceil(num_frames / STRIDE)

@@ -13,6 +13,8 @@ from PIL import Image
 from grounding.backbones.i3d import InceptionI3D, load_i3d, same_padding
 from grounding.errors import GroundingError
 from grounding.extract.recipes import charades_i3d as recipe
+from grounding.extract.recipes import get_recipe
+from grounding.extract.recipes.frames import ffmpeg_binary
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "videos" / "charades_sample.mp4"
 TINY = 1 / 16  # 64-d features, same geometry
@@ -126,7 +128,7 @@ def _tiny_checkpoint(path: Path, **extra: torch.Tensor) -> InceptionI3D:
 
 def test_load_i3d_round_trips_a_pytorch_i3d_checkpoint(tmp_path):
     model = _tiny_checkpoint(tmp_path / "rgb_charades.pt")
-    loaded = load_i3d(tmp_path / "rgb_charades.pt", width=TINY)
+    loaded = load_i3d(tmp_path / "rgb_charades.pt")  # width read from the stem: 4 filters = 1/16
     for key, value in model.state_dict().items():
         if not key.endswith("num_batches_tracked"):
             assert torch.equal(loaded.state_dict()[key], value), key
@@ -145,12 +147,47 @@ def test_weights_of_another_network_are_named(tmp_path, state, match):
         load_i3d(tmp_path / "other.pt")
 
 
+def test_the_slowfast_checkpoint_of_the_other_recipe_is_named(tmp_path):
+    from grounding.backbones.slowfast import SlowFastConfig, save_random_slowfast
+
+    path = save_random_slowfast(tmp_path / "SLOWFAST_8x8_R50.pyth", SlowFastConfig(width=8, blocks=(1, 1, 1, 1)))
+    with pytest.raises(GroundingError, match=r"SLOWFAST_8x8_R50\.pyth holds the weights of a SlowFast .* not InceptionV1-I3D"):
+        get_recipe("charades_i3d").parts[0].load(path)
+
+
 def test_not_a_weights_file_is_a_clear_error(tmp_path):
     (tmp_path / "rgb_imagenet.pt").write_text("not a checkpoint")
     with pytest.raises(GroundingError, match=r"rgb_imagenet\.pt is not a PyTorch weights file"):
         load_i3d(tmp_path / "rgb_imagenet.pt")
     with pytest.raises(GroundingError, match="neither rgb_charades.pt nor rgb_imagenet.pt"):
         recipe.load_model((tmp_path / "empty").mkdir() or tmp_path / "empty")
+
+
+@pytest.mark.slow
+def test_recipe_run_writes_the_charades_layout(tmp_path):
+    from grounding.cli.extract_features import main
+    from grounding.data.manifest import read_manifest
+    from grounding.extract.synthetic import make_video
+
+    video = make_video(tmp_path / "videos" / "v.mp4", num_frames=50, fps=24, size=(64, 48))  # upscaled to 301x226
+    model = _tiny_checkpoint(tmp_path / "rgb_charades.pt")
+    assert main(["--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "out"), "--recipe", "charades_i3d",
+                 "--weights", str(tmp_path / "rgb_charades.pt"), "--batch-size", "3"]) == 0
+    feats = np.load(tmp_path / "out" / "i3d_features" / "v.npy")  # the folder configs/features/i3d_npy.yaml reads
+    assert feats.shape == (6, 64) and feats.dtype == np.float32  # 50 frames: windows at 0, 24, 25
+    with torch.no_grad():
+        first = model(recipe.model_input(recipe.read_frames(video)[None, :24]))[0].numpy()
+    np.testing.assert_allclose(feats[:2], first, rtol=1e-4, atol=1e-5)
+    record = read_manifest(tmp_path / "out" / "i3d_features")["v"]
+    assert record["recipe"] == "charades_i3d" and record["weights_file"] == "rgb_charades.pt"
+
+
+def test_a_short_video_fails_with_the_recipe_error(tmp_path):
+    from grounding.extract.synthetic import make_video
+
+    video = make_video(tmp_path / "short.mp4", num_frames=24, fps=24)
+    with pytest.raises(GroundingError, match=r"short\.mp4 gives 24 frames at 24 fps \(1\.00 s\).*at least 25"):
+        get_recipe("charades_i3d").parts[0].encode_video(tiny_i3d(), video, torch.device("cpu"), 4)
 
 
 # --- pinned on the real clip (480x270, 14.985 fps, 30.70 s) -------------------------------------------------
@@ -196,7 +233,7 @@ def test_sample_windows_and_inputs_are_pinned(sample_frames, tmp_path):
     # another frame rate (tolerance 0.005 = 0.6 grey level, for another ffmpeg's JPEG encoder)
     np.testing.assert_allclose(x.mean(dim=(2, 3, 4)).numpy(), PINNED_MEANS, atol=5e-3)
     # no resize at 480x270 (short side >= 226): the crop is rows 23-246, columns 128-351 of the decoded JPEG
-    subprocess.run([recipe.ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(SAMPLE), "-filter:v", "fps=fps=24",
+    subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-i", str(SAMPLE), "-filter:v", "fps=fps=24",
                     "-frames:v", "1", str(tmp_path / "first.jpg")], check=True)
     full = np.asarray(Image.open(tmp_path / "first.jpg").convert("RGB"))
     assert full.shape == (270, 480, 3) and np.array_equal(sample_frames[0], full[23:247, 128:352])

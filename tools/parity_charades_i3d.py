@@ -39,6 +39,7 @@ import torch
 
 from grounding.backbones.i3d import load_i3d
 from grounding.extract.recipes import charades_i3d as recipe
+from grounding.extract.recipes.frames import ffmpeg_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = ROOT.parent / "shared" / "videos" / "charades_sample.mp4"
@@ -70,7 +71,7 @@ def run_reference(vslnet: Path, video: Path, weights: Path, work: Path, preproce
     os.symlink(video.resolve(), work / "videos" / f"{vid}.mp4")
     for split in ("train", "test"):
         (work / "dataset" / f"charades_sta_{split}.txt").write_text(f"{vid} 0.0 1.0##a person does something.\n")
-    os.symlink(recipe.ffmpeg_exe(), work / "bin" / "ffmpeg")  # the script calls `ffmpeg` through the shell
+    os.symlink(ffmpeg_binary(), work / "bin" / "ffmpeg")  # the script calls `ffmpeg` through the shell
 
     _torchvision_stand_in()
     extractor = importlib.import_module("prepare.feature_extractor")
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.downscale:
             w, h = args.downscale.lower().split("x")
             video = Path(tmp) / f"{args.video.stem}_{w}x{h}.mp4"
-            subprocess.run([recipe.ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(args.video),
+            subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-i", str(args.video),
                             "-vf", f"scale={w}:{h}", "-an", str(video)], check=True)
         report = compare(video, args.vslnet, args.seed, args.preprocess_only)
     text = json.dumps(report, indent=1)

@@ -29,6 +29,7 @@ random model (e.g. ``width=1/16``, 64-d) with the same names and the same tempor
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -181,6 +182,9 @@ def describe_state_dict(keys: list[str]) -> str:
     return f"an unknown network (keys {shown})" if keys else "an empty state dict"
 
 
+_NEED = "InceptionV1-I3D RGB weights (pytorch-i3d rgb_imagenet.pt or rgb_charades.pt)"
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise GroundingError(f"I3D weights file {path} does not exist; pass rgb_imagenet.pt or rgb_charades.pt "
@@ -188,33 +192,45 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises pickle, zip and runtime errors alike
-        raise GroundingError(f"{path} is not a PyTorch weights file ({type(err).__name__}: {err})") from err
-    for wrapper in ("state_dict", "model"):  # training checkpoints wrap the state dict
+        if path.suffix == ".pkl":  # a Caffe2 pickle, e.g. the SlowFast checkpoint of the other recipe
+            from grounding.backbones.slowfast import identify, read_state_dict
+
+            with contextlib.suppress(GroundingError):
+                held = identify(sorted(read_state_dict(path)))
+                raise GroundingError(f"{path} holds the weights of {held}, not {_NEED}; pass the right file "
+                                     "with --weights") from err
+        raise GroundingError(f"{path} is not a PyTorch weights file ({type(err).__name__}: {err}); "
+                             f"pass {_NEED}") from err
+    for wrapper in ("state_dict", "model_state", "model"):  # training checkpoints wrap the state dict
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise GroundingError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors; "
-                             "pass pytorch-i3d's rgb_imagenet.pt or rgb_charades.pt")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    if not isinstance(obj, dict):
+        raise GroundingError(f"{path} holds a {type(obj).__name__}, not a state dict; pass {_NEED}")
+    return {str(k).removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-def load_i3d(path: str | Path, width: float = 1.0) -> InceptionI3D:
-    """An ``InceptionI3D`` in eval mode with the weights of pytorch-i3d checkpoint ``path``.
+def load_i3d(path: str | Path, width: float | None = None) -> InceptionI3D:
+    """An ``InceptionI3D`` in eval mode with the weights of pytorch-i3d checkpoint ``path``; ``width``
+    None reads it from the stem (64 filters: 1.0, the real network; 4: a tiny test model).
 
     A file of another network, a flow (2-channel) I3D or a missing/misshapen tensor is a
     ``GroundingError`` naming the file, what it looks like and what is needed."""
     path = Path(path)
     state = _read_state_dict(path)
     state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-    model = InceptionI3D(width=width)
-    expected = model.state_dict()
-    need = "InceptionV1-I3D RGB weights (pytorch-i3d rgb_imagenet.pt or rgb_charades.pt)"
     if "Conv3d_1a_7x7.conv3d.weight" not in state:
-        raise GroundingError(f"{path} holds the weights of {describe_state_dict(list(state))}, not {need}; "
+        raise GroundingError(f"{path} holds the weights of {describe_state_dict(list(state))}, not {_NEED}; "
                              "pass the right file with --weights")
     stem = state["Conv3d_1a_7x7.conv3d.weight"]
-    if stem.ndim == 5 and stem.shape[1] == 2:
-        raise GroundingError(f"{path} is a flow (2-channel) I3D; the charades_i3d recipe needs {need}")
+    if stem.ndim != 5:
+        raise GroundingError(f"{path}: Conv3d_1a_7x7.conv3d.weight has shape {tuple(stem.shape)}, not that of an "
+                             f"I3D stem (64, 3, 7, 7, 7); pass {_NEED}")
+    if stem.shape[1] == 2:
+        raise GroundingError(f"{path} is a flow (2-channel) I3D; the charades_i3d recipe needs {_NEED}")
+    if width is None:
+        width = stem.shape[0] / 64 if 0 < stem.shape[0] <= 64 else 1.0
+    model = InceptionI3D(width=width)
+    expected = model.state_dict()
     missing = sorted(k for k in expected if k not in state and not k.endswith("num_batches_tracked"))
     wrong = sorted(k for k in expected if k in state and state[k].shape != expected[k].shape)
     extra = sorted(k for k in state if k not in expected)
@@ -222,6 +238,6 @@ def load_i3d(path: str | Path, width: float = 1.0) -> InceptionI3D:
         parts = [f"{label}: {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
                  for label, keys in (("missing", missing), ("wrong shape", wrong), ("unexpected", extra)) if keys]
         raise GroundingError(f"{path} does not match InceptionV1-I3D at width {width} ({'; '.join(parts)}); "
-                             f"pass {need}")
+                             f"pass {_NEED}")
     model.load_state_dict(state, strict=False)  # only num_batches_tracked (absent in 2018 files) may be missing
     return model.eval()

@@ -19,6 +19,6 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES.get(name)()
 
 
-from grounding.extract.recipes import qvh_slowfast_clip  # noqa: E402,F401  (registers the recipes)
+from grounding.extract.recipes import charades_i3d, qvh_slowfast_clip  # noqa: E402,F401  (registers the recipes)
 
 __all__ = ["RECIPES", "Recipe", "RecipePart", "get_recipe"]

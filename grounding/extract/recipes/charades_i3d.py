@@ -22,13 +22,16 @@ The reference is ``prepare/extract_charades.py`` of IsaacChanghau/VSLNet (run wi
 7. **layout**: ``<out>/<vid>.npy``, ``(2 * ceil(t / 24), 1024)`` float32, the folder of ``.npy`` that
    ``configs/features/i3d_npy.yaml`` reads for ``configs/datasets/charades_sta.yaml``.
 
+The recipe is one part, ``i3d``, written to ``<out>/i3d_features/<vid>.npy`` (point ``data.features``
+there). Its ``clip_len`` is 0.5 s, the nominal span of one feature (2 per 24 frames at 24 fps); only
+the last window deviates (it is moved back to end one frame before the video's end).
+
 Steps 2-4 commute with the per-pixel normalisation, so we crop the uint8 frames first and normalise
 one window batch at a time: the same numbers without holding the whole video as float.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -39,6 +42,10 @@ from PIL import Image
 
 from grounding.backbones.i3d import InceptionI3D, load_i3d
 from grounding.errors import GroundingError
+from grounding.extract.recipes import RECIPES
+from grounding.extract.recipes.base import Recipe, RecipePart
+from grounding.extract.recipes.frames import ffmpeg_binary
+from grounding.extract.video_io import VideoInfo
 
 NAME = "charades_i3d"
 REFERENCE = ("VSLNet's Charades-STA I3D features: IsaacChanghau/VSLNet prepare/extract_charades.py "
@@ -55,23 +62,9 @@ FEATURE_DIM = 1024
 MIN_FRAMES = WINDOW + 1  # one full window plus the final frame, which the reference never feeds
 
 
-def ffmpeg_exe() -> str:
-    """The ffmpeg program: imageio-ffmpeg's (``IMAGEIO_FFMPEG_EXE`` overrides it), else one on PATH."""
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        found = shutil.which("ffmpeg")
-        if found:
-            return found
-    raise GroundingError(f"recipe {NAME} decodes with ffmpeg, as the reference does; install it with "
-                         "`pip install imageio-ffmpeg` (or `pip install -e .[extract]`) or put ffmpeg on PATH")
-
-
 def decode_jpeg_frames(video: Path, folder: Path, fps: int = DECODE_FPS) -> list[Path]:
     """The reference's ffmpeg call: ``video`` resampled to ``fps`` into ``folder/f-%6d.jpg``, in order."""
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(video),
+    cmd = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(video),
            "-filter:v", f"fps=fps={fps}", str(folder / "f-%6d.jpg")]
     done = subprocess.run(cmd, capture_output=True, text=True)
     frames = sorted(folder.glob("f-*.jpg"))
@@ -213,3 +206,44 @@ def load_model(weights: str | Path) -> InceptionI3D:
         path = found[0]
     return load_i3d(path)
 
+
+class I3DPart(RecipePart):
+    """The one part of ``charades_i3d``: decodes through JPEG files as the reference (``encode_video``)."""
+
+    name = "i3d"
+    folder = "i3d_features"
+    feature_dim = FEATURE_DIM
+    clip_len = WINDOW / DECODE_FPS / FEATURES_PER_WINDOW  # 0.5 s per feature, nominally
+    size = CROP
+    weights_name = "rgb_charades.pt"
+    weights_source = WEIGHTS_SOURCE
+    pooling = ("24-frame windows at 24 fps every 24 frames (the last moved back); I3D Mixed_5c, "
+               "AvgPool3d(2, 7, 7) stride 1: 2 vectors per window")
+    architecture = "InceptionV1-I3D RGB (pytorch-i3d)"
+
+    def decode_fps(self, info: VideoInfo) -> float:
+        return float(DECODE_FPS)
+
+    def clip_positions(self, info: VideoInfo, num_decoded: int | None) -> np.ndarray:
+        """``(windows, 24)`` frame positions (each window gives 2 features); without ``num_decoded``, the
+        fps filter's count ``round(duration * 24)``."""
+        count = num_decoded if num_decoded is not None else int(np.floor(info.duration * DECODE_FPS + 0.5))
+        return window_starts(count)[:, None] + np.arange(WINDOW)
+
+    def model_input(self, clips: torch.Tensor) -> torch.Tensor:
+        return model_input(clips.numpy())
+
+    def load(self, weights: Path) -> InceptionI3D:
+        return load_model(weights)
+
+    def encode_video(self, model: torch.nn.Module, path: Path, device: torch.device, batch_size: int) -> np.ndarray:
+        feats = extract(path, model, batch_size, device)
+        if not np.isfinite(feats).all():
+            raise GroundingError(f"the I3D produced NaN or inf features for {path}; check its weights file")
+        return feats
+
+
+@RECIPES.register(NAME)
+def charades_i3d() -> Recipe:
+    return Recipe(name=NAME, parts=(I3DPart(),), reference=REFERENCE, fmt="npy",
+                  features_config="configs/features/i3d_npy.yaml")

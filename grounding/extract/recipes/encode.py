@@ -68,6 +68,9 @@ def _position_batches(part: RecipePart, video: ProbedVideo, frames: FfmpegFrames
 def encode_part(part: RecipePart, model: nn.Module, video: ProbedVideo, device: torch.device,
                 batch_size: int = 16) -> np.ndarray:
     """``(T, D)`` float32 features of one part."""
+    own = part.encode_video(model, video.path, device, batch_size)
+    if own is not None:
+        return own
     feats = []
     with FfmpegFrames(video.path, part.decode_fps(video.info), video.height, video.width, part.size) as frames:
         for clips in clip_batches(frames, _position_batches(part, video, frames, batch_size)):

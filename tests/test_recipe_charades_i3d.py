@@ -240,3 +240,10 @@ def test_sample_windows_and_inputs_are_pinned(sample_frames, tmp_path):
 
 
 PINNED_MEANS = [[0.0962, -0.0375, -0.0523], [-0.0265, -0.1029, -0.1158]]
+
+
+def test_parity_tool_skips_without_the_reference_code(tmp_path, capsys):
+    from grounding.cli.parity_charades_i3d import main
+
+    assert main(["--vslnet", str(tmp_path / "absent"), "--video", str(tmp_path / "v.mp4")]) == 0
+    assert capsys.readouterr().out.startswith("skip: no VSLNet copy at")

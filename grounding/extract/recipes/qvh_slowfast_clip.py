@@ -68,6 +68,7 @@ class _ClipImageEmbeds(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.feature_dim = int(model.config.projection_dim)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, D)
         return self.model(pixel_values=pixels).image_embeds

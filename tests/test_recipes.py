@@ -4,14 +4,12 @@ a QVHighlights-layout training -> tools/ground.py re-making the same features fr
 
 from __future__ import annotations
 
-import json
 import subprocess
 
 import numpy as np
 import pytest
 import torch
 
-from grounding.errors import GroundingError
 from grounding.extract.recipes import get_recipe, hero
 from grounding.extract.video_io import VideoInfo
 from tests.conftest import SHARED

@@ -4,12 +4,14 @@ a QVHighlights-layout training -> tools/ground.py re-making the same features fr
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
 import pytest
 import torch
 
+from grounding.errors import GroundingError
 from grounding.extract.recipes import get_recipe, hero
 from grounding.extract.video_io import VideoInfo
 from tests.conftest import SHARED
@@ -115,3 +117,128 @@ def test_recipe_inputs_on_the_real_clip(charades):
 
 PINNED_SLOWFAST_CLIP1_MEAN = 115.68  # mean uint8 level of those 32 frames (ffmpeg 9.0.2 of imageio-ffmpeg 0.8.1)
 PINNED_CLIP_CLIP0_MEAN = 126.42  # mean uint8 level of the first CLIP frame (source frame 14)
+
+
+# ------------------------------------------------------------------ end to end, and bad input
+def _cut(src, dst, seconds: float):
+    from grounding.extract.recipes.frames import ffmpeg_binary
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", str(src), "-t", str(seconds),
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-an", str(dst)], check=True)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def qvh_recipe_run(tmp_path_factory, charades):
+    """The first 4 s of the real clip, its qvh_slowfast_clip features with tiny random weights, QVHighlights
+    annotations on it, and a tiny CCMAN trained on them for one epoch."""
+    from grounding.backbones.slowfast import SlowFastConfig, save_random_slowfast
+    from grounding.cli.extract_features import main as extract
+    from grounding.config import load_config, packaged_config
+    from grounding.engine.trainer import run_training
+    from grounding.extract.synthetic import save_random_clip
+
+    root = tmp_path_factory.mktemp("qvh_recipe")
+    video = _cut(charades, root / "videos" / "kitchen.mp4", 4.0)
+    weights = {"slowfast": save_random_slowfast(root / "weights" / "slowfast_tiny.pyth", SlowFastConfig(**TINY_SLOWFAST)),
+               "clip": save_random_clip(root / "weights" / "clip_tiny", hidden_size=16, num_layers=1, num_heads=2,
+                                        image_size=224, patch_size=32, projection_dim=16)}
+    flags = [f"--weights={name}={path}" for name, path in weights.items()]
+    assert extract(["--videos", str(root / "videos"), "--out", str(root / "data/features"), "--recipe",
+                    "qvh_slowfast_clip", *flags, "--no-progress"]) == 0
+    lines = [{"qid": i, "query": q, "vid": "kitchen", "duration": 4.0, "relevant_windows": [w],
+              "relevant_clip_ids": list(range(w[0] // 2, w[1] // 2)), "saliency_scores": [[2, 3, 1]] * (w[1] // 2 - w[0] // 2)}
+             for i, (q, w) in enumerate([("a person opens the door", [0, 2]), ("someone holds a cup", [2, 4]),
+                                         ("the person walks away", [0, 4])])]
+    (root / "data/annotations").mkdir(parents=True)
+    for split in ("train", "val"):
+        (root / f"data/annotations/highlight_{split}_release.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n")
+    dim = SlowFastConfig(**TINY_SLOWFAST).feature_dim + 16
+    overrides = {"data.root": root / "data", "model.video_dim": dim, "model.dim": 32, "model.heads": 2,
+                 "model.word_dim": 16, "model.embed_dim": 16, "train.device": "cpu", "train.batch_size": 4,
+                 "train.epochs": 1, "train.num_figures": 0, "train.log_every": 1000}
+    cfg = load_config(packaged_config("qvhighlights.yaml"), [f"{k}={v}" for k, v in overrides.items()])
+    run_training(cfg, root / "run", overwrite=True, progress=False)
+    return root, video, weights
+
+
+@pytest.mark.slow
+def test_trained_on_recipe_features_grounds_the_raw_clip(qvh_recipe_run, tmp_path, capsys):
+    from grounding import Grounder
+    from grounding.cli.ground import main as ground
+    from grounding.extract.recipes.encode import concatenate
+
+    root, video, weights = qvh_recipe_run
+    g = Grounder.from_pretrained(root / "run", device="cpu")
+    recipe = g.provenance["recipe"]
+    assert recipe["name"] == "qvh_slowfast_clip" and [p["part"] for p in recipe["parts"]] == ["slowfast", "clip"]
+    assert recipe["parts"][0]["weights_file"] == "slowfast_tiny.pyth" and len(recipe["parts"][0]["weights_sha256"]) == 12
+    # encode_video re-makes exactly the training features (the recorded weight paths exist here)
+    encoded = g.encode_video(video)
+    stored = {p: np.load(root / f"data/features/{p}_features/kitchen.npz")["features"] for p in ("slowfast", "clip")}
+    assert encoded.features.shape == (2, 304)
+    np.testing.assert_array_equal(encoded.features, concatenate(get_recipe("qvh_slowfast_clip"), stored))
+    # and the command line grounds the raw clip, naming the weights explicitly, with the report page
+    out, page = tmp_path / "pred.json", tmp_path / "page.html"
+    code = ground(["--model", str(root / "run"), "--video", str(video), "--query", "someone holds a cup",
+                   "--device", "cpu", "--json", str(out), "--html", str(page),
+                   *[f"--recipe-weights={k}={v}" for k, v in weights.items()]])
+    assert code == 0
+    pred = json.loads(out.read_text())[0]
+    assert pred["vid"] == "kitchen" and 0 <= pred["pred_relevant_windows"][0][0] < pred["pred_relevant_windows"][0][1] <= 4.0
+    assert "someone holds a cup" in page.read_text()
+
+
+@pytest.mark.slow
+def test_recipe_weights_missing_or_different_at_grounding_time(qvh_recipe_run, tmp_path):
+    from grounding import Grounder
+    from grounding.api.recipe_encoding import RecipeEncoder
+    from grounding.backbones.slowfast import SlowFastConfig, save_random_slowfast
+
+    root, video, weights = qvh_recipe_run
+    moved = weights["slowfast"].rename(tmp_path / "elsewhere.pyth")
+    try:
+        with pytest.raises(GroundingError, match=r"recipe qvh_slowfast_clip.*slowfast weights slowfast_tiny\.pyth"):
+            Grounder.from_pretrained(root / "run", device="cpu").encode_video(video)
+        other = save_random_slowfast(tmp_path / "other.pyth", SlowFastConfig(**TINY_SLOWFAST), seed=1)
+        with pytest.raises(GroundingError, match=r"other\.pyth \(sha256 \w+\) is not the slowfast weights"):
+            Grounder.from_pretrained(root / "run", device="cpu", recipe_weights=[f"slowfast={other}"]).encode_video(video)
+        g = Grounder.from_pretrained(root / "run", device="cpu")
+        named = RecipeEncoder(g.provenance["recipe"], [f"slowfast={moved}"], g.name, torch.device("cpu"), g.video_dim)
+        assert named.weights == {"slowfast": moved, "clip": weights["clip"]}  # the clip part: its recorded path
+    finally:
+        moved.rename(weights["slowfast"])
+
+
+def test_weights_of_another_architecture_are_refused_naming_both(tmp_path):
+    from grounding.backbones.slowfast import SlowFastConfig, load_slowfast, save_random_slowfast
+    from grounding.extract.synthetic import save_random_clip
+
+    clip_dir = save_random_clip(tmp_path / "clip")
+    from transformers import CLIPVisionModelWithProjection
+
+    torch.save(CLIPVisionModelWithProjection.from_pretrained(clip_dir).state_dict(), tmp_path / "clip.pt")
+    with pytest.raises(GroundingError, match=r"clip\.pt holds the weights of a CLIP model, not of SlowFast R50 8x8"):
+        load_slowfast(tmp_path / "clip.pt")
+    tiny = save_random_slowfast(tmp_path / "tiny.pyth", SlowFastConfig(**TINY_SLOWFAST))
+    with pytest.raises(GroundingError, match=r"tiny\.pyth holds the weights of SlowFast \(blocks \(1, 1, 1, 1\), "
+                                             r"width 8\), not of SlowFast R50 8x8"):
+        load_slowfast(tiny, SlowFastConfig())
+    with pytest.raises(GroundingError, match=r"tiny\.pyth is a file holding SlowFast \(blocks.*needs CLIP ViT-B/32"):
+        get_recipe("qvh_slowfast_clip").part("clip").load(tiny)
+
+
+def test_a_video_shorter_than_one_clip_and_missing_weights(tmp_path, charades):
+    from grounding.extract.recipes.encode import probe
+    from grounding.extract.recipes.weights import resolve_weights
+
+    recipe = get_recipe("qvh_slowfast_clip")
+    short = _cut(charades, tmp_path / "short.mp4", 1.5)
+    with pytest.raises(GroundingError, match=r"short\.mp4 lasts 1\.\d+ s, shorter than one 2 s clip of recipe "
+                                             r"qvh_slowfast_clip"):
+        probe(short, recipe)
+    with pytest.raises(GroundingError, match=r"needs SLOWFAST_8x8_R50\.pkl for its slowfast part.*dl\.fbaipublicfiles"):
+        resolve_weights(recipe, [str(tmp_path)])
+    with pytest.raises(GroundingError, match=r"'i3d' is not a part of recipe qvh_slowfast_clip"):
+        resolve_weights(recipe, [f"i3d={tmp_path}/x.pt"])

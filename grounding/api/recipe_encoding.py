@@ -2,10 +2,10 @@
 QVHighlights SlowFast + CLIP set): the recipe's own decoding, sampling and backbones, with the weights
 the features were made with.
 
-The weights come from, in order: what the user names (``Grounder.from_pretrained(...,
+The weights of each part come from, in order: what the user names (``Grounder.from_pretrained(...,
 recipe_weights=...)``, ``tools/ground.py --recipe-weights [PART=]PATH``; the same forms as
-``tools/extract_features.py --weights``), else the paths recorded in the checkpoint's provenance when
-they exist on this machine. Where the provenance records a weights hash, weights with another hash are
+``tools/extract_features.py --weights``), else the path recorded in the checkpoint's provenance when
+it exists on this machine. Where the provenance records a weights hash, weights with another hash are
 refused: they would make other features than the model was trained on.
 """
 
@@ -45,20 +45,19 @@ class RecipeEncoder:
 
     def _weights(self, given: list[str] | str | Path | None) -> dict[str, Path]:
         recipe = self.recipe
-        if given:
-            paths = resolve_weights(recipe, given)
-        else:
-            paths = {}
-            for part in recipe.parts:
-                recorded = self.recorded.get(part.name, {}).get("weights")
-                if not recorded or not Path(recorded).exists():
-                    needs = self.recorded.get(part.name, {}).get("weights_file") or part.weights_name
-                    at = f" (recorded at {recorded}, not on this machine)" if recorded else ""
-                    raise GroundingError(
-                        f"{self.where} was trained on features of recipe {recipe.name}; encoding a video needs its "
-                        f"{part.name} weights {needs}{at}; pass --recipe-weights {part.name}=PATH (tools/ground.py) "
-                        f"or recipe_weights=... (Grounder.from_pretrained); source: {part.weights_source}")
-                paths[part.name] = Path(recorded)
+        paths = resolve_weights(recipe, given, partial=True) if given else {}
+        for part in recipe.parts:
+            if part.name in paths:
+                continue
+            recorded = self.recorded.get(part.name, {}).get("weights")
+            if not recorded or not Path(recorded).exists():
+                needs = self.recorded.get(part.name, {}).get("weights_file") or part.weights_name
+                at = f" (recorded at {recorded}, not on this machine)" if recorded else ""
+                raise GroundingError(
+                    f"{self.where} was trained on features of recipe {recipe.name}; encoding a video needs its "
+                    f"{part.name} weights {needs}{at}; pass --recipe-weights {part.name}=PATH (tools/ground.py) "
+                    f"or recipe_weights=... (Grounder.from_pretrained); source: {part.weights_source}")
+            paths[part.name] = Path(recorded)
         for name, path in paths.items():
             expected = self.recorded.get(name, {}).get("weights_sha256")
             if expected and weights_fingerprint(path) != expected:

@@ -105,7 +105,7 @@ class ClipPart(RecipePart):
             from grounding.backbones.slowfast import identify, read_state_dict
 
             try:
-                held = identify(sorted(read_state_dict(weights)))
+                held = identify(read_state_dict(weights))
             except GroundingError:
                 held = "something else"
             raise GroundingError(f"{weights} is a file holding {held}; the clip part of qvh_slowfast_clip needs "

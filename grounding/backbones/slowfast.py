@@ -252,12 +252,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     raise GroundingError(f"{path} holds a {type(state).__name__}, not a checkpoint's state dict")
 
 
-def identify(keys: list[str]) -> str:
+def identify(state: Mapping[str, Any]) -> str:
     """A short guess at which network a state dict belongs to, for error messages."""
+    keys = sorted(state)
     text = " ".join(keys[:2000])
     if "pathway1_res" in text:
         blocks = tuple(len({k.split(".")[1] for k in keys if k.startswith(f"s{s}.pathway0_res")}) for s in range(2, 6))
-        return SlowFastConfig(blocks=blocks, width=64).name if all(blocks) else "a SlowFast network"
+        stem = state.get("s1.pathway0_stem.conv.weight")
+        width = int(stem.shape[0]) if hasattr(stem, "shape") else 64
+        return SlowFastConfig(blocks=blocks, width=width).name if all(blocks) else "a SlowFast network"
     if "Conv3d_1a_7x7" in text or "Mixed_5c" in text:
         return "an I3D (Inception-v1 3D) network"
     if "vision_model." in text or "visual.transformer" in text:
@@ -287,7 +290,7 @@ def load_slowfast(path: str | Path, cfg: SlowFastConfig | None = None) -> SlowFa
         detail = (f"{len(missing)} missing (e.g. {missing[0]})" if missing else
                   f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else
                   f"{wrong[0]} has shape {tuple(given[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}")
-        raise GroundingError(f"{path} holds the weights of {identify(sorted(state))}, not of {cfg.name} "
+        raise GroundingError(f"{path} holds the weights of {identify(state)}, not of {cfg.name} "
                              f"({detail}); pass the SlowFast checkpoint (SLOWFAST_8x8_R50.pkl)")
     model.load_state_dict({k: v.float() for k, v in given.items()}, strict=False)
     return model.eval()

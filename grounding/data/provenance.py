@@ -114,7 +114,9 @@ def recipe_summary(stores: list[dict[str, Any]]) -> dict[str, Any] | None:
                              "checkpoint can re-make one recipe's features only: use the stores of one recipe")
     parts = [{"part": s.get("recipe_part"), "weights": s.get("weights"), "weights_file": s.get("weights_file"),
               "weights_sha256": s.get("weights_sha256"), "feature_dim": s.get("feature_dim")} for s in stores]
+    durations = [float(s["max_duration"]) for s in stores if s.get("max_duration") is not None]
     return {"name": stores[0]["recipe"], "clip_len": stores[0].get("clip_len"), "parts": parts,
+            "max_duration": min(durations) if durations else None,
             "source": ", ".join(str(s.get("source")) for s in stores)}
 
 

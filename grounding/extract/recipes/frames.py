@@ -89,7 +89,7 @@ class FfmpegFrames:
         rows = np.minimum(positions, last) - self._first
         if rows.min() < 0:
             raise ValueError("positions before the kept frames were requested")
-        frames = np.stack(self._buffer)[rows]
+        frames = np.stack([self._buffer[r] for r in rows.ravel()]).reshape(*rows.shape, self.size, self.size, 3)
         if keep_from is not None and keep_from > self._first:
             drop = min(keep_from - self._first, len(self._buffer) - 1)
             del self._buffer[:drop]

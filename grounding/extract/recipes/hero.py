@@ -76,3 +76,9 @@ def fps_filter_sources(num_frames: int, source_fps: float, out_fps: float, count
     out_pts = np.floor(np.arange(num_frames) / source_fps * out_fps + 0.5 + 1e-9)  # rounded to nearest, halves up
     n = np.arange(count)
     return np.clip(np.searchsorted(out_pts, n, side="right") - 1, 0, num_frames - 1).astype(np.int64)
+
+
+def fps_filter_count(num_frames: int, source_fps: float, out_fps: float) -> int:
+    """How many frames ``fps=out_fps`` emits for a constant-rate source: the duration in output frames,
+    rounded to nearest (ffmpeg's default ``eof_action=round``)."""
+    return max(1, math.floor(num_frames / source_fps * out_fps + 0.5))

@@ -68,6 +68,7 @@ class _ClipImageEmbeds(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.feature_dim = int(model.config.projection_dim)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, D)
         return self.model(pixel_values=pixels).image_embeds
@@ -104,7 +105,7 @@ class ClipPart(RecipePart):
             from grounding.backbones.slowfast import identify, read_state_dict
 
             try:
-                held = identify(sorted(read_state_dict(weights)))
+                held = identify(read_state_dict(weights))
             except GroundingError:
                 held = "something else"
             raise GroundingError(f"{weights} is a file holding {held}; the clip part of qvh_slowfast_clip needs "

@@ -22,8 +22,9 @@ _CHUNK = 1 << 20
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".pkl", ".pyth", ".json")
 
 
-def resolve_weights(recipe: Recipe, values: list[str] | str | Path | None) -> dict[str, Path]:
-    """``{part name: existing path}`` from ``--weights`` values (see the module docstring)."""
+def resolve_weights(recipe: Recipe, values: list[str] | str | Path | None, partial: bool = False) -> dict[str, Path]:
+    """``{part name: existing path}`` from ``--weights`` values (see the module docstring); ``partial``: parts
+    not named are left out (the caller has them from elsewhere) instead of an error."""
     names = [part.name for part in recipe.parts]
     if values is None or values == []:
         raise GroundingError(f"--recipe {recipe.name} needs --weights: {_needs(recipe)}")
@@ -47,6 +48,8 @@ def resolve_weights(recipe: Recipe, values: list[str] | str | Path | None) -> di
                 found.setdefault(part.name, folder / part.weights_name)
     for part in recipe.parts:
         path = found.get(part.name)
+        if path is None and partial:
+            continue
         if path is None:
             raise GroundingError(f"--weights gives nothing for part '{part.name}' of recipe {recipe.name}; add "
                                  f"--weights {part.name}=PATH ({part.weights_name}: {part.weights_source})")

@@ -167,6 +167,7 @@ def test_not_a_weights_file_is_a_clear_error(tmp_path):
 def test_recipe_run_writes_the_charades_layout(tmp_path):
     from grounding.cli.extract_features import main
     from grounding.data.manifest import read_manifest
+    from grounding.data.provenance import manifest_provenance
     from grounding.extract.synthetic import make_video
 
     video = make_video(tmp_path / "videos" / "v.mp4", num_frames=48, fps=24, size=(64, 48))  # upscaled to 301x226
@@ -180,6 +181,8 @@ def test_recipe_run_writes_the_charades_layout(tmp_path):
     np.testing.assert_allclose(feats[:2], first, rtol=1e-4, atol=1e-5)
     record = read_manifest(tmp_path / "out" / "i3d_features")["v"]
     assert record["recipe"] == "charades_i3d" and record["weights_file"] == "rgb_charades.pt"
+    made = manifest_provenance(tmp_path / "out" / "i3d_features")  # what a checkpoint trained on them records
+    assert made["recipe"] == "charades_i3d" and made["clip_len"] == 0.5
 
 
 def test_a_short_video_fails_with_the_recipe_error(tmp_path):

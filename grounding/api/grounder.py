@@ -4,8 +4,9 @@
     video = g.encode_video("movie.mp4")                      # once per video, any length
     g.predict("person opens the fridge", video, top_k=5)     # a dict; a list of queries gives a list
 
-``encode_video`` reproduces the checkpoint's training features (``provenance.py``); long videos are
-handled by ``long_video.py``; the checkpoint is loaded by ``grounding.inference``.
+``encode_video`` reproduces the checkpoint's training features (``provenance.py``; features of a recipe
+such as ``qvh_slowfast_clip`` through ``recipe_encoding.py``); long videos are handled by
+``long_video.py``; the checkpoint is loaded by ``grounding.inference``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from grounding.api.encoding import EncodedVideo, encode_file, open_video
 from grounding.api.long_video import VideoWindows, ground_in_windows, window_clip_count
+from grounding.api.recipe_encoding import recipe_store
 from grounding.data.provenance import describe, same_features, single_store
 from grounding.errors import GroundingError
 from grounding.inference import LoadedModel, load_for_inference, prediction_record
@@ -35,10 +37,12 @@ class Grounder:
     """A trained grounding checkpoint ready to answer queries about new videos."""
 
     def __init__(self, loaded: LoadedModel, backbone_dir: str | Path | None = None,
-                 batch_rows: int = 256) -> None:
+                 batch_rows: int = 256, recipe_weights: list[str] | str | Path | None = None) -> None:
         self.loaded = loaded
         self.provenance: dict[str, Any] = dict(loaded.provenance or {})
         self.backbone_dir = backbone_dir
+        self.recipe_weights = recipe_weights
+        self._recipe_encoder = None
         self.batch_rows = batch_rows
         self._backbone = None
         data = loaded.config.get("data", {})
@@ -49,10 +53,12 @@ class Grounder:
 
     @classmethod
     def from_pretrained(cls, work_dir_or_checkpoint: str | Path, device: str = "auto",
-                        backbone_dir: str | Path | None = None) -> Grounder:
+                        backbone_dir: str | Path | None = None,
+                        recipe_weights: list[str] | str | Path | None = None) -> Grounder:
         """Load ``checkpoints/best.pt`` (else ``last.pt``) of a work dir, or a ``.pt``. ``backbone_dir``
-        points to the feature model's folder where it differs from the one recorded at training."""
-        return cls(load_for_inference(work_dir_or_checkpoint, device), backbone_dir)
+        points to the feature model's folder where it differs from the one recorded at training;
+        ``recipe_weights`` to a recipe's weights (``[PART=]PATH``, see ``recipe_encoding.py``)."""
+        return cls(load_for_inference(work_dir_or_checkpoint, device), backbone_dir, recipe_weights=recipe_weights)
 
     @staticmethod
     def zero_shot(clip_model_dir: str | Path, device: str = "auto", clip_len: float = 2.0):
@@ -68,12 +74,16 @@ class Grounder:
 
     def feature_recipe(self) -> dict[str, Any]:
         """Backbone, model folder, clip length, frames per clip, dim of the training features."""
+        if self.provenance.get("recipe"):
+            return recipe_store(self.provenance["recipe"], self.video_dim)
         recipe = dict(single_store(self.provenance, self.name))
         if self.backbone_dir is not None:
             recipe["model"] = str(self.backbone_dir)
         return recipe
 
     def knows_recipe(self) -> bool:
+        if self.provenance.get("recipe"):
+            return True
         stores = self.provenance.get("stores") or []
         return len(stores) == 1 and bool(stores[0].get("backbone"))
 
@@ -99,6 +109,8 @@ class Grounder:
         ``reader``: decode through this open reader of ``path`` (the web app's sandboxed one)."""
         from grounding.extract.sampling import ClipSampling
 
+        if self.provenance.get("recipe"):
+            return self._encode_with_recipe(path, vid)
         recipe = self.feature_recipe()
         clip_len = float(recipe["clip_len"])
         reader = open_video(path, clip_len, reader)  # bad files fail before the backbone is loaded
@@ -107,6 +119,21 @@ class Grounder:
         feats, duration = encode_file(path, backbone, sampling, self.loaded.device, reader=reader)
         made = {**recipe, "feature_dim": int(feats.shape[1]), "frames_per_clip": backbone.frames_per_clip}
         return EncodedVideo(vid or Path(path).stem, duration, clip_len, feats, made, str(path))
+
+    def _encode_with_recipe(self, path: str | Path, vid: str | None) -> EncodedVideo:
+        """The recipe's decoding and backbones (``recipe_encoding.py``), parts concatenated as in training."""
+        from grounding.api.recipe_encoding import RecipeEncoder
+
+        path = Path(path)
+        if path.is_dir():
+            raise GroundingError(f"{path} is a folder; pass a video file")
+        if self._recipe_encoder is None:
+            self._recipe_encoder = RecipeEncoder(self.provenance["recipe"], self.recipe_weights, self.name,
+                                                 self.loaded.device, self.video_dim)
+        feats, duration = self._recipe_encoder.encode(path)
+        made = self.feature_recipe()
+        return EncodedVideo(vid or path.stem, duration, float(made["clip_len"] or self._recipe_encoder.recipe.clip_len),
+                            feats, made, str(path))
 
     def video_from_features(self, features: np.ndarray, duration: float, vid: str = "video",
                             provenance: dict[str, Any] | None = None) -> EncodedVideo:
@@ -126,7 +153,7 @@ class Grounder:
             if video.features.shape[1] != self.video_dim:
                 raise GroundingError(f"video '{video.vid}' has {video.features.shape[1]}-d features, {self.name} "
                                      f"takes {self.video_dim}-d ones; encode it with this grounder's encode_video")
-            known = self.provenance["stores"][0] if self.knows_recipe() else {}
+            known = self.feature_recipe() if self.knows_recipe() else {}
             size = window_clip_count({**self.provenance, **known}, video.clip_len)
             video.cache[key] = VideoWindows.plan(video.features, video.duration, video.clip_len, size,
                                                  self.l2_normalize, self.num_clips, self.max_clips, self.loaded.device)
@@ -151,7 +178,8 @@ class Grounder:
 
 
 def make_grounder(model: str | None, zero_shot: str | None, device: str, backbone_dir: str | None = None,
-                  clip_len: float = 2.0):
+                  clip_len: float = 2.0, recipe_weights: list[str] | None = None):
     if zero_shot:
         return Grounder.zero_shot(zero_shot, device=device, clip_len=clip_len)
-    return Grounder.from_pretrained(model, device=device, backbone_dir=backbone_dir)  # type: ignore[arg-type]
+    return Grounder.from_pretrained(model, device=device, backbone_dir=backbone_dir,  # type: ignore[arg-type]
+                                    recipe_weights=recipe_weights)

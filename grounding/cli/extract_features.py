@@ -2,6 +2,8 @@
 
 Video mode:  --videos DIR_OR_LIST --out DIR --backbone clip|videomae|xclip --model MODEL_DIR
              [--clip-len S | --fps F] [--frames-per-clip N] [--format npy|npz|hdf5] ...
+Recipe mode: --videos DIR_OR_LIST --out DIR --recipe qvh_slowfast_clip --weights PATH [--weights part=PATH]
+             (a named reproduction of a released feature set; see docs/features.md, "Recipes")
 Text mode:   --text ANNOTATION --dataset NAME --out DIR --model TEXT_MODEL_DIR
 
 Exit status: 0 when everything was extracted (or already done), 1 when some videos failed (listed at
@@ -17,6 +19,7 @@ from grounding.errors import exit_cleanly_on_user_errors
 from grounding.extract.inputs import parse_shard
 from grounding.extract.pipeline import ExtractConfig, extract_videos
 from grounding.extract.queries import TextExtractConfig, extract_text
+from grounding.extract.recipes import RECIPES
 from grounding.extract.sampling import CLIP_COUNT_RULES
 from grounding.extract.writers import FEATURE_WRITERS
 
@@ -27,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output folder (features + manifest.jsonl)")
     parser.add_argument("--backbone", choices=BACKBONES.names(), help="video mode: the feature model")
     parser.add_argument("--model", help="local folder of the transformers model (never downloaded)")
+    parser.add_argument("--recipe", choices=RECIPES.names(), help="recipe mode: a released feature set to reproduce")
+    parser.add_argument("--weights", action="append", default=[], metavar="[PART=]PATH",
+                        help="recipe mode: the recipe's weights (a folder holding every part's, or PART=PATH each)")
     rate = parser.add_mutually_exclusive_group()
     rate.add_argument("--clip-len", type=float, help="seconds per clip (default 2; Charades-STA uses 1)")
     rate.add_argument("--fps", type=float, help="clips per second instead, e.g. 0.5 (= --clip-len 2)")
@@ -45,8 +51,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", help="text mode: annotation format (charades_sta, activitynet, tacos, qvhighlights, native)")
     parser.add_argument("--durations", help="text mode, optional: Charades durations csv/json")
     args = parser.parse_args(argv)
-    if args.text is None and (args.videos is None or args.backbone is None):
-        parser.error("video mode needs --videos and --backbone (or use --text ANNOTATION --dataset NAME)")
+    if args.recipe is not None:
+        if args.backbone or args.model or args.text or args.videos is None:
+            parser.error("recipe mode needs --videos and takes no --backbone, --model or --text (the recipe fixes them)")
+        if args.clip_len or args.fps or args.frames_per_clip or args.format:
+            parser.error(f"--recipe {args.recipe} fixes the clip length, frames and format; drop those options")
+    elif args.text is None and (args.videos is None or args.backbone is None):
+        parser.error("video mode needs --videos and --backbone (or --recipe NAME, or --text ANNOTATION --dataset NAME)")
+    elif args.weights:
+        parser.error("--weights goes with --recipe; a --backbone loads from --model")
     if args.text is not None and (args.dataset is None or args.videos is not None):
         parser.error("text mode needs --dataset and takes no --videos")
     if args.text is not None and args.format not in (None, "npz"):
@@ -61,7 +74,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     shard = parse_shard(args.shard)
-    if args.text is not None:
+    if args.recipe is not None:
+        from grounding.extract.recipes.run import RecipeExtractConfig, extract_with_recipe
+
+        summary = extract_with_recipe(
+            RecipeExtractConfig(
+                videos=args.videos, out=args.out, recipe=args.recipe, weights=args.weights, device=args.device,
+                batch_size=args.batch_size, shard=shard, id_map=args.id_map, overwrite=args.overwrite,
+                progress=not args.no_progress,
+            )
+        )
+    elif args.text is not None:
         summary = extract_text(
             TextExtractConfig(
                 annotations=args.text, dataset=args.dataset, model=args.model, out=args.out, durations=args.durations,

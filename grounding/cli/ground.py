@@ -35,6 +35,9 @@ def parse_ground_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace existing --json/--html files")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--backbone-dir", help="the feature model folder, where it moved since training")
+    parser.add_argument("--recipe-weights", action="append", default=[], metavar="[PART=]PATH",
+                        help="a checkpoint trained on recipe features (e.g. qvh_slowfast_clip): the recipe's weights, "
+                             "a folder holding every part's or PART=PATH each (default: the paths recorded at training)")
     parser.add_argument("--clip-len", type=float, default=2.0, help="zero-shot: seconds per clip (default 2)")
     args = parser.parse_args(argv)
     if args.top_k < 1:
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     ground_run.check_outputs([args.json, args.html], args.overwrite)
     queries = queries_from_args(args.query, args.queries)
     videos = ground_run.list_video_files(args.video)
-    grounder = make_grounder(args.model, args.zero_shot, args.device, args.backbone_dir, args.clip_len)
+    grounder = make_grounder(args.model, args.zero_shot, args.device, args.backbone_dir, args.clip_len,
+                             args.recipe_weights)
     results = ground_run.ground_all(grounder, videos, queries, args.top_k)
     for _, preds in results:
         for pred in preds:

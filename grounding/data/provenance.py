@@ -10,6 +10,13 @@ it in every checkpoint (``state["feature_provenance"]``). It comes from, in orde
    line per video with backbone, model folder, seconds per clip, frames per clip and dimension);
 3. nothing known: the record says so, and ``Grounder.encode_video`` explains how to fix it.
 
+Features of a **recipe** (``tools/extract_features.py --recipe NAME``, a reproduction of a released
+feature set) also name it: each store's manifest gives ``recipe``, ``recipe_part`` and the part's
+weights (path, file name, sha256 prefix), and the record gets ``"recipe": {"name", "clip_len",
+"parts": [{"part", "weights", "weights_file", "weights_sha256", "feature_dim"}, ...]}`` (parts in store
+order). Features downloaded from the release itself say so in the config:
+``data.feature_provenance: {recipe: qvh_slowfast_clip}``; the weights are then named at grounding time.
+
 Normalisation has two parts: the frame normalisation is the backbone's (read from its model folder
 by the extractor), and ``l2_normalize`` is the data layer's choice, recorded here. ``max_duration``
 (the longest video the features cover) sets how much of a long video the model sees at once.
@@ -27,7 +34,9 @@ from grounding.errors import GroundingError
 KEYS = ("backbone", "model", "clip_len", "frames_per_clip", "clip_count", "feature_dim")
 # manifest field -> provenance field
 _MANIFEST_FIELDS = {"backbone": "backbone", "model": "model", "seconds_per_clip": "clip_len",
-                    "frames_per_clip": "frames_per_clip", "clip_count": "clip_count", "feature_dim": "feature_dim"}
+                    "frames_per_clip": "frames_per_clip", "clip_count": "clip_count", "feature_dim": "feature_dim",
+                    "recipe": "recipe", "recipe_part": "recipe_part", "weights": "weights",
+                    "weights_file": "weights_file", "weights_sha256": "weights_sha256"}
 
 
 def _store_paths(data_cfg: Any) -> list[Path]:
@@ -52,6 +61,9 @@ def manifest_provenance(folder: str | Path) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {}
     for field, key in _MANIFEST_FIELDS.items():
+        if field == "weights":  # the same file may sit elsewhere on another machine; the hash decides
+            out[key] = records[-1].get(field)
+            continue
         values = {str(r.get(field)) for r in records}
         if len(values) > 1:
             raise GroundingError(
@@ -71,6 +83,11 @@ def feature_provenance(cfg: Any) -> dict[str, Any]:
     base = {"l2_normalize": bool(data_cfg.get("l2_normalize", False)), "num_clips": data_cfg.get("num_clips"),
             "max_clips": data_cfg.get("max_clips"), "video_dim": cfg.model.get("video_dim")}
     explicit = data_cfg.get("feature_provenance")
+    if explicit and dict(explicit).get("recipe"):
+        given = dict(explicit)
+        recipe = {"name": str(given["recipe"]), "clip_len": given.get("clip_len"), "parts": [],
+                  "source": "config data.feature_provenance"}
+        return {**base, "recipe": recipe, "stores": [{"recipe": recipe["name"], "source": recipe["source"]}]}
     if explicit:
         given = {k: v for k, v in dict(explicit).items()}
         missing = [k for k in ("backbone", "model", "clip_len") if given.get(k) is None]
@@ -82,7 +99,25 @@ def feature_provenance(cfg: Any) -> dict[str, Any]:
     for path in _store_paths(data_cfg):
         found = manifest_provenance(path) if path.is_dir() else None
         stores.append(found or {"source": f"unknown: {path} has no manifest.jsonl"})
-    return {**base, "stores": stores}
+    recipe = recipe_summary(stores)
+    return {**base, "stores": stores, **({"recipe": recipe} if recipe else {})}
+
+
+def recipe_summary(stores: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The recipe all stores were made by (see the module docstring), None when they were not; stores of
+    different recipes, or a recipe mixed with other features, cannot be re-made from a video: an error."""
+    names = {s.get("recipe") for s in stores}
+    if names == {None}:
+        return None
+    if len(names) > 1:
+        raise GroundingError(f"data.features mixes features of recipe(s) {sorted(str(n) for n in names)}; a "
+                             "checkpoint can re-make one recipe's features only: use the stores of one recipe")
+    parts = [{"part": s.get("recipe_part"), "weights": s.get("weights"), "weights_file": s.get("weights_file"),
+              "weights_sha256": s.get("weights_sha256"), "feature_dim": s.get("feature_dim")} for s in stores]
+    durations = [float(s["max_duration"]) for s in stores if s.get("max_duration") is not None]
+    return {"name": stores[0]["recipe"], "clip_len": stores[0].get("clip_len"), "parts": parts,
+            "max_duration": min(durations) if durations else None,
+            "source": ", ".join(str(s.get("source")) for s in stores)}
 
 
 def single_store(provenance: dict[str, Any] | None, where: str) -> dict[str, Any]:

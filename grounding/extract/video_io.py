@@ -83,6 +83,15 @@ class VideoReader:
             raise VideoReadError(self.path, f"the container reports no usable frame rate ({fps})")
         self.info = VideoInfo(num_frames, fps)
 
+    def frame_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the decoded frames (decodes the first frame)."""
+        try:
+            height, width = self._reader[0].shape[:2]
+        except Exception as err:
+            raise VideoReadError(self.path, f"decoding the first frame failed ({_reason(err)})") from err
+        self._reader.seek(0)
+        return int(height), int(width)
+
     def read(
         self,
         indices: np.ndarray,

@@ -242,3 +242,21 @@ def test_a_video_shorter_than_one_clip_and_missing_weights(tmp_path, charades):
         resolve_weights(recipe, [str(tmp_path)])
     with pytest.raises(GroundingError, match=r"'i3d' is not a part of recipe qvh_slowfast_clip"):
         resolve_weights(recipe, [f"i3d={tmp_path}/x.pt"])
+
+
+def test_training_on_the_released_features_records_the_recipe_and_asks_for_its_weights(tmp_path):
+    """Features downloaded from the release: the config names the recipe; grounding then needs the weights,
+    and says which file each part needs."""
+    from omegaconf import OmegaConf
+
+    from grounding.api.recipe_encoding import RecipeEncoder
+    from grounding.data.provenance import feature_provenance
+
+    cfg = OmegaConf.create({"data": {"root": str(tmp_path), "l2_normalize": True, "max_clips": 75,
+                                     "feature_provenance": {"recipe": "qvh_slowfast_clip", "clip_len": 2.0}},
+                            "model": {"video_dim": 2816}})
+    prov = feature_provenance(cfg)
+    assert prov["recipe"]["name"] == "qvh_slowfast_clip" and prov["recipe"]["parts"] == []
+    with pytest.raises(GroundingError, match=r"trained on features of recipe qvh_slowfast_clip; encoding a video "
+                                             r"needs its slowfast weights SLOWFAST_8x8_R50\.pkl; pass --recipe-weights"):
+        RecipeEncoder(prov["recipe"], None, "checkpoint x.pt", torch.device("cpu"), 2816)

@@ -280,7 +280,8 @@ def load_slowfast(path: str | Path, cfg: SlowFastConfig | None = None) -> SlowFa
     saved = state.pop("slowfast_config", None)
     if cfg is None:
         cfg = SlowFastConfig(**{**saved, "blocks": tuple(saved["blocks"])}) if saved else SlowFastConfig()
-    model = SlowFast(cfg)
+    with torch.device("meta"):  # shapes only: nothing is initialised, the checkpoint fills every tensor
+        model = SlowFast(cfg)
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     given = {k: v for k, v in state.items() if not k.startswith("head.") and not k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(given))
@@ -292,7 +293,8 @@ def load_slowfast(path: str | Path, cfg: SlowFastConfig | None = None) -> SlowFa
                   f"{wrong[0]} has shape {tuple(given[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}")
         raise GroundingError(f"{path} holds the weights of {identify(state)}, not of {cfg.name} "
                              f"({detail}); pass the SlowFast checkpoint (SLOWFAST_8x8_R50.pkl)")
-    model.load_state_dict({k: v.float() for k, v in given.items()}, strict=False)
+    counters = {k: torch.zeros((), dtype=torch.long) for k in model.state_dict() if k.endswith("num_batches_tracked")}
+    model.load_state_dict({**{k: v.float() for k, v in given.items()}, **counters}, strict=True, assign=True)
     return model.eval()
 
 

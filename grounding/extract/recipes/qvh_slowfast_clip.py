@@ -30,7 +30,7 @@ _EPS = 1e-8  # HERO's Normalize divides by (std + 1e-8)
 
 def _normalise(clips: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 ``(B, N, H, W, 3)`` -> float ``(B, 3, N, H, W)``, in HERO's order of operations."""
-    x = clips.float().permute(0, 4, 1, 2, 3) / 255.0
+    x = clips.permute(0, 4, 1, 2, 3).float() / 255.0  # permuting the uint8 first: same values, less to move
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1)
     return (x - m) / (s + _EPS)

@@ -223,6 +223,11 @@ def test_weights_of_another_architecture_are_refused_naming_both(tmp_path):
     with pytest.raises(GroundingError, match=r"tiny\.pyth holds the weights of SlowFast \(blocks \(1, 1, 1, 1\), "
                                              r"width 8\), not of SlowFast R50 8x8"):
         load_slowfast(tiny, SlowFastConfig())
+    (tmp_path / "clip_dir").mkdir()
+    (tmp_path / "clip_dir/config.json").write_text('{"model_type": "clip_vision_model"}')
+    with pytest.raises(GroundingError, match=r"clip_dir is a folder holding a transformers 'clip_vision_model' model, "
+                                             r"not SlowFast weights"):
+        get_recipe("qvh_slowfast_clip").part("slowfast").load(tmp_path / "clip_dir")
     with pytest.raises(GroundingError, match=r"tiny\.pyth is a file holding SlowFast \(blocks.*needs CLIP ViT-B/32"):
         get_recipe("qvh_slowfast_clip").part("clip").load(tiny)
 

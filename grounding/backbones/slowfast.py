@@ -221,7 +221,8 @@ class _ArrayUnpickler(pickle.Unpickler):
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors by PySlowFast name from a Caffe2 ``.pkl``, a PySlowFast ``.pyth`` or a state-dict file."""
     if path.is_dir():
-        raise GroundingError(f"{path} is a folder; the SlowFast part needs a checkpoint file (SLOWFAST_8x8_R50.pkl)")
+        raise GroundingError(f"{path} is a folder holding {_folder_kind(path)}, not SlowFast weights; the SlowFast "
+                             "part needs a checkpoint file (SLOWFAST_8x8_R50.pkl)")
     try:
         if path.suffix == ".pkl":
             with path.open("rb") as fh:
@@ -250,6 +251,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             tensors["slowfast_config"] = saved  # type: ignore[assignment]
         return tensors
     raise GroundingError(f"{path} holds a {type(state).__name__}, not a checkpoint's state dict")
+
+
+def _folder_kind(path: Path) -> str:
+    import json
+
+    try:
+        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError):
+        return "no checkpoint"
+    return f"a transformers '{model_type}' model" if model_type else "a transformers model"
 
 
 def identify(state: Mapping[str, Any]) -> str:

@@ -71,8 +71,7 @@ def encode_part(part: RecipePart, model: nn.Module, video: ProbedVideo, device: 
     feats = []
     with FfmpegFrames(video.path, part.decode_fps(video.info), video.height, video.width, part.size) as frames:
         for clips in clip_batches(frames, _position_batches(part, video, frames, batch_size)):
-            inputs = part.model_input(torch.from_numpy(clips))
-            inputs = [x.to(device) for x in inputs] if isinstance(inputs, list) else inputs.to(device)
+            inputs = part.model_input(torch.from_numpy(clips).to(device))  # uint8 travels, normalised there
             feats.append(model(inputs).float().cpu())
     out = torch.cat(feats).numpy()
     if not np.isfinite(out).all():

@@ -311,3 +311,20 @@ def test_a_caffe2_checkpoint_loads_under_pyslowfast_names(tmp_path):
         pickle.dump({"blobs": {"x": subprocess.Popen}}, fh)
     with pytest.raises(GroundingError, match=r"evil\.pkl.*subprocess\.Popen is not allowed"):
         load_slowfast(tmp_path / "evil.pkl", cfg)
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_the_tail_is_padded_as_hero_pads_it(tmp_path, batch_size):
+    """A 2.5 s 30 fps video whose frame k is grey level k: clip 1 is second 2 then, as second 3 does not
+    exist, second 2 again (HERO repeats the last second), each frame past the end being the last one."""
+    from grounding.extract.recipes.encode import part_clips, probe
+    from grounding.extract.synthetic import make_video
+
+    path = make_video(tmp_path / "grey.mkv", 75, fps=30, size=(64, 48), frame_index_pattern=True)
+    recipe = get_recipe("qvh_slowfast_clip")
+    video = probe(path, recipe)
+    clips = np.concatenate(list(part_clips(recipe.part("slowfast"), video, batch_size)))
+    levels = clips[..., 0].reshape(*clips.shape[:2], -1).mean(-1).round().astype(int)  # (2, 32) source frames
+    offsets = np.minimum(hero.slowfast_offsets(30.0), 59)
+    assert levels[0].tolist() == offsets.tolist()
+    assert levels[1].tolist() == [min(60 + o % 30, 74) for o in offsets]  # 60, 62, ..., then 60, 62, ... again

@@ -33,7 +33,7 @@ import torch
 
 from grounding.errors import GroundingError
 from grounding.extract.recipes import get_recipe, hero
-from grounding.extract.recipes.encode import probe
+from grounding.extract.recipes.encode import part_clips, probe
 from grounding.extract.recipes.frames import FfmpegFrames, ffmpeg_binary
 
 REQUIRED = ("ffmpeg", "fvcore", "pandas")  # ffmpeg-python, fvcore, pandas
@@ -169,7 +169,7 @@ def compare_slowfast(video: Path, reference: Path, clips: int, seed: int = 0) ->
     with FfmpegFrames(video, 30, info.height, info.width, 224) as frames:
         stream = frames.take(np.arange(hero.fps_filter_count(info.info.num_frames, info.info.fps, 30))[None])[0]
     positions = part.clip_positions(info.info, len(stream))
-    ours_clips = stream[positions]  # (T, 32, 224, 224, 3)
+    ours_clips = np.concatenate(list(part_clips(part, info)))  # (T, 32, 224, 224, 3): the extraction's own path
     sources = hero.fps_filter_sources(info.info.num_frames, info.info.fps, 30, len(stream))
     our_times = sources[positions] / info.info.fps
     ref_times = _source_times(ref_clips.numpy(), stream, sources, info.info.fps)
@@ -209,9 +209,8 @@ def compare_clip(video: Path, reference: Path, openai_clip_model: Path | None, s
     recipe = get_recipe("qvh_slowfast_clip")
     part = recipe.part("clip")
     info = probe(video, recipe)
-    with FfmpegFrames(video, part.decode_fps(info.info), info.height, info.width, 224) as frames:
-        count = hero.fps_filter_count(info.info.num_frames, info.info.fps, part.decode_fps(info.info))
-        ours_frames = frames.take(np.arange(count)[:, None])  # (T, 1, 224, 224, 3)
+    ours_frames = np.concatenate(list(part_clips(part, info)))  # (T, 1, 224, 224, 3)
+    count = len(ours_frames)
     our_input = part.model_input(torch.from_numpy(ours_frames))
     ref_uint8 = ref_frames.permute(0, 2, 3, 1).round().to(torch.uint8).numpy()
     sources = hero.fps_filter_sources(info.info.num_frames, info.info.fps, part.decode_fps(info.info), count)

@@ -47,7 +47,9 @@ def probe(path: str | Path, recipe: Recipe) -> ProbedVideo:
     return ProbedVideo(path, reader.info, height, width)
 
 
-def _position_batches(part: RecipePart, video: ProbedVideo, frames: FfmpegFrames, batch_size: int):
+def _position_batches(part: RecipePart, video: ProbedVideo, frames: FfmpegFrames,
+                      batch_size: int) -> Iterator[np.ndarray]:
+    """``(b, N)`` positions per batch of clips; the tail is known only once the stream has ended."""
     if part.streams_clip_count:  # one frame per clip, as many clips as the stream has frames
         start = 0
         while True:

@@ -65,6 +65,11 @@ class RecipePart:
         ``GroundingError`` naming both architectures."""
         raise NotImplementedError
 
+    def encode_video(self, model: nn.Module, path: Path, device: torch.device, batch_size: int) -> np.ndarray | None:
+        """``(T, D)`` features of the video at ``path`` for a part whose reference decodes in a way the
+        shared ffmpeg stream cannot (charades_i3d: JPEG frames on disk); None (the default): use it."""
+        return None
+
 
 @dataclass(frozen=True)
 class Recipe:

@@ -81,6 +81,9 @@ def part_clips(part: RecipePart, video: ProbedVideo, batch_size: int = 16) -> It
 def encode_part(part: RecipePart, model: nn.Module, video: ProbedVideo, device: torch.device,
                 batch_size: int = 16) -> np.ndarray:
     """``(T, D)`` float32 features of one part."""
+    own = part.encode_video(model, video.path, device, batch_size)
+    if own is not None:
+        return own
     feats = []
     for clips in part_clips(part, video, batch_size):
         inputs = part.model_input(torch.from_numpy(clips).to(device))  # uint8 travels, normalised there

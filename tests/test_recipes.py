@@ -73,7 +73,7 @@ def _ffmpeg_full_frames(path, fps: str, count: int) -> np.ndarray:
     return np.frombuffer(out, np.uint8).reshape(-1, 270, 480, 3)
 
 
-@pytest.mark.parametrize("fps, count", [("30", 90), ("0.5", 15)])
+@pytest.mark.parametrize("fps, count", [("30", 90), ("0.5", 6)])
 def test_ffmpeg_picks_the_source_frames_the_hero_sampling_names(charades, fps, count):
     """The frame times: what ffmpeg's fps filter emits on the real clip is, frame for frame, the source frame
     fps_filter_sources predicts (decord and ffmpeg decode identical full-resolution frames)."""
@@ -213,18 +213,21 @@ def test_recipe_weights_missing_or_different_at_grounding_time(qvh_recipe_run, t
 
 def test_weights_of_another_architecture_are_refused_naming_both(tmp_path):
     from grounding.backbones.slowfast import SlowFastConfig, load_slowfast, save_random_slowfast
-    from grounding.extract.synthetic import save_random_clip
 
-    clip_dir = save_random_clip(tmp_path / "clip")
-    from transformers import CLIPVisionModelWithProjection
-
-    torch.save(CLIPVisionModelWithProjection.from_pretrained(clip_dir).state_dict(), tmp_path / "clip.pt")
+    clip_keys = ("vision_model.embeddings.patch_embedding.weight", "vision_model.post_layernorm.weight",
+                 "visual_projection.weight")  # what a transformers CLIP state dict holds
+    torch.save({k: torch.zeros(2) for k in clip_keys}, tmp_path / "clip.pt")
     with pytest.raises(GroundingError, match=r"clip\.pt holds the weights of a CLIP model, not of SlowFast R50 8x8"):
         load_slowfast(tmp_path / "clip.pt")
     tiny = save_random_slowfast(tmp_path / "tiny.pyth", SlowFastConfig(**TINY_SLOWFAST))
     with pytest.raises(GroundingError, match=r"tiny\.pyth holds the weights of SlowFast \(blocks \(1, 1, 1, 1\), "
                                              r"width 8\), not of SlowFast R50 8x8"):
         load_slowfast(tiny, SlowFastConfig())
+    (tmp_path / "clip_dir").mkdir()
+    (tmp_path / "clip_dir/config.json").write_text('{"model_type": "clip_vision_model"}')
+    with pytest.raises(GroundingError, match=r"clip_dir is a folder holding a transformers 'clip_vision_model' model, "
+                                             r"not SlowFast weights"):
+        get_recipe("qvh_slowfast_clip").part("slowfast").load(tmp_path / "clip_dir")
     with pytest.raises(GroundingError, match=r"tiny\.pyth is a file holding SlowFast \(blocks.*needs CLIP ViT-B/32"):
         get_recipe("qvh_slowfast_clip").part("clip").load(tiny)
 
@@ -242,3 +245,86 @@ def test_a_video_shorter_than_one_clip_and_missing_weights(tmp_path, charades):
         resolve_weights(recipe, [str(tmp_path)])
     with pytest.raises(GroundingError, match=r"'i3d' is not a part of recipe qvh_slowfast_clip"):
         resolve_weights(recipe, [f"i3d={tmp_path}/x.pt"])
+
+
+def test_training_on_the_released_features_records_the_recipe_and_asks_for_its_weights(tmp_path):
+    """Features downloaded from the release: the config names the recipe; grounding then needs the weights,
+    and says which file each part needs."""
+    from omegaconf import OmegaConf
+
+    from grounding.api.recipe_encoding import RecipeEncoder
+    from grounding.data.provenance import feature_provenance
+
+    cfg = OmegaConf.create({"data": {"root": str(tmp_path), "l2_normalize": True, "max_clips": 75,
+                                     "feature_provenance": {"recipe": "qvh_slowfast_clip", "clip_len": 2.0}},
+                            "model": {"video_dim": 2816}})
+    prov = feature_provenance(cfg)
+    assert prov["recipe"]["name"] == "qvh_slowfast_clip" and prov["recipe"]["parts"] == []
+    with pytest.raises(GroundingError, match=r"trained on features of recipe qvh_slowfast_clip; encoding a video "
+                                             r"needs its slowfast weights SLOWFAST_8x8_R50\.pkl; pass --recipe-weights"):
+        RecipeEncoder(prov["recipe"], None, "checkpoint x.pt", torch.device("cpu"), 2816)
+
+
+def _caffe2_name(name: str) -> str:
+    """PySlowFast -> Caffe2 blob name, written independently of the loader's rules (the inverse, by hand)."""
+    import re
+
+    bn = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}
+    stem = re.match(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)", name)
+    if stem:
+        t = "t_" if stem[1] == "1" else ""
+        return f"{t}conv1_w" if stem[2] == "conv" else f"{t}res_conv1_bn_{bn[stem[3]]}"
+    fuse = re.match(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)", name)
+    if fuse:
+        base = "t_pool1_subsample" if fuse[1] == "1" else f"t_res{fuse[1]}_{LAST_BLOCK[int(fuse[1])]}_branch2c_bn_subsample"
+        return f"{base}_w" if fuse[2] == "conv_f2s" else f"{base}_bn_{bn[fuse[3]]}"
+    block = re.match(r"s(\d)\.pathway(\d)_res(\d+)\.(branch1|branch1_bn|branch2\.([abc])(_bn)?)\.(\w+)", name)
+    t = "t_" if block[2] == "1" else ""
+    if block[4].startswith("branch1"):
+        layer = "branch1" + ("_bn_" + bn[block[7]] if block[4] == "branch1_bn" else "_w")
+    else:
+        layer = f"branch2{block[5]}" + (f"_bn_{bn[block[7]]}" if block[6] else "_w")
+    return f"{t}res{block[1]}_{block[3]}_{layer}"
+
+
+LAST_BLOCK = {2: 0, 3: 0, 4: 0}  # the tiny model has one block per stage: the fusion follows block 0
+
+
+def test_a_caffe2_checkpoint_loads_under_pyslowfast_names(tmp_path):
+    """The released SLOWFAST_8x8_R50.pkl layout ({"blobs": {caffe2 name: ndarray}}, solver state included)."""
+    import pickle
+
+    from grounding.backbones.slowfast import SlowFast, SlowFastConfig, load_slowfast
+
+    cfg = SlowFastConfig(**TINY_SLOWFAST)
+    torch.manual_seed(0)
+    model = SlowFast(cfg)
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    blobs = {_caffe2_name(k): v.numpy() for k, v in state.items()}
+    assert blobs["t_res3_0_branch2c_bn_subsample_w"].shape == tuple(state["s3_fuse.conv_f2s.weight"].shape)
+    blobs |= {f"{k}_momentum": np.zeros(1) for k in list(blobs)[:3]} | {"lr": np.ones(1), "pred_w": np.zeros((400, 288))}
+    with (tmp_path / "SLOWFAST_8x8_R50.pkl").open("wb") as fh:
+        pickle.dump({"blobs": blobs}, fh)
+    loaded = load_slowfast(tmp_path / "SLOWFAST_8x8_R50.pkl", cfg)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+    with (tmp_path / "evil.pkl").open("wb") as fh:
+        pickle.dump({"blobs": {"x": subprocess.Popen}}, fh)
+    with pytest.raises(GroundingError, match=r"evil\.pkl.*subprocess\.Popen is not allowed"):
+        load_slowfast(tmp_path / "evil.pkl", cfg)
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_the_tail_is_padded_as_hero_pads_it(tmp_path, batch_size):
+    """A 2.5 s 30 fps video whose frame k is grey level k: clip 1 is second 2 then, as second 3 does not
+    exist, second 2 again (HERO repeats the last second), each frame past the end being the last one."""
+    from grounding.extract.recipes.encode import part_clips, probe
+    from grounding.extract.synthetic import make_video
+
+    path = make_video(tmp_path / "grey.mkv", 75, fps=30, size=(64, 48), frame_index_pattern=True)
+    recipe = get_recipe("qvh_slowfast_clip")
+    video = probe(path, recipe)
+    clips = np.concatenate(list(part_clips(recipe.part("slowfast"), video, batch_size)))
+    levels = clips[..., 0].reshape(*clips.shape[:2], -1).mean(-1).round().astype(int)  # (2, 32) source frames
+    offsets = np.minimum(hero.slowfast_offsets(30.0), 59)
+    assert levels[0].tolist() == offsets.tolist()
+    assert levels[1].tolist() == [min(60 + o % 30, 74) for o in offsets]  # 60, 62, ..., then 60, 62, ... again

@@ -18,7 +18,7 @@ import numpy as np
 
 from grounding.api.encoding import EncodedVideo, encode_file, open_video
 from grounding.api.long_video import VideoWindows, ground_in_windows, window_clip_count
-from grounding.api.recipe_encoding import recipe_store
+from grounding.api.recipe_encoding import RecipeEncoder, recipe_store
 from grounding.data.provenance import describe, same_features, single_store
 from grounding.errors import GroundingError
 from grounding.inference import LoadedModel, load_for_inference, prediction_record
@@ -121,9 +121,9 @@ class Grounder:
         return EncodedVideo(vid or Path(path).stem, duration, clip_len, feats, made, str(path))
 
     def _encode_with_recipe(self, path: str | Path, vid: str | None) -> EncodedVideo:
-        """The recipe's decoding and backbones (``recipe_encoding.py``), parts concatenated as in training."""
-        from grounding.api.recipe_encoding import RecipeEncoder
-
+        """The recipe's decoding and backbones (``recipe_encoding.py``), parts concatenated as in training.
+        Recipes decode with the ffmpeg binary, in its own process, as the reference pipelines did; a
+        sandboxed ``reader`` of the web app is not used for them."""
         path = Path(path)
         if path.is_dir():
             raise GroundingError(f"{path} is a folder; pass a video file")

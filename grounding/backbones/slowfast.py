@@ -221,7 +221,8 @@ class _ArrayUnpickler(pickle.Unpickler):
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors by PySlowFast name from a Caffe2 ``.pkl``, a PySlowFast ``.pyth`` or a state-dict file."""
     if path.is_dir():
-        raise GroundingError(f"{path} is a folder; the SlowFast part needs a checkpoint file (SLOWFAST_8x8_R50.pkl)")
+        raise GroundingError(f"{path} is a folder holding {_folder_kind(path)}, not SlowFast weights; the SlowFast "
+                             "part needs a checkpoint file (SLOWFAST_8x8_R50.pkl)")
     try:
         if path.suffix == ".pkl":
             with path.open("rb") as fh:
@@ -252,6 +253,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     raise GroundingError(f"{path} holds a {type(state).__name__}, not a checkpoint's state dict")
 
 
+def _folder_kind(path: Path) -> str:
+    import json
+
+    try:
+        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError):
+        return "no checkpoint"
+    return f"a transformers '{model_type}' model" if model_type else "a transformers model"
+
+
 def identify(state: Mapping[str, Any]) -> str:
     """A short guess at which network a state dict belongs to, for error messages."""
     keys = sorted(state)
@@ -280,7 +291,8 @@ def load_slowfast(path: str | Path, cfg: SlowFastConfig | None = None) -> SlowFa
     saved = state.pop("slowfast_config", None)
     if cfg is None:
         cfg = SlowFastConfig(**{**saved, "blocks": tuple(saved["blocks"])}) if saved else SlowFastConfig()
-    model = SlowFast(cfg)
+    with torch.device("meta"):  # shapes only: nothing is initialised, the checkpoint fills every tensor
+        model = SlowFast(cfg)
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     given = {k: v for k, v in state.items() if not k.startswith("head.") and not k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(given))
@@ -292,7 +304,8 @@ def load_slowfast(path: str | Path, cfg: SlowFastConfig | None = None) -> SlowFa
                   f"{wrong[0]} has shape {tuple(given[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}")
         raise GroundingError(f"{path} holds the weights of {identify(state)}, not of {cfg.name} "
                              f"({detail}); pass the SlowFast checkpoint (SLOWFAST_8x8_R50.pkl)")
-    model.load_state_dict({k: v.float() for k, v in given.items()}, strict=False)
+    counters = {k: torch.zeros((), dtype=torch.long) for k in model.state_dict() if k.endswith("num_batches_tracked")}
+    model.load_state_dict({**{k: v.float() for k, v in given.items()}, **counters}, strict=True, assign=True)
     return model.eval()
 
 

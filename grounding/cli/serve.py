@@ -34,6 +34,8 @@ def parse_serve_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds the sandboxed decoder may take per step before a video is refused (default 60)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--backbone-dir", help="the feature model folder, where it moved since training")
+    parser.add_argument("--recipe-weights", action="append", default=[], metavar="[PART=]PATH",
+                        help="a checkpoint trained on recipe features: the recipe's weights (see tools/ground.py)")
     parser.add_argument("--clip-len", type=float, default=2.0, help="zero-shot: seconds per clip (default 2)")
     return parser.parse_args(argv)
 
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     config = ServerConfig(cache_dir=args.cache, videos_dir=args.videos, max_upload_bytes=int(args.max_upload_mb * 2**20),
                           max_cache_bytes=int(args.max_cache_mb * 2**20), max_video_seconds=args.max_video_minutes * 60,
                           decode_timeout=args.decode_timeout, token=args.token, allowed_hosts=allowed)
-    grounder = make_grounder(args.model, args.zero_shot, args.device, args.backbone_dir, args.clip_len)
+    grounder = make_grounder(args.model, args.zero_shot, args.device, args.backbone_dir, args.clip_len,
+                             args.recipe_weights)
     query = "?token=TOKEN" if args.token else ""  # the secret itself stays out of logs
     print(json.dumps({"url": f"http://{args.host}:{args.port}/{query}", "model": grounder.name}), flush=True)
     run_server(create_app(grounder, config), args.host, args.port)

@@ -56,7 +56,8 @@ class RecipePart:
         raise NotImplementedError
 
     def model_input(self, clips: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        """uint8 ``(B, N, size, size, 3)`` -> what the model's ``forward`` takes (float, normalised)."""
+        """uint8 ``(B, N, size, size, 3)`` -> what the model's ``forward`` takes (float, normalised), on the
+        device ``clips`` is on."""
         raise NotImplementedError
 
     def load(self, weights: Path) -> nn.Module:

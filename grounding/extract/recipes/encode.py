@@ -7,6 +7,7 @@ clips at a time, so long videos never hold more than one batch of decoded frames
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def probe(path: str | Path, recipe: Recipe) -> ProbedVideo:
     return ProbedVideo(path, reader.info, height, width)
 
 
-def _position_batches(part: RecipePart, video: ProbedVideo, frames: FfmpegFrames, batch_size: int):
+def _position_batches(part: RecipePart, video: ProbedVideo, frames: FfmpegFrames,
+                      batch_size: int) -> Iterator[np.ndarray]:
+    """``(b, N)`` positions per batch of clips; the tail is known only once the stream has ended."""
     if part.streams_clip_count:  # one frame per clip, as many clips as the stream has frames
         start = 0
         while True:
@@ -59,9 +62,19 @@ def _position_batches(part: RecipePart, video: ProbedVideo, frames: FfmpegFrames
             if frames.ended and start >= frames.decoded:
                 return
     else:
-        positions = part.clip_positions(video.info, None)  # (T, N)
+        positions = part.clip_positions(video.info, None)  # (T, N), as if the stream never ended
         for start in range(0, positions.shape[0], batch_size):
-            yield positions[start : start + batch_size]
+            batch = positions[start : start + batch_size]
+            frames.read_until(int(batch.max()))
+            if frames.ended and batch.max() >= frames.decoded:  # the tail: the part's own padding rule
+                batch = part.clip_positions(video.info, frames.decoded)[start : start + batch_size]
+            yield batch
+
+
+def part_clips(part: RecipePart, video: ProbedVideo, batch_size: int = 16) -> Iterator[np.ndarray]:
+    """The part's clips, a batch at a time: ``(b, N, size, size, 3)`` uint8 decoded frames."""
+    with FfmpegFrames(video.path, part.decode_fps(video.info), video.height, video.width, part.size) as frames:
+        yield from clip_batches(frames, _position_batches(part, video, frames, batch_size))
 
 
 @torch.inference_mode()
@@ -72,11 +85,9 @@ def encode_part(part: RecipePart, model: nn.Module, video: ProbedVideo, device: 
     if own is not None:
         return own
     feats = []
-    with FfmpegFrames(video.path, part.decode_fps(video.info), video.height, video.width, part.size) as frames:
-        for clips in clip_batches(frames, _position_batches(part, video, frames, batch_size)):
-            inputs = part.model_input(torch.from_numpy(clips))
-            inputs = [x.to(device) for x in inputs] if isinstance(inputs, list) else inputs.to(device)
-            feats.append(model(inputs).float().cpu())
+    for clips in part_clips(part, video, batch_size):
+        inputs = part.model_input(torch.from_numpy(clips).to(device))  # uint8 travels, normalised there
+        feats.append(model(inputs).float().cpu())
     out = torch.cat(feats).numpy()
     if not np.isfinite(out).all():
         raise GroundingError(f"the {part.name} backbone produced NaN or inf features for {video.path}; "

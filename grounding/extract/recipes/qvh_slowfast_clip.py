@@ -30,9 +30,9 @@ _EPS = 1e-8  # HERO's Normalize divides by (std + 1e-8)
 
 def _normalise(clips: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 ``(B, N, H, W, 3)`` -> float ``(B, 3, N, H, W)``, in HERO's order of operations."""
-    x = clips.float().permute(0, 4, 1, 2, 3) / 255.0
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1)
+    x = clips.permute(0, 4, 1, 2, 3).float() / 255.0  # permuting the uint8 first: same values, less to move
+    m = torch.tensor(mean, dtype=torch.float32, device=clips.device).view(1, 3, 1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=clips.device).view(1, 3, 1, 1, 1)
     return (x - m) / (s + _EPS)
 
 
@@ -55,7 +55,7 @@ class SlowFastPart(RecipePart):
 
     def model_input(self, clips: torch.Tensor) -> list[torch.Tensor]:
         fast = _normalise(clips, (0.45, 0.45, 0.45), (0.225, 0.225, 0.225))  # (B, 3, 32, H, W)
-        slow = torch.index_select(fast, 2, hero.slow_pathway_index(fast.shape[2]))
+        slow = torch.index_select(fast, 2, hero.slow_pathway_index(fast.shape[2]).to(fast.device))
         return [slow, fast]
 
     def load(self, weights: Path) -> nn.Module:

@@ -106,8 +106,9 @@ def regime_specs(section: dict[str, Any]) -> list[RegimeSpec]:
 
 
 def seed_overrides(seed: int) -> list[str]:
-    """What moves with a seed: the new models', the old model's and the old subset's seeds, the random order."""
-    return [f"compat.train.seed={seed}", f"compat.old.train.seed={100 + seed}", f"compat.old.subset_seed={seed}",
+    """What moves with a seed: the new models', the old model's and the old subset's seeds, the random order
+    (seed 0 is the default config's study: new seed 0, old seed 1, subset 0, backfill 0)."""
+    return [f"compat.train.seed={seed}", f"compat.old.train.seed={1 + seed}", f"compat.old.subset_seed={seed}",
             f"compat.backfill.seed={seed}"]
 
 

@@ -202,8 +202,12 @@ def analyse(outcomes: list[Outcome], spec: RegimeSpec) -> RegimeResult:
 
 def plot_regimes(results: list[RegimeResult], fractions: Sequence[float], path: Path) -> None:
     """NFR against the backfilled share, one panel per regime (mean over seeds)."""
-    fig, axes = plt.subplots(1, len(results), figsize=(2.6 * len(results), 2.8), sharey=True, squeeze=False)
-    for ax, result in zip(axes[0], results, strict=True):
+    cols = min(3, len(results))
+    rows = -(-len(results) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.4 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(results):]:
+        ax.set_visible(False)
+    for ax, result in zip(axes.flat, results, strict=False):  # spare panels hidden above
         for method, order, color, style in CURVES:
             key = f"{method}/{order}"
             if key in result.curves:
@@ -212,7 +216,8 @@ def plot_regimes(results: list[RegimeResult], fractions: Sequence[float], path: 
         ax.set_title(result.spec.name.replace("_", " "), fontsize=8)
         ax.set_xlabel("backfilled %", fontsize=7)
         ax.tick_params(labelsize=6)
-    axes[0][0].set_ylabel("NFR % (mean of seeds)", fontsize=7)
+    for row in axes:
+        row[0].set_ylabel("NFR % (mean of seeds)", fontsize=7)
     axes[0][-1].legend(fontsize=5.5, loc="upper right")
     fig.tight_layout()
     write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110), binary=True)

@@ -121,9 +121,11 @@ class CompatStudy:
                  "compat.eval.relevance=description)", split, relevant.sum(1).mean())
         return relevant
 
-    def _new_model(self, model_cfg: dict[str, Any], seed: int) -> DualEncoder:
+    def _new_model(self, model_cfg: dict[str, Any], seed: int, split: MomentSplit | None = None) -> DualEncoder:
+        """A model for ``split``'s inputs (default: the training split; the old model may read other features)."""
         torch.manual_seed(seed)
-        return build_dual_encoder(model_cfg, self.train, len(self.data.text) if self.data.text.kind == "ids" else None).to(self.device)
+        vocab = len(self.data.text) if self.data.text.kind == "ids" else None
+        return build_dual_encoder(model_cfg, split or self.train, vocab).to(self.device)
 
     # ------------------------------------------------------------------ old model
     def _old_model(self) -> tuple[DualEncoder, MomentSplit, MomentSplit]:
@@ -162,7 +164,7 @@ class CompatStudy:
             settings = replace(TrainSettings.from_config(_merged(self.compat["train"], old_cfg.get("train"))), seed=plan.seed)
             log.info("old model: %d of %d training queries (%.0f %%), %d epochs, dim %s",
                      count, train.num_queries, 100 * plan.train_fraction, settings.epochs, model_cfg.get("dim"))
-            model = self._new_model(model_cfg, settings.seed)
+            model = self._new_model(model_cfg, settings.seed, train)
             train_dual_encoder(model, subset, settings, self.device, writer=self.writer, tag="old",
                                on_epoch=self._epoch_probe(model, None, test))
             save_checkpoint(Checkpoint(model.state_dict(), to_plain(self.cfg), kind="compat_old", text=self.data.text.state(),

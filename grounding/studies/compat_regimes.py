@@ -112,13 +112,14 @@ def seed_overrides(seed: int) -> list[str]:
             f"compat.backfill.seed={seed}"]
 
 
-def _subset(emb: dict[str, np.ndarray], share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Queries and gallery items of a seeded ``share`` of the test videos."""
+def _subset(emb: dict[str, np.ndarray], share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Queries and gallery items of a fixed random ``share`` of the test videos (the same for every seed,
+    so that the seeds' outcomes pair query by query)."""
     moment_video = emb["moment_video"]
     if share >= 1:
         return np.arange(len(emb["query_moment"])), np.arange(len(moment_video))
     videos = np.unique(moment_video)
-    keep = np.random.default_rng(1000 + seed).choice(videos, max(1, round(share * len(videos))), replace=False)
+    keep = np.random.default_rng(1000).choice(videos, max(1, round(share * len(videos))), replace=False)
     items = np.flatnonzero(np.isin(moment_video, keep))
     queries = np.flatnonzero(np.isin(emb["query_moment"], items))
     return queries, items
@@ -128,7 +129,7 @@ def evaluate_run(emb: dict[str, np.ndarray], spec: RegimeSpec, methods: Sequence
                  seed: int, backfill: dict[str, Any]) -> Outcome:
     """Re-score one run's test embeddings under ``spec``: cross, self, adapted R@1 hits, and per-query
     flips along both backfill orders' hot-refresh curves."""
-    queries, items = _subset(emb, spec.gallery_share, seed)
+    queries, items = _subset(emb, spec.gallery_share)
     if spec.relevance == "single":
         position = np.full(len(emb["moment_video"]), -1)
         position[items] = np.arange(len(items))

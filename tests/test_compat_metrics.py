@@ -84,8 +84,22 @@ def test_uncertainty_order_puts_crowded_items_first():
         assert scores.shape == (4,) and ((scores >= 0) & (scores <= 1)).all()
         assert min(scores[:2]) > max(scores[2:])
         assert sorted(backfill_order("uncertainty", gallery, uncertainty=kind)[:2].tolist()) == [0, 1]
-    with pytest.raises(GroundingError, match="entropy' or 'margin"):
+    with pytest.raises(GroundingError, match="entropy, least_confidence, margin, not 'variance'"):
         uncertainty_scores(gallery, "variance")
+
+
+def test_uncertainty_from_the_old_classifier_is_racts_confidence():
+    # two classes (rows of the old classifier); item 0 sits on class 0, item 1 halfway between both
+    classifier = np.array([[1.0, 0.0], [0.0, 1.0]])
+    gallery = np.array([[1.0, 0.0], [1.0, 1.0]])
+    p0 = np.exp(1 / 0.5) / (np.exp(1 / 0.5) + 1)  # item 0: softmax([1, 0] / 0.5)
+    least = uncertainty_scores(gallery, "least_confidence", temperature=0.5, classifier=classifier)
+    np.testing.assert_allclose(least, [1 - p0, 0.5])
+    margin = uncertainty_scores(gallery, "margin", temperature=0.5, classifier=classifier)
+    np.testing.assert_allclose(margin, [1 - (2 * p0 - 1), 1.0])
+    entropy = uncertainty_scores(gallery, "entropy", temperature=0.5, classifier=classifier)
+    np.testing.assert_allclose(entropy, [-(p0 * np.log(p0) + (1 - p0) * np.log(1 - p0)) / np.log(2), 1.0])
+    assert backfill_order("uncertainty", gallery, classifier=classifier, temperature=0.5).tolist() == [1, 0]
 
 
 def test_random_order_is_a_seeded_permutation():

@@ -238,3 +238,24 @@ def test_the_ccman_studys_overrides_go_through_the_checker(tiny_synthetic, tmp_p
     study.settings["overrides"] = ["model.dim=48"]
     study._train("new_l2", {"train.seed": 3})
     assert (trained[-1].model.dim, trained[-1].train.seed) == (48, 3)
+
+
+def test_old_feature_view_is_a_seeded_projection_of_the_same_videos():
+    import math
+
+    from grounding.studies.feature_views import old_feature_view, projection_view
+    from grounding.studies.moment_split import MomentSplit
+
+    videos = torch.randn(2, 3, 8)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    split = MomentSplit(videos, mask, torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2, dtype=torch.bool),
+                        torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long), torch.tensor([[0, 1]]),
+                        torch.ones(2), ["q"], ["a", "b"])
+    assert old_feature_view(split, None) is split
+    view = old_feature_view(split, {"kind": "projection", "dim": 4, "seed": 7})
+    weight = torch.randn(8, 4, generator=torch.Generator().manual_seed(7)) / math.sqrt(8)
+    torch.testing.assert_close(view.videos, torch.tanh(videos @ weight) * mask[..., None])
+    assert view.video_dim == 4 and view.videos[0, 2].abs().sum() == 0  # padding stays zero
+    torch.testing.assert_close(projection_view(videos, 4, 7), projection_view(videos, 4, 7))
+    with pytest.raises(GroundingError, match="compat.old.features.kind must be 'projection'"):
+        old_feature_view(split, {"kind": "pca"})

@@ -113,21 +113,28 @@ class RegressionAlleviatingLoss(CompatLoss):
     with ``o`` the old and ``n`` the new moment embeddings and k over the other moments of the batch:
     the new embedding must sit closer to the *old* embedding of its own moment than to the old **and
     the new** embeddings of any other moment, which is exactly the comparison a half-backfilled gallery
-    makes. ``hardest_k`` keeps only the k most similar negatives of each kind (null = all).
+    makes. ``hardest_k`` keeps only the k most similar negatives of each kind (None = all). The defaults
+    are RACT's public recipe (OpenCompatible's ``contra_ract``: tau 0.01, the 10 hardest negatives);
+    ``temperature=None`` takes the old model's temperature instead (``prepare``).
     """
 
-    def __init__(self, temperature: float = 0.05, hardest_k: int | None = None) -> None:
+    def __init__(self, temperature: float | None = 0.01, hardest_k: int | None = 10) -> None:
         super().__init__()
         self.temperature = temperature
         self.hardest_k = hardest_k
+        self.tau = temperature if temperature is not None else 1.0
+
+    def prepare(self, old: OldReference) -> None:
+        """``temperature`` None: the old model's own temperature (as BCT's influence loss takes it)."""
+        self.tau = float(self.temperature if self.temperature is not None else old.temperature)
 
     def _anchor_loss(self, anchor: torch.Tensor, old_moments: torch.Tensor, new_moments: torch.Tensor,
                      same: torch.Tensor) -> torch.Tensor:
         low = torch.finfo(torch.float32).min
-        positive = (anchor * old_moments).sum(-1, keepdim=True).float() / self.temperature  # (B, 1)
+        positive = (anchor * old_moments).sum(-1, keepdim=True).float() / self.tau  # (B, 1)
         negatives = []
         for bank in (old_moments, new_moments):
-            sim = ((anchor @ bank.t()).float() / self.temperature).masked_fill(same, low)  # (B, B)
+            sim = ((anchor @ bank.t()).float() / self.tau).masked_fill(same, low)  # (B, B)
             if self.hardest_k is not None and self.hardest_k < sim.shape[1]:
                 sim = sim.topk(self.hardest_k, dim=1).values
             negatives.append(sim)

@@ -51,6 +51,7 @@ from grounding.studies.compat_report import (
 )
 from grounding.studies.dual_encoder import DualEncoder, SplitEmbeddings, build_dual_encoder, embed_split
 from grounding.studies.dual_encoder_training import CompatTerms, TrainSettings, train_dual_encoder
+from grounding.studies.feature_views import old_feature_view
 from grounding.studies.moment_split import MomentSplit, build_moment_split, encode_words
 from grounding.studies.protocol import OldModelPlan, compat_section
 from grounding.synthetic.prepare import ensure_synthetic_data
@@ -58,7 +59,7 @@ from grounding.synthetic.shortcuts import read_sidecar
 
 log = logging.getLogger("grounding")
 
-OUTPUTS = ("results.csv", "hot_refresh.csv", "hot_refresh.png", "hot_refresh.pdf", "summary.md")
+OUTPUTS = ("results.csv", "hot_refresh.csv", "hot_refresh.png", "hot_refresh.pdf", "summary.md", "embeddings.npz")
 
 def description_key(sentence: str, side: dict[str, Any] | None = None) -> str:
     """What a query asks for: the sidecar's canonical ``event`` (and ``relation``) where the benchmark
@@ -120,16 +121,19 @@ class CompatStudy:
                  "compat.eval.relevance=description)", split, relevant.sum(1).mean())
         return relevant
 
-    def _new_model(self, model_cfg: dict[str, Any], seed: int) -> DualEncoder:
+    def _new_model(self, model_cfg: dict[str, Any], seed: int, split: MomentSplit | None = None) -> DualEncoder:
+        """A model for ``split``'s inputs (default: the training split; the old model may read other features)."""
         torch.manual_seed(seed)
-        return build_dual_encoder(model_cfg, self.train, len(self.data.text) if self.data.text.kind == "ids" else None).to(self.device)
+        vocab = len(self.data.text) if self.data.text.kind == "ids" else None
+        return build_dual_encoder(model_cfg, split or self.train, vocab).to(self.device)
 
     # ------------------------------------------------------------------ old model
     def _old_model(self) -> tuple[DualEncoder, MomentSplit, MomentSplit]:
         """The frozen old model and the train/test splits encoded with the old model's own text input."""
         old_cfg = self.compat["old"]
         model_cfg = _merged(self.compat["model"], old_cfg.get("model"))
-        train, test = self.train, self.test
+        # the old model may read another feature backbone's clips of the same videos (compat.old.features)
+        train, test = old_feature_view(self.train, old_cfg.get("features")), old_feature_view(self.test, old_cfg.get("features"))
         plan = self.old_plan
         if plan.checkpoint is not None:
             state = read_checkpoint(plan.checkpoint)
@@ -160,7 +164,7 @@ class CompatStudy:
             settings = replace(TrainSettings.from_config(_merged(self.compat["train"], old_cfg.get("train"))), seed=plan.seed)
             log.info("old model: %d of %d training queries (%.0f %%), %d epochs, dim %s",
                      count, train.num_queries, 100 * plan.train_fraction, settings.epochs, model_cfg.get("dim"))
-            model = self._new_model(model_cfg, settings.seed)
+            model = self._new_model(model_cfg, settings.seed, train)
             train_dual_encoder(model, subset, settings, self.device, writer=self.writer, tag="old",
                                on_epoch=self._epoch_probe(model, None, test))
             save_checkpoint(Checkpoint(model.state_dict(), to_plain(self.cfg), kind="compat_old", text=self.data.text.state(),
@@ -235,6 +239,7 @@ class CompatStudy:
         per_query = {"self_hit": self_ret.hits, "self_ap": self_ret.ap, "cross_hit": cross_ret.hits,
                      "cross_ap": cross_ret.ap, "flip_cross": old_hits & ~cross_ret.hits,
                      **{f"curve_flips/{order}": np.mean(flips, 0) for order, flips in curve_flips.items()}}
+        self.embeddings.update({f"{name}/queries": queries, f"{name}/gallery": new_gallery})
         adapted_cross = None
         if uses_adapter and adapter is None:
             adapter = self._adapter(model.embed_dim, old_train.moments.shape[1], settings.seed)
@@ -249,6 +254,7 @@ class CompatStudy:
                 self.writer.add_scalar(f"{name}/adapter_loss", value, epoch)
             with torch.no_grad():
                 adapted = adapter(old_test.moments.to(self.device)).cpu().numpy()
+            self.embeddings[f"{name}/adapted"] = adapted
             adapted_ret = retrieve(queries, adapted, targets)
             adapted_cross = adapted_ret.metrics
             per_query.update(adapted_hit=adapted_ret.hits, adapted_ap=adapted_ret.ap)
@@ -289,9 +295,14 @@ class CompatStudy:
         backfill = self.compat["backfill"]
         steps = int(backfill.get("steps", 10))
         fractions = [i / steps for i in range(steps + 1)]
+        classifier = self._uncertainty_classifier(old_train)
         orders = {kind: backfill_order(kind, old_test.moments.numpy(), int(backfill.get("seed", 0)),
-                                       backfill.get("uncertainty", "entropy"), float(backfill.get("temperature", 0.05)))
+                                       backfill.get("uncertainty", "entropy"), float(backfill.get("temperature", 0.05)),
+                                       classifier)
                   for kind in backfill.get("orders", ["random"])}
+        self.embeddings = {"old_train_moments": old_train.moments.numpy(), "old_queries": old_test.sentences.numpy(),
+                           "old_gallery": old_test.moments.numpy(), "query_moment": self.test.query_moment.numpy(),
+                           "moment_video": self.test.moment_video.numpy(), "relevant": np.asarray(self.relevant)}
         methods = {}
         for i, name in enumerate(self.compat["run"]):
             log.info("=== method %d/%d: %s", i + 1, len(self.compat["run"]), name)
@@ -304,7 +315,19 @@ class CompatStudy:
         self._write(study, command)
         return study
 
+    def _uncertainty_classifier(self, old_train: SplitEmbeddings) -> np.ndarray | None:
+        """The old classifier that rates the old gallery for uncertainty-first backfilling:
+        ``compat.backfill.classifier: train`` (RACT: the old model's classifier, here BCT's rows = old
+        embeddings of the training moments) or ``gallery`` (ours: the old gallery itself)."""
+        source = self.compat["backfill"].get("classifier", "train")
+        if source not in ("train", "gallery"):
+            raise GroundingError(f"compat.backfill.classifier must be 'train' or 'gallery', not '{source}'")
+        return old_train.moments.numpy() if source == "train" else None
+
     def _write(self, study: StudyResult, command: str | None) -> None:
+        # every test embedding, so that other evaluation regimes (gallery size, relevance) and seeds can be
+        # compared later without training again (grounding.studies.compat_regimes)
+        np.savez_compressed(self.work_dir / "embeddings.npz", **self.embeddings)
         plot_hot_refresh(study, self.work_dir / "hot_refresh.png")
         study_summary(study, command).write(self.work_dir)
         self.session.close()

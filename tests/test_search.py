@@ -136,6 +136,12 @@ def test_stage_two_localises_what_stage_one_only_ranks(old, index, library, tmp_
     d1, _ = score(index, 0)
     d12, _ = score(index, 10)
     assert d12["VR-R5"] >= d1["VR-R5"] - 5 and d12["VCMR-R10@0.7"] >= d1["VCMR-R10@0.7"] - 5
+    # merge "videos": stage 1 alone orders the videos, the decoder only each video's own windows
+    by_videos = Searcher.from_index(coarse, old, device="cpu", merge="videos").search(queries, top_k=10, rerank=10)
+    first_only = Searcher.from_index(coarse, old, device="cpu").search(queries, top_k=10, rerank=0)
+    assert top_videos(by_videos, 10) == top_videos(first_only, 10)
+    mv = vcmr_metrics([{"qid": r.qid, **p} for r, p in zip(records, by_videos, strict=True)], records)
+    assert mv["VCMR-R5@0.5"] >= m1["VCMR-R5@0.5"] + 20
 
 
 @pytest.mark.slow

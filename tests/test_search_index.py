@@ -26,9 +26,11 @@ def build(out, model, videos, feats, **kw):
 
 def test_proposal_windows_cover_every_scale_and_the_end():
     windows = windows_for(32, Granularity())
-    assert len(windows) == 26  # 15 + 7 + 3 + 1
+    assert len(windows) == 57  # 31 + 15 + 7 + 3 + 1
     assert [0, 31] in windows.tolist() and [28, 31] in windows.tolist() and [24, 31] in windows.tolist()
-    assert len(windows_for(32, Granularity("both"))) == 26 + 32  # the shortest proposal (4 clips) is never a single clip
+    assert [30, 31] in windows.tolist() and [0, 1] in windows.tolist()
+    assert len(windows_for(32, Granularity("both"))) == 57 + 32  # the shortest proposal (2 clips) is never a single clip
+    assert len(windows_for(32, Granularity("proposals", [0.125, 0.25, 0.5, 1.0]))) == 26  # the earlier default
     assert len(windows_for(5, Granularity("proposals", [1.0], 0.5))) == 1
 
 
@@ -36,7 +38,7 @@ def test_round_trip_returns_the_stored_entries(tmp_path):
     model = FakeModel()
     videos, feats = library(5)
     report = build(tmp_path / "idx", model, videos, feats)
-    assert (report.added, report.entries, report.kind) == (5, 5 * 26, "flat")  # 16 clips: 15 + 7 + 3 + 1 windows
+    assert (report.added, report.entries, report.kind) == (5, 5 * 42, "flat")  # 16 clips: 16 + 15 + 7 + 3 + 1 windows
     index = MomentIndex.open(tmp_path / "idx")
     assert set(index.videos()) == set(feats) and index.spaces() == {"fake0"}
     expected = model.embed_videos([feats["v003"]], [32.0], Granularity())[0]
@@ -60,7 +62,7 @@ def test_incremental_add_and_remove(tmp_path):
     left, missing = remove_videos(tmp_path / "idx", ["v001", "nope"])
     assert (left, missing) == (5, ["nope"])
     index = MomentIndex.open(tmp_path / "idx")
-    assert "v001" not in index.videos() and index.num_entries == 5 * 26
+    assert "v001" not in index.videos() and index.num_entries == 5 * 42
     query = model.embed_videos([feats["v001"]], [32.0], Granularity())[0][0]
     hits = index.search(query, index.num_entries)
     found = {index.video_table[index.meta()["video"][r]][0] for r in hits.rows.ravel() if r >= 0}

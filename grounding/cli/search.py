@@ -1,7 +1,7 @@
 """``tools/search.py`` / ``grounding-search``: find moments in an indexed video library.
 
     python tools/search.py --index INDEX_DIR [--checkpoint CKPT] (--query TEXT | --queries FILE.jsonl)
-                           [--top-k 100] [--rerank 20] [--max-per-video 1] [--merge window|video] --out PRED.jsonl
+                           [--top-k 100] [--rerank 20] [--max-per-video 1] [--merge videos|window|video] --out PRED.jsonl
 
 Stage 1 ranks the library in the shared embedding space; stage 2 localises the top ``--rerank`` videos
 with CCMAN (``--rerank 0``: stage 1 only); ``--max-per-video N`` keeps at most N moments of one video in
@@ -31,9 +31,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rerank", type=int, help="videos localised by stage 2 (default 20; 0 = stage 1 only)")
     parser.add_argument("--max-per-video", type=int, help="moments of one video in a query's top K (default: "
                         "search.max_per_video of the index, 1; 0 = no limit)")
-    parser.add_argument("--merge", choices=["window", "video"],
-                        help="stage 2's cross-video score: each window's own similarity (window) or its video's "
-                             "best entry (video); default: search.merge of the index, window")
+    parser.add_argument("--merge", choices=["videos", "window", "video"],
+                        help="how stage 2 ranks across videos: stage 1 orders the videos and the decoder only a "
+                             "video's own windows (videos), or each window scored by its own similarity (window) or its "
+                             "video's best entry (video) times the decoder's score; default: search.merge of the index")
     parser.add_argument("--out", help="predictions JSONL")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--batch-queries", type=int, default=64, help="queries searched together")

@@ -37,7 +37,7 @@ from grounding.models.embedding import SharedEmbeddingSpace
 if TYPE_CHECKING:
     from grounding.models.outputs import SpaceOutput
 
-SCALES = (0.125, 0.25, 0.5, 1.0)  # proposal lengths as fractions of the video (the search index's default)
+SCALES = (0.125, 0.25, 0.5, 1.0)  # proposal lengths as fractions of the video, the windows existence scores
 STRIDE = 0.5  # proposal stride as a fraction of its length
 
 

@@ -6,10 +6,12 @@ exactly how the alignment losses embed a moment during training, ``SpaceOutput.m
 
 Granularity (``search.granularity``):
 
-- ``proposals`` (default): multi-scale sliding windows, lengths ``scales`` x the video (1/8, 1/4, 1/2,
-  1 by default) at a stride of ``stride`` x the length. A query describes a *moment*, and moments are
+- ``proposals`` (default): multi-scale sliding windows, lengths ``scales`` x the video (1/16, 1/8, 1/4,
+  1/2, 1 by default) at a stride of ``stride`` x the length. A query describes a *moment*, and moments are
   what the contrastive loss aligned with sentences, so a window of about the moment's length is the
-  closest stored vector to its query; 26 entries per 32-clip video.
+  closest stored vector to its query; 57 entries per 32-clip video. The 1/16 windows (2 clips of a
+  32-clip video) raise video recall: a video scores its best entry, and a short window that holds only
+  the event is a cleaner view of it than a longer one that also holds its neighbours (docs/search.md).
 - ``clips``: one entry per clip (finer spans, but a single clip is a noisy view of an event and the
   losses never aligned single clips with whole sentences; 32 entries per video).
 - ``both``: the union.
@@ -30,12 +32,13 @@ from grounding.models.existence import proposal_windows
 from grounding.models.shared_space import SharedSpaceModel
 
 GRANULARITIES = ("proposals", "clips", "both")
+SCALES = (0.0625, 0.125, 0.25, 0.5, 1.0)  # index entry lengths as fractions of the video (search.scales)
 
 
 @dataclass
 class Granularity:
     kind: str = "proposals"
-    scales: list[float] = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0])
+    scales: list[float] = field(default_factory=lambda: list(SCALES))
     stride: float = 0.5
 
     def __post_init__(self) -> None:
@@ -48,7 +51,7 @@ class Granularity:
     @classmethod
     def from_config(cls, section: Any) -> Granularity:
         section = dict(section or {})
-        return cls(section.get("granularity", "proposals"), list(section.get("scales") or [0.125, 0.25, 0.5, 1.0]),
+        return cls(section.get("granularity", "proposals"), list(section.get("scales") or SCALES),
                    float(section.get("stride", 0.5)))
 
     def as_dict(self) -> dict[str, Any]:

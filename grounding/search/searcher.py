@@ -6,7 +6,14 @@ Stage 2 runs the full CCMAN cascade on the top ``rerank`` videos of every query,
 pairs in a few ``Batch``es (each video through the video encoder once per batch, ``vid_index``), and
 decodes ``windows_per_video`` windows per pair (``grounding.models.decoding.decode``).
 
-Merged score of window w (decoded in candidate video v) for query q:
+Merged score of window w (decoded in candidate video v) for query q, ``search.merge: videos`` (the default):
+
+    score = P(v | q) ** video_weight * s(w | q, v) / max_w' s(w' | q, v)
+
+``P(v | q)`` from the video's best stage-1 entry: the videos keep stage 1's order and the decoder only
+orders each video's own windows (its best window scores ``P(v | q)``). Its score is trained inside one
+video; multiplied in raw (``window`` / ``video`` below) a confident decoder moved a video past better
+ones and lost video recall (docs/search.md). With ``window`` / ``video``:
 
     score = P(w | q) ** video_weight * s(w | q, v),   P(w | q) = softmax over the candidates' windows of sim(q, w) / tau
 
@@ -46,6 +53,8 @@ T = TypeVar("T")
 
 log = logging.getLogger("grounding")
 
+MERGES = ("videos", "window", "video")
+
 
 class FeatureSource(Protocol):
     def get(self, vid: str) -> np.ndarray:  # model-ready (T, D) clip features
@@ -58,7 +67,8 @@ class SearchSettings:
     rerank: int = 20  # videos localised by stage 2 per query (0 = stage 1 only)
     windows_per_video: int = 5
     video_weight: float = 1.0  # exponent of the shared-space probability in the merged score
-    merge: str = "window"  # window: P from each decoded window's own similarity; video: from the video's best entry
+    merge: str = "videos"  # videos: the video's best entry ranks the videos, the decoder only a video's own windows;
+    # window: P from each decoded window's own similarity; video: from the video's best entry (docs/search.md)
     nms: float = 0.5  # per-video NMS of stage-1 moments
     max_per_video: int = 1  # moments of one video in a query's list (0 = no limit; docs/search.md, "Diverse results")
     candidates: int = 0  # entries fetched per query in stage 1 (0 = enough for the videos needed)
@@ -70,6 +80,8 @@ class SearchSettings:
         known = {f.name: section[f.name] for f in dataclasses.fields(cls) if section.get(f.name) is not None}
         known.update({k: v for k, v in override.items() if v is not None})
         out = cls(**known)
+        if out.merge not in MERGES:
+            raise GroundingError(f"search.merge must be one of {', '.join(MERGES)}, not '{out.merge}'")
         if out.top_k < 1 or out.rerank < 0 or out.windows_per_video < 1 or out.max_per_video < 0:
             raise GroundingError(f"search settings need top_k >= 1, rerank >= 0, windows_per_video >= 1, max_per_video "
                                  f">= 0; got {out}")
@@ -239,12 +251,19 @@ class Searcher:
                 continue
             sims = np.array([f[3] for f in q_found]) / self.temperature
             prob = np.exp(sims - sims.max())
-            if cfg.merge == "video":  # P(v): one share per video, not per window
+            if cfg.merge in ("video", "videos"):  # P(v): one share per video, not per window
                 per_video = {f[0]: p for f, p in zip(q_found, prob, strict=True)}
                 prob = prob / sum(per_video.values())
             else:
                 prob = prob / prob.sum()
-            scored = [[v, s, e, float(p ** cfg.video_weight * c)] for (v, s, e, _, c), p in zip(q_found, prob, strict=True)]
+            decoder = np.array([f[4] for f in q_found])
+            if cfg.merge == "videos":  # the decoder only orders a video's own windows: its best one scores 1
+                best: dict[str, float] = {}
+                for f in q_found:
+                    best[f[0]] = max(best.get(f[0], 0.0), f[4])
+                decoder = decoder / np.array([max(best[f[0]], 1e-12) for f in q_found])
+            scored = [[v, s, e, float(p ** cfg.video_weight * c)]
+                      for (v, s, e, _, _), p, c in zip(q_found, prob, decoder, strict=True)]
             results.append(sorted(scored, key=lambda m: -m[3]))
         return results
 

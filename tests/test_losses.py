@@ -4,12 +4,7 @@ import pytest
 import torch
 
 from grounding.data.batch import make_batch
-from grounding.losses.alignment import (
-    AttentionGuidance,
-    IntraVideoClipAlignment,
-    SentenceMomentContrastive,
-    VideoRetrieval,
-)
+from grounding.losses.alignment import AttentionGuidance, IntraVideoClipAlignment, SentenceMomentContrastive
 from grounding.losses.base import build_criterion
 from grounding.losses.localization import (
     BoundaryCrossEntropy,
@@ -107,33 +102,6 @@ def test_contrastive_does_not_use_same_video_queries_as_negatives():
     clips[:, :] = torch.tensor([1.0, 0.0])
     loss = SentenceMomentContrastive()(_output(clips, torch.tensor([[1.0, 0], [1.0, 0]]), space, batch), batch)
     assert loss.item() == pytest.approx(0.0, abs=1e-6)
-
-
-def _retrieval_case(sentences, clips_of_video):
-    """Three queries (of videos 0, 0, 1) with unit ``sentences`` (3, 2) over two videos whose shared-space clip
-    projections are ``clips_of_video`` (2, 4, 2); video 1 has 3 clips (its 4th is padding)."""
-    mask = torch.tensor([[True] * 4, [True, True, True, False]])
-    vid_index = torch.tensor([0, 0, 1])
-    batch = make_batch(torch.zeros(2, 4, 1), mask, vid_index, torch.zeros(3, 1, dtype=torch.long),
-                       torch.ones(3, 1, dtype=torch.bool), torch.zeros(3, dtype=torch.long),
-                       torch.zeros(3, dtype=torch.long), torch.zeros(3, 2), torch.ones(3))
-    space = SpaceOutput(clips_of_video[vid_index], torch.tensor(sentences), torch.tensor(0.5))
-    return GroundingOutput(batch.clip_mask, torch.zeros(3, 4, 1), space.sentence, torch.zeros(3, 1), space), batch
-
-
-def test_video_retrieval_scores_each_video_by_its_best_window_hand_computed():
-    clips = torch.tensor([[[1.0, 0]] * 4, [[0, 1.0]] * 3 + [[5.0, 5.0]]])  # the padded clip must not count
-    output, batch = _retrieval_case([[1.0, 0], [0, 1.0], [0, 1.0]], clips)
-    # one window per video (the whole video): entries [1, 0] and [0, 1]; logits / tau 0.5:
-    # q0 [2, 0] -> video 0, q1 [0, 2] -> video 0 (wrong), q2 [0, 2] -> video 1
-    expected = (3 * math.log(1 + math.exp(-2)) + 2) / 3
-    assert VideoRetrieval(scales=[1.0]).forward(output, batch).item() == pytest.approx(expected, rel=1e-5)
-    # with short windows video 0's best window holds its one matching clip: q1 now finds it as well as video 1
-    clips[0, 3] = torch.tensor([0, 1.0])
-    output, batch = _retrieval_case([[1.0, 0], [0, 1.0], [0, 1.0]], clips)
-    whole_only = VideoRetrieval(scales=[1.0]).forward(output, batch).item()
-    short_too = VideoRetrieval(scales=[0.25, 1.0]).forward(output, batch).item()
-    assert short_too < whole_only
 
 
 def test_clip_alignment_prefers_inside_clips_closer_to_the_sentence():

@@ -7,18 +7,12 @@ that the two encoders themselves become aligned; none of them needs the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import torch
-import torch.nn.functional as F
 
 from grounding.data.batch import Batch
 from grounding.errors import GroundingError
 from grounding.losses.base import LOSSES, Loss
 from grounding.models.contrastive import info_nce
-from grounding.models.embedding import SharedEmbeddingSpace
-from grounding.models.existence import SCALES, STRIDE, proposal_masks
 from grounding.models.outputs import GroundingOutput, SpaceOutput
 
 
@@ -43,38 +37,6 @@ class SentenceMomentContrastive(Loss):
         moments = space.moments(batch.inside > 0)
         same_video = batch.vid_index[:, None] == batch.vid_index[None, :]
         return info_nce(space.sentence, moments, space.temperature, same_video)
-
-
-@LOSSES.register("video_retrieval")
-class VideoRetrieval(Loss):
-    """Sentence i against every video of the batch, each video scored as library search scores it: the
-    similarity of its best proposal window (``proposal_windows``, the index's entries), cross-entropy with
-    the query's own video as the answer.
-
-    Why: ``contrastive`` compares the sentence with ground-truth moments only, but stage 1 of search ranks
-    a video by the *maximum* over its ~26 windows, and a maximum over many windows of a video that lacks the
-    event is what outranks the right video. Training the same maximum (XML / ReLoCLNet train video retrieval
-    with a max over clips the same way) pushes down a look-alike's best window, not only its moment. A
-    video of the batch that happens to show the query's event is a false negative; in a batch of 32 out of
-    thousands of videos that is rare.
-    """
-
-    def __init__(self, weight: float = 1.0, scales: Sequence[float] = SCALES, stride: float = STRIDE,
-                 **rest: Any) -> None:
-        super().__init__(weight, **rest)
-        self.scales, self.stride = tuple(float(s) for s in scales), float(stride)
-
-    def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
-        space = space_of(output, "video_retrieval")
-        num_videos, rows = batch.video.shape[0], torch.arange(len(batch.vid_index), device=batch.vid_index.device)
-        if num_videos < 2:
-            return space.sentence.sum() * 0
-        first = torch.empty(num_videos, dtype=torch.long, device=rows.device)
-        first[batch.vid_index.flip(0)] = rows.flip(0)  # a row of each video (its clip projections are the same)
-        windows = proposal_masks(output.clip_mask[first], self.scales, self.stride)  # (V, P, T)
-        entries = F.normalize(SharedEmbeddingSpace.pool_moment(space.clip_proj[first], windows), dim=-1)
-        sim = torch.einsum("be,vpe->bvp", space.sentence, entries).amax(-1) / space.temperature
-        return F.cross_entropy(sim.float(), batch.vid_index)
 
 
 @LOSSES.register("clip_alignment")

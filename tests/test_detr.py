@@ -149,35 +149,75 @@ def test_output_shapes_and_padding_never_changes_an_answer(name):
         assert model(batch).negative_saliency.shape == (2, 6)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["moment_detr", "qd_detr"])
-def test_a_short_training_writes_ranked_windows_and_saliency(tiny_qvh_synthetic, tmp_path, name):
-    """A few seconds: one epoch on the tiny QVHighlights-layout benchmark through the trainer, evaluated by the
-    official metrics; every prediction has several windows, best first, and one saliency score per clip."""
+def write_two_event_benchmark(root, videos: int, seed: int = 0, dim: int = 16, clips: int = 16) -> None:
+    """A small QVHighlights-layout set that a DETR learns in a few hundred steps: every 32 s video (16 clips of
+    noise) holds two events of different actions at random places, 2-5 clips long; each query names one
+    action and its text features carry that action's vector (between two filler tokens). Where the event is
+    depends on the video and which one on the text, so no video-free predictor can find it."""
     import json
 
-    from grounding.engine.trainer import run_training
-    from tests.conftest import TINY_QVH_SPEC, tiny_overrides
+    rng = np.random.default_rng(seed)
+    actions = np.linalg.qr(rng.normal(size=(dim, dim)))[0][:4] * 2.0
+    fillers = rng.normal(size=(2, dim))
+    for folder in ("features", "text", "annotations"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    qid = 0
+    for split, count in (("train", videos), ("val", videos // 2)):
+        lines = []
+        for v in range(count):
+            vid = f"{split}{v:04d}"
+            feats = rng.normal(0, 0.5, size=(clips, dim)).astype(np.float32)
+            (a, b), (la, lb) = rng.choice(4, 2, replace=False), rng.integers(2, 6, size=2)
+            sa = int(rng.integers(0, clips - la - lb + 1))
+            sb = int(rng.integers(sa + la, clips - lb + 1))
+            for act, length, start in ((a, la, sa), (b, lb, sb)):
+                feats[start:start + length] += actions[act]
+                ids = list(range(start, start + int(length)))
+                lines.append({"qid": qid, "query": f"a person does action {act}.", "duration": 2 * clips, "vid": vid,
+                              "relevant_clip_ids": ids, "saliency_scores": [[4, 4, 4]] * len(ids),
+                              "relevant_windows": [[2 * start, 2 * (start + int(length))]]})
+                tokens = np.stack([fillers[0], actions[act] / 2.0, fillers[1]]).astype(np.float32)
+                np.savez(root / "text" / f"{qid}.npz", features=tokens)
+                qid += 1
+            np.save(root / "features" / f"{vid}.npy", feats)
+        (root / "annotations" / f"highlight_{split}_release.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
-    overrides = tiny_overrides(tiny_qvh_synthetic, **{"model.video_dim": TINY_QVH_SPEC["feature_dim"],
-                                                      "model.ffn_dim": 64, "train.num_figures": 0})
-    cfg = load_config(REPO / "configs" / f"synthetic_qvh_{name}.yaml",
-                      [o for o in overrides if not o.startswith("model.embed_dim")])  # no shared space here
-    results = run_training(cfg, tmp_path / "run", progress=False)
-    assert {"MR-full-mAP", "MR-full-R1@0.5", "HL-min-VeryGood-mAP"} <= set(results["val"]["brief"])
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "epochs"), [("moment_detr", 30), ("qd_detr", 12)])
+def test_a_short_training_beats_the_video_free_predictors(tmp_path, name, epochs):
+    """~20 s (Moment-DETR, 520 steps) and ~15 s (QD-DETR, 195 steps) on one busy CPU thread: both ports find
+    moments and highlights that the video-free predictors (best fixed window, position-prior saliency) cannot;
+    then every prediction is a ranked list of windows with one saliency score per clip."""
+    import json
+
+    from grounding.data.annotations import read_annotations
+    from grounding.engine.trainer import run_training
+    from grounding.synthetic.shortcuts import audit, highlight_baselines
+
+    data = tmp_path / "data"
+    write_two_event_benchmark(data, videos=100)
+    overrides = {
+        "data.root": data, "data.synthetic": "null", "data.annotations.test": "null", "data.num_clips": 16,
+        "text.input": "precomputed", "+text.root": data / "text", "model.video_dim": 16, "model.dim": 32,
+        "model.ffn_dim": 64, "model.heads": 4, "model.input_dropout": 0.0, "model.dropout": 0.0, "train.device": "cpu",
+        "train.num_threads": 1, "train.num_figures": 0, "train.batch_size": 16, "train.lr": 3e-3,
+        "train.epochs": epochs, "train.eval_every": epochs}
+    cfg = load_config(REPO / "configs" / f"synthetic_qvh_{name}.yaml", [f"{k}={v}" for k, v in overrides.items()])
+    brief = run_training(cfg, tmp_path / "run", progress=False)["val"]["brief"]
+    train, val = (read_annotations("qvhighlights", data / "annotations" / f"highlight_{s}_release.jsonl")
+                  for s in ("train", "val"))
+    fixed = audit(train, val, {}, {})["fixed_window"]["all"]
+    prior = highlight_baselines(train, val)["position_prior"]["HL-min-VeryGood-mAP"]
+    # measured (seed 0): Moment-DETR R1@0.5 62 / HL 89, QD-DETR 78 / 95; fixed window 23, position prior 41
+    assert brief["MR-full-R1@0.5"] > fixed + 15, (brief, fixed)
+    assert brief["HL-min-VeryGood-mAP"] > prior + 25, (brief, prior)
     lines = [json.loads(x) for x in (tmp_path / "run" / "predictions_val.jsonl").read_text().splitlines()]
     for line in lines:
         scores = [w[2] for w in line["pred_relevant_windows"]]
         assert len(scores) > 1 and scores == sorted(scores, reverse=True)
-        assert all(0 <= w[0] < w[1] for w in line["pred_relevant_windows"])
-        assert len(line["pred_saliency_scores"]) > 0
-    # the Grounder answers with the trained DETR (its video encoding depends on the query: none is cached)
-    from grounding import Grounder
-
-    grounder = Grounder.from_pretrained(tmp_path / "run", device="cpu")
-    feats = np.random.default_rng(0).normal(size=(20, TINY_QVH_SPEC["feature_dim"])).astype(np.float32)
-    answer = grounder.predict("a person opens the door.", grounder.video_from_features(feats, 40.0), top_k=3)
-    assert len(answer["pred_relevant_windows"]) == 3 and len(answer["pred_saliency_scores"]) == 20
+        assert all(0 <= w[0] < w[1] <= 32 for w in line["pred_relevant_windows"])
+        assert len(line["pred_saliency_scores"]) == 16
 
 
 def test_oracle_text_features_carry_the_vectors_the_videos_are_made_of(tiny_qvh_synthetic, tmp_path):

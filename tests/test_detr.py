@@ -149,54 +149,23 @@ def test_output_shapes_and_padding_never_changes_an_answer(name):
         assert model(batch).negative_saliency.shape == (2, 6)
 
 
-def write_two_event_benchmark(root, videos: int, seed: int = 0, dim: int = 16, clips: int = 16) -> None:
-    """A small QVHighlights-layout set that a DETR learns in a few hundred steps: every 32 s video (16 clips of
-    noise) holds two events of different actions at random places, 2-5 clips long; each query names one
-    action and its text features carry that action's vector (between two filler tokens). Where the event is
-    depends on the video and which one on the text, so no video-free predictor can find it."""
-    import json
-
-    rng = np.random.default_rng(seed)
-    actions = np.linalg.qr(rng.normal(size=(dim, dim)))[0][:4] * 2.0
-    fillers = rng.normal(size=(2, dim))
-    for folder in ("features", "text", "annotations"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    qid = 0
-    for split, count in (("train", videos), ("val", videos // 2)):
-        lines = []
-        for v in range(count):
-            vid = f"{split}{v:04d}"
-            feats = rng.normal(0, 0.5, size=(clips, dim)).astype(np.float32)
-            (a, b), (la, lb) = rng.choice(4, 2, replace=False), rng.integers(2, 6, size=2)
-            sa = int(rng.integers(0, clips - la - lb + 1))
-            sb = int(rng.integers(sa + la, clips - lb + 1))
-            for act, length, start in ((a, la, sa), (b, lb, sb)):
-                feats[start:start + length] += actions[act]
-                ids = list(range(start, start + int(length)))
-                lines.append({"qid": qid, "query": f"a person does action {act}.", "duration": 2 * clips, "vid": vid,
-                              "relevant_clip_ids": ids, "saliency_scores": [[4, 4, 4]] * len(ids),
-                              "relevant_windows": [[2 * start, 2 * (start + int(length))]]})
-                tokens = np.stack([fillers[0], actions[act] / 2.0, fillers[1]]).astype(np.float32)
-                np.savez(root / "text" / f"{qid}.npz", features=tokens)
-                qid += 1
-            np.save(root / "features" / f"{vid}.npy", feats)
-        (root / "annotations" / f"highlight_{split}_release.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "epochs"), [("moment_detr", 30), ("qd_detr", 12)])
 def test_a_short_training_beats_the_video_free_predictors(tmp_path, name, epochs):
-    """~20 s (Moment-DETR, 520 steps) and ~15 s (QD-DETR, 195 steps) on one busy CPU thread: both ports find
-    moments and highlights that the video-free predictors (best fixed window, position-prior saliency) cannot;
+    """~38 s (Moment-DETR, 390 steps) and ~21 s (QD-DETR, 156 steps) on one CPU thread of a busy machine (load 7
+    on 2 cores): both ports find moments and highlights (``write_two_event_set``: where an event is depends
+    on the video, which one on the text) that the video-free predictors (best fixed window, position-prior
+    saliency) cannot;
     then every prediction is a ranked list of windows with one saliency score per clip."""
     import json
 
+    from grounding.bench.parity_detr import write_two_event_set
     from grounding.data.annotations import read_annotations
     from grounding.engine.trainer import run_training
     from grounding.synthetic.shortcuts import audit, highlight_baselines
 
     data = tmp_path / "data"
-    write_two_event_benchmark(data, videos=100)
+    write_two_event_set(data, train_videos=100, test_videos=50)  # 16 clips, two 2-5 clip events a video
     overrides = {
         "data.root": data, "data.synthetic": "null", "data.annotations.test": "null", "data.num_clips": 16,
         "text.input": "precomputed", "+text.root": data / "text", "model.video_dim": 16, "model.dim": 32,

@@ -14,8 +14,9 @@ synthetic QVHighlights layout, which neither model learns moments on within minu
 from a folder the user names (nothing is fetched) with ``parity_shim/sitecustomize.py`` first on their
 PYTHONPATH (``.cuda()`` a no-op; see that file) and ``original_deps`` (their scipy, scikit-learn and tabulate)
 after it; where a folder is absent that side is skipped.
-Evaluated: the final epoch on both sides (ours ``train.eval_every=epochs``, so best = last; theirs
-``latest_*_preds.jsonl``, written every 5 epochs, so ``epochs`` must be a multiple of 5).
+Evaluated: the final epoch on both sides (ours ``train.eval_every=epochs``, so best = last; theirs the
+last evaluation's file, ``latest_*_preds.jsonl`` or, when it was their best so far, ``best_*``; they
+evaluate every 5 epochs, so ``epochs`` must be a multiple of 5).
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from grounding.errors import GroundingError
 
 SHIM = Path(__file__).resolve().parent / "parity_shim"
 REPO = Path(__file__).resolve().parents[2]
-ENTRY = {"moment_detr": "moment_detr/train.py", "qd_detr": "qd_detr/train.py"}
+ENTRY = {"moment_detr": "moment_detr/train.py", "qd_detr": "qd_detr/train.py"}  # the authors' code (ccman: none)
+CONFIG = {"moment_detr": "synthetic_qvh_moment_detr.yaml", "qd_detr": "synthetic_qvh_qd_detr.yaml",
+          "ccman": "synthetic_qvh.yaml"}
 METRICS = ("MR-full-mAP", "MR-full-R1@0.5", "MR-full-R1@0.7", "HL-min-VeryGood-mAP")
 
 
@@ -151,8 +154,19 @@ def score(predictions: Path, data: Path) -> dict[str, float]:
     return {k: float(brief[k]) for k in METRICS}
 
 
+def model_overrides(name: str, s: ParitySettings) -> dict[str, Any]:
+    """The shared model size: a DETR port takes the authors' flags' values; CCMAN (no original) its width,
+    heads, shared-space width and dropout, the rest of its recipe (schedule, clipping, losses) its own."""
+    if name == "ccman":
+        return {"model.dim": s.hidden_dim, "model.heads": s.heads, "model.embed_dim": s.hidden_dim,
+                "model.dropout": s.dropout}
+    return {"model.dim": s.hidden_dim, "model.ffn_dim": s.ffn_dim, "model.heads": s.heads,
+            "model.input_dropout": s.input_dropout, "model.dropout": s.dropout}
+
+
 def run_ours(name: str, data: Path, seed: int, s: ParitySettings, work: Path) -> dict[str, Any]:
-    """Train the port with ``configs/synthetic_qvh_<name>.yaml`` on the shared data; its val metrics."""
+    """Train ``name`` with ``configs/<CONFIG[name]>`` on the shared data; its val metrics (and per-tag
+    ``<tag>/MR-full-R1@0.5`` where the data has tags)."""
     from grounding.config import load_config
     from grounding.engine.trainer import run_training
 
@@ -160,15 +174,14 @@ def run_ours(name: str, data: Path, seed: int, s: ParitySettings, work: Path) ->
     overrides = {
         "data.root": data / "synthetic", "data.synthetic": "null", "data.features": data / "ours" / "video",
         "data.l2_normalize": "true", "model.video_dim": dim, "text.input": "precomputed",
-        "+text.root": data / "ours" / "text", "model.dim": s.hidden_dim, "model.ffn_dim": s.ffn_dim,
-        "model.heads": s.heads, "model.input_dropout": s.input_dropout, "model.dropout": s.dropout,
-        "train.epochs": s.epochs,
+        "+text.root": data / "ours" / "text", **model_overrides(name, s), "train.epochs": s.epochs,
         "train.eval_every": s.epochs, "train.batch_size": s.batch_size, "train.lr": s.lr, "train.seed": seed,
         "train.device": "cpu", "train.num_threads": s.threads, "train.num_figures": 0}
-    cfg = load_config(REPO / "configs" / f"synthetic_qvh_{name}.yaml", [f"{k}={v}" for k, v in overrides.items()])
+    cfg = load_config(REPO / "configs" / CONFIG[name], [f"{k}={v}" for k, v in overrides.items()])
     start = time.perf_counter()
-    run_training(cfg, work, progress=False, overwrite=True)
-    return {"seconds": time.perf_counter() - start, **score(work / "predictions_val.jsonl", data)}
+    brief = run_training(cfg, work, progress=False, overwrite=True)["val"]["brief"]
+    tagged = {k: float(v) for k, v in brief.items() if "/" in k and k.endswith(("MR-full-R1@0.5", "HL-min-VeryGood-mAP"))}
+    return {"seconds": time.perf_counter() - start, **score(work / "predictions_val.jsonl", data), **tagged}
 
 
 def original_command(name: str, code: Path, data: Path, seed: int, s: ParitySettings, work: Path) -> list[str]:
@@ -200,10 +213,13 @@ def run_original(name: str, code: Path, data: Path, seed: int, s: ParitySettings
         subprocess.run(original_command(name, code, data, seed, s, work), cwd=code, env=env, stdout=log,
                        stderr=subprocess.STDOUT, check=False)
     seconds = time.perf_counter() - start
-    found = sorted(work.glob("hl-video_tef-parity-*/latest_hl_val_preds.jsonl"))
+    # the last evaluation's file: latest_*, or best_* when that evaluation was the best (they rename it)
+    runs = sorted(work.glob("hl-video_tef-parity-*"))
+    found = [p for p in (runs[-1] / "latest_hl_val_preds.jsonl", runs[-1] / "best_hl_val_preds.jsonl")
+             if p.is_file()] if runs else []
     if not found:
-        raise GroundingError(f"the original {name} wrote no latest_hl_val_preds.jsonl; see {work / 'train.log'}")
-    return {"seconds": seconds, **score(found[-1], data)}
+        raise GroundingError(f"the original {name} wrote no prediction file; see {work / 'train.log'}")
+    return {"seconds": seconds, **score(found[0], data)}
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
@@ -222,24 +238,39 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
 
 def run_parity(names: list[str], originals: dict[str, Path | None], seeds: list[int], s: ParitySettings,
                out: str | Path, log=print) -> list[dict[str, Any]]:
-    """Every (model, seed) on both sides; a side whose code folder is missing is skipped with a note.
-    Rows are appended to ``<out>/parity.jsonl`` as they finish."""
+    """Every (model, seed) on both sides; a side whose code folder is missing is skipped with a note, a run
+    that fails is logged and skipped. Rows are appended to ``<out>/parity.jsonl`` as they finish; a row
+    already there (same model, side, seed and settings) is reused, so an interrupted comparison resumes."""
     out = Path(out)
     data = write_parity_data(out / "data", s.data, s.synthetic)
+    log_path = out / "parity.jsonl"
+    done = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.is_file() else []
+    done = [r for r in done if r.get("settings") == json.loads(json.dumps(asdict(s)))]
     rows: list[dict[str, Any]] = []
     for name in names:
         code = originals.get(name)
-        if code is None or not (Path(code) / ENTRY[name]).is_file():
+        if name not in ENTRY:
+            code = None  # ours only (CCMAN beside the ports)
+        elif code is None or not (Path(code) / ENTRY[name]).is_file():
             log(f"{name}: the original code is absent ({code}); running ours only")
             code = None
         for seed in seeds:
             for side in ("ours", "original") if code is not None else ("ours",):
+                key = {"model": name, "side": side, "seed": seed}
+                previous = next((r for r in done if all(r[k] == v for k, v in key.items())), None)
+                if previous is not None:
+                    rows.append({k: v for k, v in previous.items() if k != "settings"})
+                    continue
                 work = out / "runs" / f"{name}_{side}_{seed}"
-                result = (run_ours(name, data, seed, s, work) if side == "ours"
-                          else run_original(name, Path(code), data, seed, s, work))
-                row = {"model": name, "side": side, "seed": seed, **result}
+                try:
+                    result = (run_ours(name, data, seed, s, work) if side == "ours"
+                              else run_original(name, Path(code), data, seed, s, work))
+                except GroundingError as err:
+                    log(f"{name} {side} seed {seed} failed: {err}")
+                    continue
+                row = {**key, **result}
                 rows.append(row)
-                with open(out / "parity.jsonl", "a") as f:
+                with open(log_path, "a") as f:
                     f.write(json.dumps({**row, "settings": asdict(s)}) + "\n")
                 log(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}))
     return rows

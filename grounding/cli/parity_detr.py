@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = ParitySettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder for the shared data, the runs and parity.jsonl")
-    parser.add_argument("--models", nargs="+", default=["moment_detr", "qd_detr"], choices=["moment_detr", "qd_detr"])
+    parser.add_argument("--models", nargs="+", default=["moment_detr", "qd_detr"], choices=["moment_detr", "qd_detr", "ccman"],
+                        help="ccman runs on our side only (the same data and budget, for the comparison table)")
     parser.add_argument("--moment-detr-code", type=Path, default=None, help="a checkout of jayleicn/moment_detr")
     parser.add_argument("--qd-detr-code", type=Path, default=None, help="a checkout of wjun0830/QD-DETR")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

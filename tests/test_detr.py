@@ -95,6 +95,12 @@ def test_saliency_margin_by_hand():
     out = saliency_output([[1.0, 0.9, 0.5, 0.5]])
     # hard pair: clip 0 (0.5) over clip 1 (0.25): max(0, 0.2 + 0.9 - 1.0) = 0.1; every easy pair clears the margin
     assert SaliencyMargin(margin=0.2, pairs=1)(out, batch).item() == pytest.approx(0.1)
+    # equal ratings: clips 0 and 1 both 0.5, so the hard pair is skipped, or kept as the authors do (either way
+    # round: 0.2 + 0.9 - 1.0 = 0.1 or 0.2 + 1.0 - 0.9 = 0.3; the loss is 2 x hinge / (1 query x 2 pairs))
+    tied = one_query_batch([[0.0, 0.5]], saliency=[0.5, 0.5, 0.0, 0.0])
+    assert SaliencyMargin(margin=0.2, pairs=1)(out, tied).item() == pytest.approx(0.0)
+    assert SaliencyMargin(margin=0.2, pairs=1, ties="keep")(out, tied).item() in (pytest.approx(0.1), pytest.approx(0.3))
+    assert SaliencyMargin(margin=0.2, pairs=1, ties="keep")(out, batch).item() == pytest.approx(0.1)  # no tie: as skip
 
 
 def test_rank_contrastive_and_negative_pairs_by_hand():

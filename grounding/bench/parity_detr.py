@@ -57,6 +57,7 @@ class ParitySettings:
     threads: int = 1
     original_deps: list[str] = field(default_factory=list)  # folders with the originals' scipy / scikit-learn
     data: str = "two_event"  # two_event | synthetic_qvh
+    our_overrides: list[str] = field(default_factory=list)  # extra key=value for our side (e.g. loss.saliency_margin.ties=keep)
     synthetic: dict[str, Any] = field(default_factory=lambda: {"train_videos": 100, "test_videos": 50, "seed": 0,
                                                                "clips": 40, "max_len": 17})
 
@@ -177,7 +178,7 @@ def run_ours(name: str, data: Path, seed: int, s: ParitySettings, work: Path) ->
         "+text.root": data / "ours" / "text", **model_overrides(name, s), "train.epochs": s.epochs,
         "train.eval_every": s.epochs, "train.batch_size": s.batch_size, "train.lr": s.lr, "train.seed": seed,
         "train.device": "cpu", "train.num_threads": s.threads, "train.num_figures": 0}
-    cfg = load_config(REPO / "configs" / CONFIG[name], [f"{k}={v}" for k, v in overrides.items()])
+    cfg = load_config(REPO / "configs" / CONFIG[name], [f"{k}={v}" for k, v in overrides.items()] + list(s.our_overrides))
     start = time.perf_counter()
     brief = run_training(cfg, work, progress=False, overwrite=True)["val"]["brief"]
     tagged = {k: float(v) for k, v in brief.items() if "/" in k and k.endswith(("MR-full-R1@0.5", "HL-min-VeryGood-mAP"))}

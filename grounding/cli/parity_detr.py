@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, help=f"(default {value})")
     parser.add_argument("--original-deps", nargs="*", default=[],
                         help="folders put on the originals' PYTHONPATH (pip install --target DIR scipy scikit-learn tabulate)")
+    parser.add_argument("--our-overrides", nargs="*", default=[],
+                        help="extra key=value overrides for our side only (e.g. loss.saliency_margin.ties=keep)")
     parser.add_argument("--synthetic", type=json.loads, default=d.synthetic,
                         help="keywords of the data writer, as JSON: write_two_event_set's or SyntheticSpec's "
                              f"(default {json.dumps(d.synthetic)})")

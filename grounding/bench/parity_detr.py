@@ -180,8 +180,9 @@ def run_ours(name: str, data: Path, seed: int, s: ParitySettings, work: Path) ->
         "train.device": "cpu", "train.num_threads": s.threads, "train.num_figures": 0}
     cfg = load_config(REPO / "configs" / CONFIG[name], [f"{k}={v}" for k, v in overrides.items()] + list(s.our_overrides))
     start = time.perf_counter()
-    brief = run_training(cfg, work, progress=False, overwrite=True)["val"]["brief"]
-    tagged = {k: float(v) for k, v in brief.items() if "/" in k and k.endswith(("MR-full-R1@0.5", "HL-min-VeryGood-mAP"))}
+    metrics = run_training(cfg, work, progress=False, overwrite=True)["val"]  # per-tag metrics at its top level
+    tagged = {k: float(v) for k, v in metrics.items()
+              if "/" in k and k.endswith(("MR-full-R1@0.5", "HL-min-VeryGood-mAP")) and v is not None}
     return {"seconds": time.perf_counter() - start, **score(work / "predictions_val.jsonl", data), **tagged}
 
 

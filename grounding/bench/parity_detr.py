@@ -206,6 +206,9 @@ def run_original(name: str, code: Path, data: Path, seed: int, s: ParitySettings
     """Run the authors' training in a child process (their code unchanged; the shim first on PYTHONPATH)."""
     if s.epochs % 5:
         raise GroundingError(f"the original code evaluates every 5 epochs; use --epochs a multiple of 5, not {s.epochs}")
+    if name == "qd_detr" and s.hidden_dim != 256:
+        raise GroundingError(f"the authors' QD-DETR hard-codes a 256-d anchor embedding (128 sines per coordinate); "
+                             f"use --hidden-dim 256, not {s.hidden_dim}")
     work.mkdir(parents=True, exist_ok=True)
     paths = [str(SHIM), str(code), *(str(p) for p in s.original_deps), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p),

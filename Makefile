@@ -8,7 +8,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_DIR ?= work_dirs/demo
 DEMO_EPOCHS ?= 6
 
-.PHONY: install test test-fast demo lint bench clean
+.PHONY: install test test-fast demo lint bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -35,6 +35,16 @@ lint: install
 
 bench: install
 	$(PY) tools/benchmark.py --device cpu --quick --shapes charades_sta qvhighlights --out work_dirs/bench_cpu.json
+
+# Every model at every benchmark shape on one GPU: training eager and compiled (batch 256), inference
+# (batch 1,024) and one-query latency; JSON + a Markdown table (docs/performance.md). Meant to finish in
+# under 8 minutes; BENCH_DEVICE=cpu BENCH_ARGS="--tiny --quick --repeats 1 --batch 4" checks it end to end
+# on a CPU.
+BENCH_DEVICE ?= cuda
+BENCH_ARGS ?=
+bench-gpu: install
+	$(PY) tools/benchmark.py --device $(BENCH_DEVICE) --sections train infer --train-modes eager compiled \
+		--out work_dirs/bench_gpu.json --markdown work_dirs/bench_gpu.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) work_dirs .pytest_cache

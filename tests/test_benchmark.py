@@ -160,3 +160,15 @@ def test_compare_speed_alternates_two_checkouts_in_one_process(tmp_path, monkeyp
         assert results[name]["latency_ms"]["best"] > 0 and results[name]["train_queries_per_s"]["median"] > 0
     with pytest.raises(GroundingError, match="not a checkout"):
         load_version(tmp_path, "charades_sta", "ccman", fused=True)
+
+
+def test_table_has_a_compiled_training_column_when_both_modes_ran():
+    from grounding.cli.benchmark import table
+
+    rate = lambda q: {"queries_per_s": {"median": q, "min": q - 10, "max": q + 10}}  # noqa: E731
+    results = {"shapes": {"qvhighlights": {"qd_detr": {"train": rate(100), "train_compiled": rate(250),
+                                                       "infer": {"queries_per_s": {"median": 900},
+                                                                 "latency_ms": {"median": 2.5}}}}}}
+    text = table(results)
+    assert "| train q/s | train compiled q/s | infer q/s |" in text
+    assert "| qvhighlights | qd_detr | 100 (90..110) | 250 (240..260) | 900 | 2.5 | - | - / - / - |" in text

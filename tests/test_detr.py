@@ -95,6 +95,12 @@ def test_saliency_margin_by_hand():
     out = saliency_output([[1.0, 0.9, 0.5, 0.5]])
     # hard pair: clip 0 (0.5) over clip 1 (0.25): max(0, 0.2 + 0.9 - 1.0) = 0.1; every easy pair clears the margin
     assert SaliencyMargin(margin=0.2, pairs=1)(out, batch).item() == pytest.approx(0.1)
+    # equal ratings: clips 0 and 1 both 0.5, so the hard pair is skipped, or kept as the authors do (either way
+    # round: 0.2 + 0.9 - 1.0 = 0.1 or 0.2 + 1.0 - 0.9 = 0.3; the loss is 2 x hinge / (1 query x 2 pairs))
+    tied = one_query_batch([[0.0, 0.5]], saliency=[0.5, 0.5, 0.0, 0.0])
+    assert SaliencyMargin(margin=0.2, pairs=1)(out, tied).item() == pytest.approx(0.0)
+    assert SaliencyMargin(margin=0.2, pairs=1, ties="keep")(out, tied).item() in (pytest.approx(0.1), pytest.approx(0.3))
+    assert SaliencyMargin(margin=0.2, pairs=1, ties="keep")(out, batch).item() == pytest.approx(0.1)  # no tie: as skip
 
 
 def test_rank_contrastive_and_negative_pairs_by_hand():
@@ -150,34 +156,43 @@ def test_output_shapes_and_padding_never_changes_an_answer(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["moment_detr", "qd_detr"])
-def test_a_short_training_writes_ranked_windows_and_saliency(tiny_qvh_synthetic, tmp_path, name):
-    """A few seconds: one epoch on the tiny QVHighlights-layout benchmark through the trainer, evaluated by the
-    official metrics; every prediction has several windows, best first, and one saliency score per clip."""
+@pytest.mark.parametrize(("name", "epochs"), [("moment_detr", 30), ("qd_detr", 12)])
+def test_a_short_training_beats_the_video_free_predictors(tmp_path, name, epochs):
+    """~38 s (Moment-DETR, 390 steps) and ~21 s (QD-DETR, 156 steps) on one CPU thread of a busy machine (load 7
+    on 2 cores): both ports find moments and highlights (``write_two_event_set``: where an event is depends
+    on the video, which one on the text) that the video-free predictors (best fixed window, position-prior
+    saliency) cannot;
+    then every prediction is a ranked list of windows with one saliency score per clip."""
     import json
 
+    from grounding.bench.parity_detr import write_two_event_set
+    from grounding.data.annotations import read_annotations
     from grounding.engine.trainer import run_training
-    from tests.conftest import TINY_QVH_SPEC, tiny_overrides
+    from grounding.synthetic.shortcuts import audit, highlight_baselines
 
-    overrides = tiny_overrides(tiny_qvh_synthetic, **{"model.video_dim": TINY_QVH_SPEC["feature_dim"],
-                                                      "model.ffn_dim": 64, "train.num_figures": 0})
-    cfg = load_config(REPO / "configs" / f"synthetic_qvh_{name}.yaml",
-                      [o for o in overrides if not o.startswith("model.embed_dim")])  # no shared space here
-    results = run_training(cfg, tmp_path / "run", progress=False)
-    assert {"MR-full-mAP", "MR-full-R1@0.5", "HL-min-VeryGood-mAP"} <= set(results["val"]["brief"])
+    data = tmp_path / "data"
+    write_two_event_set(data, train_videos=100, test_videos=50)  # 16 clips, two 2-5 clip events a video
+    overrides = {
+        "data.root": data, "data.synthetic": "null", "data.annotations.test": "null", "data.num_clips": 16,
+        "text.input": "precomputed", "+text.root": data / "text", "model.video_dim": 16, "model.dim": 32,
+        "model.ffn_dim": 64, "model.heads": 4, "model.input_dropout": 0.0, "model.dropout": 0.0, "train.device": "cpu",
+        "train.num_threads": 1, "train.num_figures": 0, "train.batch_size": 16, "train.lr": 3e-3,
+        "train.epochs": epochs, "train.eval_every": epochs}
+    cfg = load_config(REPO / "configs" / f"synthetic_qvh_{name}.yaml", [f"{k}={v}" for k, v in overrides.items()])
+    brief = run_training(cfg, tmp_path / "run", progress=False)["val"]["brief"]
+    train, val = (read_annotations("qvhighlights", data / "annotations" / f"highlight_{s}_release.jsonl")
+                  for s in ("train", "val"))
+    fixed = audit(train, val, {}, {})["fixed_window"]["all"]
+    prior = highlight_baselines(train, val)["position_prior"]["HL-min-VeryGood-mAP"]
+    # measured (seed 0): Moment-DETR R1@0.5 62 / HL 89, QD-DETR 78 / 95; fixed window 23, position prior 41
+    assert brief["MR-full-R1@0.5"] > fixed + 15, (brief, fixed)
+    assert brief["HL-min-VeryGood-mAP"] > prior + 25, (brief, prior)
     lines = [json.loads(x) for x in (tmp_path / "run" / "predictions_val.jsonl").read_text().splitlines()]
     for line in lines:
         scores = [w[2] for w in line["pred_relevant_windows"]]
         assert len(scores) > 1 and scores == sorted(scores, reverse=True)
-        assert all(0 <= w[0] < w[1] for w in line["pred_relevant_windows"])
-        assert len(line["pred_saliency_scores"]) > 0
-    # the Grounder answers with the trained DETR (its video encoding depends on the query: none is cached)
-    from grounding import Grounder
-
-    grounder = Grounder.from_pretrained(tmp_path / "run", device="cpu")
-    feats = np.random.default_rng(0).normal(size=(20, TINY_QVH_SPEC["feature_dim"])).astype(np.float32)
-    answer = grounder.predict("a person opens the door.", grounder.video_from_features(feats, 40.0), top_k=3)
-    assert len(answer["pred_relevant_windows"]) == 3 and len(answer["pred_saliency_scores"]) == 20
+        assert all(0 <= w[0] < w[1] <= 32 for w in line["pred_relevant_windows"])
+        assert len(line["pred_saliency_scores"]) == 16
 
 
 def test_oracle_text_features_carry_the_vectors_the_videos_are_made_of(tiny_qvh_synthetic, tmp_path):

@@ -96,13 +96,16 @@ def pick(keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 class SaliencyMargin(Loss):
     """``max(0, margin + s_neg - s_pos)`` over ``pairs`` hard and ``pairs`` easy pairs a query, summed and
     divided by (queries x pairs) / 2, as Moment-DETR scales it. Pairs are drawn afresh each step: hard =
-    the highest against the lowest rated relevant clips (ties broken at random; a pair of equal ratings is
-    skipped, which is how data without graded ratings trains), easy = a random relevant against a random
-    irrelevant clip. Relevant = saliency target > 0."""
+    the highest against the lowest rated relevant clips (ties broken at random; with ``ties="skip"`` a pair
+    of equal ratings is skipped, which is how data without graded ratings trains; ``"keep"`` keeps it, as
+    the authors' loader does, so the hinge then pushes one of two equally rated clips above the other),
+    easy = a random relevant against a random irrelevant clip. Relevant = saliency target > 0."""
 
-    def __init__(self, weight: float = 1.0, margin: float = 0.2, pairs: int = 2, **_: Any) -> None:
+    def __init__(self, weight: float = 1.0, margin: float = 0.2, pairs: int = 2, ties: str = "skip", **_: Any) -> None:
         super().__init__(weight)
-        self.margin, self.pairs = float(margin), int(pairs)
+        if ties not in ("skip", "keep"):
+            raise GroundingError(f"loss.saliency_margin.ties is '{ties}'; use skip or keep")
+        self.margin, self.pairs, self.keep_ties = float(margin), int(pairs), ties == "keep"
 
     def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
         scores, mask = clip_scores(output)
@@ -111,11 +114,13 @@ class SaliencyMargin(Loss):
         noise = torch.rand_like(target)
         inf = torch.tensor(float("-inf"), device=target.device)
         hard_pos, ok_hp = pick(torch.where(relevant, target + 1e-3 * noise, inf), self.pairs)
-        hard_neg, ok_hn = pick(torch.where(relevant, -target + 1e-3 * noise, inf), self.pairs)
+        hard_neg, ok_hn = pick(torch.where(relevant, -(target + 1e-3 * noise), inf), self.pairs)  # same noise: not the hard positive
         easy_pos, ok_ep = pick(torch.where(relevant, noise, inf), self.pairs)
         easy_neg, ok_en = pick(torch.where(irrelevant, noise, inf), self.pairs)
         pos, neg = torch.cat([hard_pos, easy_pos], 1), torch.cat([hard_neg, easy_neg], 1)
-        valid = torch.cat([ok_hp & ok_hn, ok_ep & ok_en], 1) & (target.gather(1, pos) > target.gather(1, neg))
+        valid = torch.cat([ok_hp & ok_hn, ok_ep & ok_en], 1)
+        if not self.keep_ties:
+            valid = valid & (target.gather(1, pos) > target.gather(1, neg))
         hinge = (self.margin + scores.gather(1, neg) - scores.gather(1, pos)).clamp_min(0) * valid
         return hinge.sum() / (len(scores) * 2 * self.pairs) * 2
 

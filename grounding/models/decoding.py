@@ -131,8 +131,10 @@ def decode_moments(moments: MomentSet, duration: torch.Tensor, cfg: DecodeConfig
 
 def decode_output(output: GroundingOutput, duration: torch.Tensor, cfg: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """``decode`` of a model's output (its decoded stage's windows and its saliency head's clip scores), or
-    ``decode_moments`` of its set prediction with sigmoid saliency."""
+    ``decode_moments`` of its set prediction with the saliency head's raw scores (0 on padding), as the
+    DETR family's authors write them: only their ranking means something, and a sigmoid rounds to 0 in the
+    prediction file once QD-DETR's negative-pair term has pushed every score far below 0."""
     if output.moments is None:
         return decode(output.decoded, output.clip_mask, duration, cfg, output.saliency)
-    saliency = torch.sigmoid(output.saliency.float()) * output.clip_mask
+    saliency = output.saliency.float().masked_fill(~output.clip_mask, 0.0)
     return decode_moments(output.moments, duration, cfg), saliency

@@ -30,6 +30,7 @@ from torch import nn
 from grounding.data.batch import Batch
 from grounding.models.detr_layers import (
     MLP,
+    AnchorDecoderLayer,
     DetrLayer,
     ProjectionStack,
     inverse_sigmoid,
@@ -60,6 +61,7 @@ class MomentDETRConfig:
 @dataclass
 class QDDETRConfig(MomentDETRConfig):
     t2v_layers: int = 2  # text-to-video cross-attention layers before the encoder
+    activation: str = "prelu"  # of every feed-forward (the authors' transformer uses PReLU)
 
 
 class TokenInputs(nn.Module):
@@ -91,16 +93,14 @@ class TokenInputs(nn.Module):
 
 
 class SetHeads(nn.Module):
-    """Foreground logit and span of every decoded query; with ``anchors`` the span refines the query's anchor."""
+    """Foreground logit and span of every decoded query; with ``anchors`` the span is an offset (before the
+    sigmoid) from the query's anchor."""
 
     def __init__(self, dim: int, anchors: bool) -> None:
         super().__init__()
         self.label = nn.Linear(dim, 1)
         self.span = MLP(dim, dim, 2, 3)
         self.anchors = anchors
-        if anchors:  # start every layer at its anchor
-            nn.init.zeros_(self.span.linears[-1].weight)
-            nn.init.zeros_(self.span.linears[-1].bias)
 
     def forward(self, hidden: torch.Tensor, anchor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         delta = self.span(hidden)
@@ -169,20 +169,25 @@ class QDDETR(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.inputs = TokenInputs(cfg, vocab_size, token_feat_dim, pretrained_words)
-        layer = lambda **kw: DetrLayer(cfg.dim, cfg.heads, cfg.ffn_dim, cfg.dropout, **kw)  # noqa: E731
-        self.text_to_video = nn.ModuleList(layer(self_attn=False, cross_attn=True) for _ in range(cfg.t2v_layers))
+        layer = lambda **kw: DetrLayer(cfg.dim, cfg.heads, cfg.ffn_dim, cfg.dropout, activation=cfg.activation, **kw)  # noqa: E731
+        self.text_to_video = nn.ModuleList(layer(self_attn=False, cross_attn=True, t2v_residual=True)
+                                           for _ in range(cfg.t2v_layers))
         self.encoder = nn.ModuleList(layer() for _ in range(cfg.encoder_layers))
         self.global_token = nn.Parameter(torch.randn(cfg.dim))
         self.global_pos = nn.Parameter(torch.randn(cfg.dim))
-        self.decoder = nn.ModuleList(layer(cross_attn=True) for _ in range(cfg.decoder_layers))
+        self.decoder = nn.ModuleList(AnchorDecoderLayer(cfg.dim, cfg.heads, cfg.ffn_dim, cfg.dropout, first=i == 0,
+                                                        activation=cfg.activation) for i in range(cfg.decoder_layers))
         self.decoder_norm = nn.LayerNorm(cfg.dim)
         self.anchors = nn.Embedding(cfg.num_queries, 2)  # (centre, width) before the sigmoid
-        self.anchor_pos = MLP(cfg.dim, cfg.dim, cfg.dim, 2)
-        self.pos_scale = MLP(cfg.dim, cfg.dim, cfg.dim, 2)
+        self.anchor_pos = MLP(cfg.dim, cfg.dim, cfg.dim, 2)  # sine embedding of an anchor -> its query position
+        self.pos_scale = MLP(cfg.dim, cfg.dim, cfg.dim, 2)  # content -> scale of the anchor's sine embedding
+        self.width_scale = MLP(cfg.dim, cfg.dim, 1, 2)  # content -> attention width, relative to the anchor's
+        self.refine = MLP(cfg.dim, cfg.dim, 2, 3)  # content -> the next layer's anchor (offset before the sigmoid)
         self.heads = SetHeads(cfg.dim, anchors=True)
         self.saliency_clip = nn.Linear(cfg.dim, cfg.dim)
         self.saliency_global = nn.Linear(cfg.dim, cfg.dim)
-        xavier_init(self.text_to_video, self.encoder, self.decoder, self.anchor_pos, self.pos_scale)
+        xavier_init(self.text_to_video, self.encoder, self.decoder, self.anchor_pos, self.pos_scale, self.width_scale,
+                    self.refine)
 
     def encode(self, clips: torch.Tensor, mask: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor,
                pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,21 +208,27 @@ class QDDETR(nn.Module):
         return (scores / math.sqrt(self.cfg.dim)).float().masked_fill(~mask, NEG)
 
     def decode(self, memory: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> MomentSet:
-        """Anchor decoder: each query's position embedding comes from its current (centre, width) anchor
-        (scaled by its content after the first layer); every layer refines the anchors."""
+        """Anchor decoder (DAB-DETR's, as QD-DETR uses it): each layer reads its queries' (centre, width) anchors
+        as a sine embedding, which gives the self-attention position (``anchor_pos``) and, scaled by the content
+        (``pos_scale``, from the second layer) and by a learnt width over the anchor's width, the query position
+        of the conditional cross-attention; after the layer, ``refine`` moves the anchors for the next layer
+        (the gradient reaches the refinement that made an anchor, not the layers before it). Each layer's spans are
+        its own offsets from the anchors it read."""
         b, d = len(memory), self.cfg.dim
-        anchor = torch.sigmoid(self.anchors.weight)[None].expand(b, -1, -1)
+        anchor = torch.sigmoid(self.anchors.weight)[None].expand(b, -1, -1)  # read by the layer (detached after the first)
+        out_anchor = anchor  # the same, with the gradient into the layer that moved it
         x = torch.zeros(b, self.cfg.num_queries, d, device=memory.device, dtype=memory.dtype)
         layers = []
         for i, layer in enumerate(self.decoder):
-            query_pos = self.anchor_pos(torch.cat([sine_embed(anchor[..., 0] * 2 * math.pi, d // 2),
-                                                   sine_embed(anchor[..., 1] * 2 * math.pi, d // 2)], -1).to(x.dtype))
-            if i > 0:
-                query_pos = query_pos * self.pos_scale(x)
-            x = layer(x, query_pos, None, memory, pos, mask)
-            logits, spans = self.heads(self.decoder_norm(x), anchor)
-            layers.append((logits, spans))
-            anchor = spans.detach()
+            sine = torch.cat([sine_embed(anchor[..., 0] * 2 * math.pi, d // 2),
+                              sine_embed(anchor[..., 1] * 2 * math.pi, d // 2)], -1).to(x.dtype)
+            query_pos = self.anchor_pos(sine)
+            query_sine = sine if i == 0 else sine * self.pos_scale(x)
+            query_sine = query_sine * (torch.sigmoid(self.width_scale(x)) / anchor[..., 1:].clamp_min(1e-6))
+            x = layer(x, query_pos, query_sine, memory, pos, mask)
+            layers.append(self.heads(self.decoder_norm(x), out_anchor))
+            out_anchor = torch.sigmoid(self.refine(x) + inverse_sigmoid(anchor))
+            anchor = out_anchor.detach()
         return moment_set(layers)
 
     def forward(self, batch: Batch) -> GroundingOutput:

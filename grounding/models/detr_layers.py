@@ -68,23 +68,41 @@ class MLP(nn.Module):
         return x
 
 
+class FeedForward(nn.Module):
+    """Linear -> activation -> dropout -> Linear: ReLU (Moment-DETR) or a learnt-slope PReLU (QD-DETR's layers)."""
+
+    def __init__(self, dim: int, ffn_dim: int, p: float, activation: str = "relu") -> None:
+        super().__init__()
+        if activation not in ("relu", "prelu"):
+            raise ValueError(f"activation '{activation}' is not relu or prelu")
+        self.ff_in, self.ff_out = nn.Linear(dim, ffn_dim), nn.Linear(ffn_dim, dim)
+        self.act = nn.PReLU() if activation == "prelu" else nn.ReLU()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ff_out(dropout(self.act(self.ff_in(x)), self.p, self.training))
+
+
 class DetrLayer(nn.Module):
     """Post-norm transformer layer: [self-attention] -> [cross-attention to a memory] -> feed-forward.
 
     An encoder layer has self-attention only, a decoder layer both, QD-DETR's text-to-video layer only
     cross-attention (clips attend to words). Positions are added to queries and keys, never to values.
+    ``t2v_residual``: the feed-forward's residual starts from the attention sum *before* its norm, as QD-DETR's
+    text-to-video layer has it: ``norm(h + ffn(norm(h)))`` with ``h = x + attention``.
     """
 
     def __init__(self, dim: int, heads: int, ffn_dim: int, p: float, self_attn: bool = True,
-                 cross_attn: bool = False) -> None:
+                 cross_attn: bool = False, activation: str = "relu", t2v_residual: bool = False) -> None:
         super().__init__()
         self.self_attn = nn.MultiheadAttention(dim, heads, dropout=p, batch_first=True) if self_attn else None
         self.norm_self = nn.LayerNorm(dim) if self_attn else None
         self.cross_attn = nn.MultiheadAttention(dim, heads, dropout=p, batch_first=True) if cross_attn else None
         self.norm_cross = nn.LayerNorm(dim) if cross_attn else None
-        self.ff_in, self.ff_out = nn.Linear(dim, ffn_dim), nn.Linear(ffn_dim, dim)
+        self.ffn = FeedForward(dim, ffn_dim, p, activation)
         self.norm_ff = nn.LayerNorm(dim)
         self.p = p
+        self.t2v_residual = t2v_residual
 
     def forward(
         self,
@@ -103,6 +121,52 @@ class DetrLayer(nn.Module):
             q = x if pos is None else x + pos
             k = memory if memory_pos is None else memory + memory_pos
             attended = self.cross_attn(q, k, memory, key_padding_mask=~memory_mask, need_weights=False)[0]
-            x = self.norm_cross(x + dropout(attended, self.p, self.training))
-        hidden = dropout(F.relu(self.ff_in(x)), self.p, self.training)
-        return self.norm_ff(x + dropout(self.ff_out(hidden), self.p, self.training))
+            summed = x + dropout(attended, self.p, self.training)
+            x = self.norm_cross(summed)
+            if self.t2v_residual:
+                return self.norm_ff(summed + dropout(self.ffn(x), self.p, self.training))
+        return self.norm_ff(x + dropout(self.ffn(x), self.p, self.training))
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, key_mask: torch.Tensor | None,
+           p: float, training: bool) -> torch.Tensor:
+    """Multi-head attention of already projected (B, Tq, Dq), (B, Tk, Dq), (B, Tk, Dv) -> (B, Tq, Dv), scaled by
+    the query head width; ``key_mask`` (B, Tk) True = real."""
+    b, tq, tk = q.shape[0], q.shape[1], k.shape[1]
+    split = lambda x, t: x.reshape(b, t, heads, -1).transpose(1, 2)  # noqa: E731
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(split(q, tq), split(k, tk), split(v, tk), attn_mask=mask,
+                                         dropout_p=p if training else 0.0)
+    return out.transpose(1, 2).reshape(b, tq, -1)
+
+
+class AnchorDecoderLayer(nn.Module):
+    """QD-DETR's (DAB-DETR's) decoder layer: self-attention with the anchor's position embedding added, then a
+    *conditional* cross-attention whose queries and keys are, per head, [content; position]: the query's
+    position is its anchor's (scaled) sine embedding, a key's its clip's sine position; only the first layer
+    also adds the position embedding to the content. Every projection is explicit (none inside attention)."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, p: float, first: bool, activation: str = "prelu") -> None:
+        super().__init__()
+        linear = lambda: nn.Linear(dim, dim)  # noqa: E731
+        self.sa_q, self.sa_qpos, self.sa_k, self.sa_kpos, self.sa_v, self.sa_out = (linear() for _ in range(6))
+        self.ca_q, self.ca_k, self.ca_kpos, self.ca_v, self.ca_qsine, self.ca_out = (linear() for _ in range(6))
+        self.ca_qpos = linear() if first else None
+        self.norm_self, self.norm_cross, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ffn = FeedForward(dim, ffn_dim, p, activation)
+        self.heads, self.p = heads, p
+
+    def forward(self, x: torch.Tensor, query_pos: torch.Tensor, query_sine: torch.Tensor, memory: torch.Tensor,
+                memory_pos: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        h, train = self.heads, self.training
+        q, k = self.sa_q(x) + self.sa_qpos(query_pos), self.sa_k(x) + self.sa_kpos(query_pos)
+        x = self.norm_self(x + dropout(self.sa_out(attend(q, k, self.sa_v(x), h, None, self.p, train)), self.p, train))
+        q, k, k_pos = self.ca_q(x), self.ca_k(memory), self.ca_kpos(memory_pos).expand_as(memory)
+        if self.ca_qpos is not None:
+            q, k = q + self.ca_qpos(query_pos), k + k_pos
+        b, nq, tk, d = len(x), x.shape[1], memory.shape[1], x.shape[2]
+        q = torch.cat([q.reshape(b, nq, h, -1), self.ca_qsine(query_sine).reshape(b, nq, h, -1)], -1).reshape(b, nq, 2 * d)
+        k = torch.cat([k.reshape(b, tk, h, -1), k_pos.reshape(b, tk, h, -1)], -1).reshape(b, tk, 2 * d)
+        attended = self.ca_out(attend(q, k, self.ca_v(memory), h, memory_mask, self.p, train))
+        x = self.norm_cross(x + dropout(attended, self.p, train))
+        return self.norm_ff(x + dropout(self.ffn(x), self.p, train))

@@ -28,7 +28,7 @@ from grounding.models.existence import ExistenceHead
 from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span, inside_probability
 from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
-from grounding.models.relation import NoRelationCue, RelationCue
+from grounding.models.relation import NoRelationCue, NoWordRelations, RelationCue, WordRelations
 from grounding.models.shared_space import SharedSpaceEncoders
 
 
@@ -41,6 +41,7 @@ class CCMANConfig(EncoderSettings):
     focus: bool = True  # coarse-to-fine focusing (off = plain cascade of features)
     focus_source: str = "both"  # span | relevance | both
     relation_cue: bool = False  # the reference event's position as a fine-stage cue (grounding.models.relation)
+    word_relations: bool = False  # clip-word attention that knows where each word is (grounding.models.relation)
     embed_dim: int = 128
     temperature: float = 0.07
 
@@ -169,6 +170,8 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
         self.coarse = CoarseStage(cfg) if "coarse" in cfg.stages else PassThrough()
         self.focus = Focus(cfg.focus_source) if cfg.focus else NoFocus()
         self.relation = RelationCue(cfg.dim) if cfg.relation_cue else NoRelationCue()
+        self.word_relations = (WordRelations(cfg.dim, cfg.heads, cfg.embed_dim, cfg.dropout) if cfg.word_relations
+                               else NoWordRelations())
         self.fine = FineStage(cfg) if "fine" in cfg.stages else PassThrough()
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
         # on the cascade's final clip tokens; without it saliency comes from the inside scores
@@ -179,9 +182,12 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
         clips, words, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
         state, coarse = self.coarse(CascadeState(clips, batch.clip_mask, words, batch.word_mask, sentence))
         state = self.relation(self.focus(state, coarse), clips, words, word_attn, self.embedding)
+        lexical = self.query_encoder.lexical(batch.words) if self.cfg.word_relations else None
+        state, word_grounding = self.word_relations(state, clips, lexical, batch.vid_index)
         state, fine = self.fine(state)
         stages = {name: out for name, out in (("coarse", coarse), ("fine", fine)) if out is not None}
         space = SpaceOutput.project(self.embedding, clips, sentence)
         return GroundingOutput(batch.clip_mask, clips, sentence, word_attn, space, stages, final=list(stages)[-1],
                                saliency=None if self.saliency_head is None else self.saliency_head(state.clips, batch.clip_mask),
-                               existence=None if self.existence is None else self.existence(space, batch.clip_mask, batch.vid_index))
+                               existence=None if self.existence is None else self.existence(space, batch.clip_mask, batch.vid_index),
+                               word_grounding=word_grounding)

@@ -35,14 +35,16 @@ words) did not find the reference either within 6 epochs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from grounding.models.layers import AttentivePooling
+from grounding.models.layers import AttentivePooling, masked_softmax, residual_dropout
 
 DEFAULT_SCALES = (0.02, 0.06, 0.2)  # decay lengths, as fractions of the video's clips
 
@@ -106,4 +108,116 @@ class NoRelationCue(nn.Module):
         return state
 
 
-__all__ = ["DEFAULT_SCALES", "NoRelationCue", "RelationCue", "side_mass"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Word relations: every word grounded on its own, and each clip told where each word is relative to itself.
+
+WORD_SCALES = (0.03, 0.1, 0.3)  # decay lengths of the word-position features, as fractions of the video
+
+
+@dataclass
+class WordGrounding:
+    """Lexical word embeddings and unimodal clip embeddings in the word-grounding space (unit norm), for
+    the multiple-instance loss ``loss.word_grounding`` (``grounding.losses.relation``)."""
+
+    words: torch.Tensor  # (B, L, E)
+    clips: torch.Tensor  # (B, T, E)
+    word_mask: torch.Tensor  # (B, L)
+    clip_mask: torch.Tensor  # (B, T)
+    vid_index: torch.Tensor  # (B,)
+    scale: torch.Tensor  # () inverse temperature of the cosines
+
+
+def word_side_features(grounding: torch.Tensor, mask: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
+    """(B, L, T) each word's distribution over clips -> (B, T, L, 2K + 3): for clip t and word j the word's
+    mass strictly before t decayed at each scale, all of it before t, the same two after t, and at t (times
+    the number of valid clips, so a word spread evenly reads 1 everywhere)."""
+    t = grounding.shape[-1]
+    pos = torch.arange(t, device=grounding.device, dtype=grounding.dtype)
+    gap = pos[None, :] - pos[:, None]  # (T, T): u - t
+    lengths = mask.sum(1).clamp_min(1).to(grounding.dtype)  # (B,)
+    earlier, later = (gap < 0).to(grounding.dtype), (gap > 0).to(grounding.dtype)
+    before, after = [], []
+    for scale in (*scales, None):
+        if scale is None:  # every clip before / after, undecayed
+            decay = torch.ones_like(gap)[None].expand(len(lengths), t, t)
+        else:
+            decay = torch.exp(-gap.abs()[None] / (scale * lengths)[:, None, None])  # (B, T, T)
+        before.append(torch.einsum("btu,blu->btl", decay * earlier, grounding))
+        after.append(torch.einsum("btu,blu->btl", decay * later, grounding))
+    at = grounding.transpose(1, 2) * lengths[:, None, None]
+    return torch.stack(before + after + [at], dim=-1)
+
+
+class WordRelations(nn.Module):
+    """Clip-to-word attention whose keys and values also carry where each word is, relative to the clip.
+
+    1. Each word is grounded on its own: the cosine of its *lexical* embedding (before the query encoder's
+       context layer, so "window" means a window whatever surrounds it) with every unimodal clip, a softmax
+       over clips. ``loss.word_grounding`` trains this by multiple-instance learning (a word of a sentence is
+       shown somewhere in its video, not in the batch's other videos); plain queries teach every word.
+    2. For clip t and word j, ``word_side_features``: how much of word j lies just before / just after t
+       at a few scales, and at all.
+    3. Each clip attends to the sentence's (coarse-fused) words; the attention logit gets a per-head bias
+       from those features, and the clip receives the words' content and where those words are relative
+       to it. A clip of "X" in "X before Y" can so read that Y's words lie just after it; the fine stage
+       (and its FFNs) combine that with the relation word. No parser and no word list: which words are the
+       reference, and which side matters, is learnt from the end task.
+    """
+
+    def __init__(self, dim: int, heads: int, embed_dim: int, dropout: float,
+                 scales: Sequence[float] = WORD_SCALES) -> None:
+        super().__init__()
+        self.heads, self.scales, self.p = heads, tuple(scales), dropout
+        self.word_proj = nn.Linear(dim, embed_dim)
+        self.clip_proj = nn.Linear(dim, embed_dim)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # cosine -> grounding logit
+        features = 2 * (len(self.scales) + 1) + 1
+        self.norm_clip, self.norm_word = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.query = nn.Linear(dim, dim)
+        self.key_value = nn.Linear(dim, 2 * dim)
+        self.feature_bias = nn.Linear(features, heads)
+        self.feature_value = nn.Linear(heads * features, dim)
+        self.out = nn.Linear(dim, dim)
+
+    def ground(self, clips: torch.Tensor, lexical: torch.Tensor, clip_mask: torch.Tensor, word_mask: torch.Tensor,
+               vid_index: torch.Tensor) -> tuple[torch.Tensor, WordGrounding]:
+        """(B, L, T) each word's distribution over the clips, and the embeddings for the loss."""
+        words = F.normalize(self.word_proj(lexical), dim=-1)
+        video = F.normalize(self.clip_proj(clips), dim=-1)
+        scale = self.log_scale.exp().clamp(1.0, 100.0)
+        logits = torch.einsum("ble,bte->blt", words, video).float() * scale
+        grounding = masked_softmax(logits, clip_mask[:, None, :].expand_as(logits))
+        return grounding, WordGrounding(words, video, word_mask, clip_mask, vid_index, scale)
+
+    def forward(self, state: Any, clips: torch.Tensor, lexical: torch.Tensor, vid_index: torch.Tensor
+                ) -> tuple[Any, WordGrounding]:
+        """``clips`` (B, T, D) unimodal clip tokens, ``lexical`` (B, L, D) the words before their context
+        layer; ``state.clips`` and ``state.words`` are the coarse stage's tokens."""
+        c_mask, w_mask = state.clip_mask, state.word_mask
+        grounding, out = self.ground(clips, lexical, c_mask, w_mask, vid_index)
+        feats = word_side_features(grounding, c_mask, self.scales).to(state.clips.dtype)  # (B, T, L, F)
+        b, t, d = state.clips.shape
+        h, length = self.heads, state.words.shape[1]
+        q = self.query(self.norm_clip(state.clips)).view(b, t, h, d // h).transpose(1, 2)  # (B, H, T, d)
+        k, v = self.key_value(self.norm_word(state.words)).view(b, length, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(d // h) + self.feature_bias(feats).permute(0, 3, 1, 2)
+        attn = masked_softmax(logits, w_mask[:, None, None, :].expand_as(logits))  # (B, H, T, L)
+        content = (attn @ v).transpose(1, 2).reshape(b, t, d)
+        where = torch.einsum("bhtl,btlf->bthf", attn, feats).reshape(b, t, -1)
+        update = self.out(content) + self.feature_value(where)
+        clips_out = residual_dropout(state.clips, update, self.p, self.training) * c_mask.unsqueeze(-1).to(update.dtype)
+        return replace(state, clips=clips_out), out
+
+
+class NoWordRelations(nn.Module):
+    """The switched-off word relations: the state goes on unchanged and nothing is grounded."""
+
+    def forward(self, state: Any, clips: torch.Tensor, lexical: torch.Tensor | None, vid_index: torch.Tensor
+                ) -> tuple[Any, None]:
+        return state, None
+
+
+__all__ = ["DEFAULT_SCALES", "WORD_SCALES", "NoRelationCue", "NoWordRelations", "RelationCue", "WordGrounding",
+           "WordRelations", "side_mass", "word_side_features"]

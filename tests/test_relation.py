@@ -94,7 +94,7 @@ def test_word_relations_ground_each_word_reach_the_fine_stage_and_off_cost_nothi
     assert torch.allclose(g.words.norm(dim=-1), torch.ones(g.words.shape[:2]))
     loss = WordGroundingMIL()(out, batch)
     (loss + out.stages["fine"].start_logits.sum()).backward()  # both the loss and the fine stage train every part
-    for part in (on.word_relations.word_proj, on.word_relations.feature_bias, on.word_relations.feature_value):
+    for part in (on.word_relations.word_proj, on.word_relations.select, on.word_relations.embed, on.word_relations.gate):
         assert part.weight.grad is not None and part.weight.grad.abs().sum() > 0, part
 
     # off: no parameters, no grounding, and a checkpoint whose config predates the flag loads and answers the same

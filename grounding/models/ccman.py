@@ -170,8 +170,7 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
         self.coarse = CoarseStage(cfg) if "coarse" in cfg.stages else PassThrough()
         self.focus = Focus(cfg.focus_source) if cfg.focus else NoFocus()
         self.relation = RelationCue(cfg.dim) if cfg.relation_cue else NoRelationCue()
-        self.word_relations = (WordRelations(cfg.dim, cfg.heads, cfg.embed_dim, cfg.dropout) if cfg.word_relations
-                               else NoWordRelations())
+        self.word_relations = WordRelations(cfg.dim, cfg.embed_dim) if cfg.word_relations else NoWordRelations()
         self.fine = FineStage(cfg) if "fine" in cfg.stages else PassThrough()
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
         # on the cascade's final clip tokens; without it saliency comes from the inside scores
@@ -183,7 +182,7 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
         state, coarse = self.coarse(CascadeState(clips, batch.clip_mask, words, batch.word_mask, sentence))
         state = self.relation(self.focus(state, coarse), clips, words, word_attn, self.embedding)
         lexical = self.query_encoder.lexical(batch.words) if self.cfg.word_relations else None
-        state, word_grounding = self.word_relations(state, clips, lexical, batch.vid_index)
+        state, word_grounding = self.word_relations(state, clips, words, lexical, batch.vid_index)
         state, fine = self.fine(state)
         stages = {name: out for name, out in (("coarse", coarse), ("fine", fine)) if out is not None}
         space = SpaceOutput.project(self.embedding, clips, sentence)

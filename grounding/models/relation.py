@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grounding.models.layers import AttentivePooling, masked_softmax, residual_dropout
+from grounding.models.layers import AttentivePooling, masked_softmax
 
 DEFAULT_SCALES = (0.02, 0.06, 0.2)  # decay lengths, as fractions of the video's clips
 
@@ -130,9 +130,9 @@ class WordGrounding:
 
 
 def word_side_features(grounding: torch.Tensor, mask: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
-    """(B, L, T) each word's distribution over clips -> (B, T, L, 2K + 3): for clip t and word j the word's
-    mass strictly before t decayed at each scale, all of it before t, the same two after t, and at t (times
-    the number of valid clips, so a word spread evenly reads 1 everywhere)."""
+    """(B, L, T) L distributions over the clips (words, or references) -> (B, T, L, 2K + 3): for clip t and
+    distribution j its mass strictly before t decayed at each scale, all of it before t, the same two after
+    t, and at t (times the number of valid clips, so a distribution spread evenly reads 1 everywhere)."""
     t = grounding.shape[-1]
     pos = torch.arange(t, device=grounding.device, dtype=grounding.dtype)
     gap = pos[None, :] - pos[:, None]  # (T, T): u - t
@@ -151,35 +151,38 @@ def word_side_features(grounding: torch.Tensor, mask: torch.Tensor, scales: Sequ
 
 
 class WordRelations(nn.Module):
-    """Clip-to-word attention whose keys and values also carry where each word is, relative to the clip.
+    """Where the sentence's other phrase is, read from words grounded one by one, for every clip.
 
     1. Each word is grounded on its own: the cosine of its *lexical* embedding (before the query encoder's
        context layer, so "window" means a window whatever surrounds it) with every unimodal clip, a softmax
        over clips. ``loss.word_grounding`` trains this by multiple-instance learning (a word of a sentence is
-       shown somewhere in its video, not in the batch's other videos); plain queries teach every word.
-    2. For clip t and word j, ``word_side_features``: how much of word j lies just before / just after t
-       at a few scales, and at all.
-    3. Each clip attends to the sentence's (coarse-fused) words; the attention logit gets a per-head bias
-       from those features, and the clip receives the words' content and where those words are relative
-       to it. A clip of "X" in "X before Y" can so read that Y's words lie just after it; the fine stage
-       (and its FFNs) combine that with the relation word. No parser and no word list: which words are the
-       reference, and which side matters, is learnt from the end task.
+       shown somewhere in its video, not in the batch's other videos), so plain queries teach every word.
+    2. ``heads`` learned word selections (attention over the *contextual* words, conditioned on the
+       sentence: which words are the reference depends on the words around them, e.g. the one after a
+       relation word) mix those groundings into ``heads`` reference distributions over the clips. The end
+       task only chooses words; it does not reshape where a word is (the groundings enter detached), so a
+       selection cannot turn into a second detector of the target, as the relation cue's did.
+    3. For each clip and reference, ``word_side_features``: its mass just before / just after the clip at a
+       few scales, at all, and at the clip. Embedded and gated by a relation vector (a pooling of the
+       contextual words: "before" or "after" decides which side counts) and added to the clip tokens that
+       enter the fine stage (the fine stage: which occurrence, and its boundaries).
+
+    No parser and no word list: which words are the reference and which side matters is learnt.
     """
 
-    def __init__(self, dim: int, heads: int, embed_dim: int, dropout: float,
-                 scales: Sequence[float] = WORD_SCALES) -> None:
+    def __init__(self, dim: int, embed_dim: int, heads: int = 2, scales: Sequence[float] = WORD_SCALES) -> None:
         super().__init__()
-        self.heads, self.scales, self.p = heads, tuple(scales), dropout
+        self.heads, self.scales = heads, tuple(scales)
         self.word_proj = nn.Linear(dim, embed_dim)
         self.clip_proj = nn.Linear(dim, embed_dim)
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # cosine -> grounding logit
-        features = 2 * (len(self.scales) + 1) + 1
-        self.norm_clip, self.norm_word = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.query = nn.Linear(dim, dim)
-        self.key_value = nn.Linear(dim, 2 * dim)
-        self.feature_bias = nn.Linear(features, heads)
-        self.feature_value = nn.Linear(heads * features, dim)
-        self.out = nn.Linear(dim, dim)
+        self.select_words = nn.Linear(dim, dim)
+        self.select_sentence = nn.Linear(dim, dim)
+        self.select = nn.Linear(dim, heads)
+        self.relation = AttentivePooling(dim, cond_dim=dim)
+        features = heads * (2 * (len(self.scales) + 1) + 1)
+        self.embed = nn.Linear(features, dim)
+        self.gate = nn.Linear(dim, dim)
 
     def ground(self, clips: torch.Tensor, lexical: torch.Tensor, clip_mask: torch.Tensor, word_mask: torch.Tensor,
                vid_index: torch.Tensor) -> tuple[torch.Tensor, WordGrounding]:
@@ -191,31 +194,31 @@ class WordRelations(nn.Module):
         grounding = masked_softmax(logits, clip_mask[:, None, :].expand_as(logits))
         return grounding, WordGrounding(words, video, word_mask, clip_mask, vid_index, scale)
 
-    def forward(self, state: Any, clips: torch.Tensor, lexical: torch.Tensor, vid_index: torch.Tensor
-                ) -> tuple[Any, WordGrounding]:
-        """``clips`` (B, T, D) unimodal clip tokens, ``lexical`` (B, L, D) the words before their context
-        layer; ``state.clips`` and ``state.words`` are the coarse stage's tokens."""
+    def selection(self, words: torch.Tensor, word_mask: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        """(B, H, L): each head's weights over the real words."""
+        hidden = torch.tanh(self.select_words(words) + self.select_sentence(sentence).unsqueeze(1))
+        logits = self.select(hidden).transpose(1, 2)  # (B, H, L)
+        return masked_softmax(logits, word_mask[:, None, :].expand_as(logits))
+
+    def forward(self, state: Any, clips: torch.Tensor, words: torch.Tensor, lexical: torch.Tensor,
+                vid_index: torch.Tensor) -> tuple[Any, WordGrounding]:
+        """``clips`` (B, T, D) unimodal clip tokens, ``words`` (B, L, D) contextual word tokens, ``lexical``
+        (B, L, D) the words before their context layer; the cue is added to ``state.clips``."""
         c_mask, w_mask = state.clip_mask, state.word_mask
         grounding, out = self.ground(clips, lexical, c_mask, w_mask, vid_index)
-        feats = word_side_features(grounding, c_mask, self.scales).to(state.clips.dtype)  # (B, T, L, F)
-        b, t, d = state.clips.shape
-        h, length = self.heads, state.words.shape[1]
-        q = self.query(self.norm_clip(state.clips)).view(b, t, h, d // h).transpose(1, 2)  # (B, H, T, d)
-        k, v = self.key_value(self.norm_word(state.words)).view(b, length, 2, h, d // h).permute(2, 0, 3, 1, 4)
-        logits = q @ k.transpose(-1, -2) / math.sqrt(d // h) + self.feature_bias(feats).permute(0, 3, 1, 2)
-        attn = masked_softmax(logits, w_mask[:, None, None, :].expand_as(logits))  # (B, H, T, L)
-        content = (attn @ v).transpose(1, 2).reshape(b, t, d)
-        where = torch.einsum("bhtl,btlf->bthf", attn, feats).reshape(b, t, -1)
-        update = self.out(content) + self.feature_value(where)
-        clips_out = residual_dropout(state.clips, update, self.p, self.training) * c_mask.unsqueeze(-1).to(update.dtype)
-        return replace(state, clips=clips_out), out
+        select = self.selection(words, w_mask, state.sentence)  # (B, H, L)
+        reference = select.float() @ grounding.detach()  # (B, H, T): each head's reference over the clips
+        feats = word_side_features(reference, c_mask, self.scales)  # (B, T, H, F)
+        relation, _ = self.relation(words, w_mask, state.sentence)
+        cue = self.embed(feats.flatten(2).to(state.clips.dtype)) * torch.sigmoid(self.gate(relation)).unsqueeze(1)
+        return replace(state, clips=state.clips + cue * c_mask.unsqueeze(-1).to(cue.dtype)), out
 
 
 class NoWordRelations(nn.Module):
     """The switched-off word relations: the state goes on unchanged and nothing is grounded."""
 
-    def forward(self, state: Any, clips: torch.Tensor, lexical: torch.Tensor | None, vid_index: torch.Tensor
-                ) -> tuple[Any, None]:
+    def forward(self, state: Any, clips: torch.Tensor, words: torch.Tensor, lexical: torch.Tensor | None,
+                vid_index: torch.Tensor) -> tuple[Any, None]:
         return state, None
 
 

@@ -114,6 +114,7 @@ class NoRelationCue(nn.Module):
 # Word relations: every word grounded on its own, and each clip told where each word is relative to itself.
 
 WORD_SCALES = (0.03, 0.1, 0.3)  # decay lengths of the word-position features, as fractions of the video
+EVIDENCE_PRIOR = (2.0, -3.0)  # the first selection head's initial weights on a word's sharpness and focus share
 
 
 @dataclass
@@ -150,6 +151,21 @@ def word_side_features(grounding: torch.Tensor, mask: torch.Tensor, scales: Sequ
     return torch.stack(before + after + [at], dim=-1)
 
 
+def word_evidence(grounding: torch.Tensor, mask: torch.Tensor, focus: torch.Tensor | None) -> torch.Tensor:
+    """(B, L, T) word groundings -> (B, L, 2): how sharply each word is grounded, ``log(max_t g · T)`` (0 for
+    a word spread evenly, such as "a" or "person"), and how much of it lies in the focus relative to an even
+    spread, ``Σ_t g_t f_t / mean_t f_t`` (1 without a focus). The named event's words lie in the focus (the
+    coarse stage finds every occurrence of it); the reference's words are sharp and lie elsewhere."""
+    lengths = mask.sum(1).clamp_min(1).to(grounding.dtype)  # (B,)
+    sharp = torch.log((grounding.amax(-1) * lengths[:, None]).clamp_min(1e-6))
+    if focus is None:
+        share = torch.ones_like(sharp)
+    else:
+        f = (focus.detach() * mask).to(grounding.dtype)
+        share = (grounding * f[:, None, :]).sum(-1) / (f.sum(1) / lengths).clamp_min(1e-6)[:, None]
+    return torch.stack([sharp, share], dim=-1)
+
+
 class WordRelations(nn.Module):
     """Where the sentence's other phrase is, read from words grounded one by one, for every clip.
 
@@ -179,6 +195,10 @@ class WordRelations(nn.Module):
         self.select_words = nn.Linear(dim, dim)
         self.select_sentence = nn.Linear(dim, dim)
         self.select = nn.Linear(dim, heads)
+        # (2, H): how each head weighs a word's sharpness and its share of the focus (``word_evidence``)
+        prior = torch.zeros(2, heads)
+        prior[:, 0] = torch.tensor(EVIDENCE_PRIOR)
+        self.evidence_weight = nn.Parameter(prior)
         self.relation = AttentivePooling(dim, cond_dim=dim)
         features = heads * (2 * (len(self.scales) + 1) + 1)
         self.embed = nn.Linear(features, dim)
@@ -194,10 +214,16 @@ class WordRelations(nn.Module):
         grounding = masked_softmax(logits, clip_mask[:, None, :].expand_as(logits))
         return grounding, WordGrounding(words, video, word_mask, clip_mask, vid_index, scale)
 
-    def selection(self, words: torch.Tensor, word_mask: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
-        """(B, H, L): each head's weights over the real words."""
+    def selection(self, words: torch.Tensor, word_mask: torch.Tensor, sentence: torch.Tensor,
+                  evidence: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, L): each head's weights over the real words; ``evidence`` (B, L, 2) from ``word_evidence``
+        enters each head's logits with learned weights (the first head starts out preferring words that are
+        grounded sharply and away from the focus)."""
         hidden = torch.tanh(self.select_words(words) + self.select_sentence(sentence).unsqueeze(1))
-        logits = self.select(hidden).transpose(1, 2)  # (B, H, L)
+        logits = self.select(hidden)  # (B, L, H)
+        if evidence is not None:
+            logits = logits + evidence.to(logits.dtype) @ self.evidence_weight
+        logits = logits.transpose(1, 2)
         return masked_softmax(logits, word_mask[:, None, :].expand_as(logits))
 
     def forward(self, state: Any, clips: torch.Tensor, words: torch.Tensor, lexical: torch.Tensor,
@@ -206,7 +232,7 @@ class WordRelations(nn.Module):
         (B, L, D) the words before their context layer; the cue is added to ``state.clips``."""
         c_mask, w_mask = state.clip_mask, state.word_mask
         grounding, out = self.ground(clips, lexical, c_mask, w_mask, vid_index)
-        select = self.selection(words, w_mask, state.sentence)  # (B, H, L)
+        select = self.selection(words, w_mask, state.sentence, word_evidence(grounding.detach(), c_mask, state.focus))
         reference = select.float() @ grounding.detach()  # (B, H, T): each head's reference over the clips
         feats = word_side_features(reference, c_mask, self.scales)  # (B, T, H, F)
         relation, _ = self.relation(words, w_mask, state.sentence)
@@ -222,5 +248,6 @@ class NoWordRelations(nn.Module):
         return state, None
 
 
-__all__ = ["DEFAULT_SCALES", "WORD_SCALES", "NoRelationCue", "NoWordRelations", "RelationCue", "WordGrounding",
-           "WordRelations", "side_mass", "word_side_features"]
+__all__ = ["DEFAULT_SCALES", "EVIDENCE_PRIOR", "WORD_SCALES", "NoRelationCue", "NoWordRelations", "RelationCue", "WordGrounding",
+           "WordRelations", "side_mass", "word_evidence",
+           "word_side_features"]

@@ -199,6 +199,9 @@ class WordRelations(nn.Module):
         prior = torch.zeros(2, heads)
         prior[:, 0] = torch.tensor(EVIDENCE_PRIOR)
         self.evidence_weight = nn.Parameter(prior)
+        # the end task pulls a content-reading selection onto the target's words (docs/model.md), so the
+        # first head selects from the evidence alone
+        self.register_buffer("reads_content", (torch.arange(heads) > 0).float(), persistent=False)
         self.relation = AttentivePooling(dim, cond_dim=dim)
         features = heads * (2 * (len(self.scales) + 1) + 1)
         self.embed = nn.Linear(features, dim)
@@ -217,10 +220,10 @@ class WordRelations(nn.Module):
     def selection(self, words: torch.Tensor, word_mask: torch.Tensor, sentence: torch.Tensor,
                   evidence: torch.Tensor | None = None) -> torch.Tensor:
         """(B, H, L): each head's weights over the real words; ``evidence`` (B, L, 2) from ``word_evidence``
-        enters each head's logits with learned weights (the first head starts out preferring words that are
-        grounded sharply and away from the focus)."""
+        enters each head's logits with learned weights. The first head reads the evidence only and starts
+        out preferring words grounded sharply and away from the focus; the others also read the words."""
         hidden = torch.tanh(self.select_words(words) + self.select_sentence(sentence).unsqueeze(1))
-        logits = self.select(hidden)  # (B, L, H)
+        logits = self.select(hidden) * self.reads_content  # (B, L, H); the first head reads the evidence only
         if evidence is not None:
             logits = logits + evidence.to(logits.dtype) @ self.evidence_weight
         logits = logits.transpose(1, 2)

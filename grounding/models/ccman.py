@@ -58,6 +58,7 @@ class CascadeState:
     focus: torch.Tensor | None = None  # (B, T) where the previous stage put the moment, in [0, 1]
     span: torch.Tensor | None = None  # (B, 2) the previous stage's span
     reference: torch.Tensor | None = None  # (B, T) where the sentence's reference event is (relation cue), in [0, 1]
+    logit_bias: torch.Tensor | None = None  # (B, T, 3) added to the next stage's start/end/inside logits (word relations)
 
 
 class PassThrough(nn.Module):
@@ -147,6 +148,9 @@ class FineStage(nn.Module):
             v = local(v, v_mask, bias=bias)
         v = v * v_mask.unsqueeze(-1).to(v.dtype)
         logits = self.heads(v, v_mask)
+        if state.logit_bias is not None:  # padded clips keep their float32-minimum logits
+            bias = state.logit_bias.to(logits[0].dtype) * v_mask.unsqueeze(-1).to(logits[0].dtype)
+            logits = tuple(logit + bias[..., i] for i, logit in enumerate(logits))
         span = expected_span(logits[0], logits[1], v_mask)
         # the refinement regresses a correction of the previous stage's span (or of its own, detached)
         base = state.span if state.span is not None else span.detach()

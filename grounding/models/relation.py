@@ -177,11 +177,14 @@ class WordRelations(nn.Module):
        sentence: which words are the reference depends on the words around them, e.g. the one after a
        relation word) mix those groundings into ``heads`` reference distributions over the clips. The end
        task only chooses words; it does not reshape where a word is (the groundings enter detached), so a
-       selection cannot turn into a second detector of the target, as the relation cue's did.
+       selection cannot turn into a second detector of the target, as the relation cue's did. The first
+       head selects from ``word_evidence`` alone: words grounded sharply and away from the coarse focus
+       (the coarse stage finds every occurrence of the named event, not the reference).
     3. For each clip and reference, ``word_side_features``: its mass just before / just after the clip at a
        few scales, at all, and at the clip. Embedded and gated by a relation vector (a pooling of the
        contextual words: "before" or "after" decides which side counts) and added to the clip tokens that
-       enter the fine stage (the fine stage: which occurrence, and its boundaries).
+       enter the fine stage (the fine stage: which occurrence, and its boundaries); and, weighted by the
+       same relation vector, added to the fine stage's start/end/inside logits (a direct, bilinear path).
 
     No parser and no word list: which words are the reference and which side matters is learnt.
     """
@@ -206,6 +209,11 @@ class WordRelations(nn.Module):
         features = heads * (2 * (len(self.scales) + 1) + 1)
         self.embed = nn.Linear(features, dim)
         self.gate = nn.Linear(dim, dim)
+        # a direct path to the fine stage's start/end/inside logits: the features weighted by the relation
+        # vector (bilinear), zero at the start so training begins from the cascade without it
+        self.readout = nn.Linear(dim, 3 * features)
+        nn.init.zeros_(self.readout.weight)
+        nn.init.zeros_(self.readout.bias)
 
     def ground(self, clips: torch.Tensor, lexical: torch.Tensor, clip_mask: torch.Tensor, word_mask: torch.Tensor,
                vid_index: torch.Tensor) -> tuple[torch.Tensor, WordGrounding]:
@@ -239,8 +247,12 @@ class WordRelations(nn.Module):
         reference = select.float() @ grounding.detach()  # (B, H, T): each head's reference over the clips
         feats = word_side_features(reference, c_mask, self.scales)  # (B, T, H, F)
         relation, _ = self.relation(words, w_mask, state.sentence)
-        cue = self.embed(feats.flatten(2).to(state.clips.dtype)) * torch.sigmoid(self.gate(relation)).unsqueeze(1)
-        return replace(state, clips=state.clips + cue * c_mask.unsqueeze(-1).to(cue.dtype)), out
+        flat = feats.flatten(2).to(state.clips.dtype)  # (B, T, H F)
+        cue = self.embed(flat) * torch.sigmoid(self.gate(relation)).unsqueeze(1)
+        bias = torch.einsum("btf,bfk->btk", flat, self.readout(relation).view(len(flat), flat.shape[-1], 3))
+        # the first head's reference is what figures and analyses draw as the stage's "reference"
+        return replace(state, clips=state.clips + cue * c_mask.unsqueeze(-1).to(cue.dtype),
+                       reference=reference[:, 0], logit_bias=bias), out
 
 
 class NoWordRelations(nn.Module):

@@ -129,3 +129,15 @@ def test_word_grounding_loss_is_the_words_infonce_over_distinct_videos():
     # queries 1, 2: the word's best cosine is 1 in both videos -> log 2
     expected = (math.log1p(math.exp(-2.0)) + 2 * math.log(2.0)) / 3
     assert value == pytest.approx(expected, rel=1e-6)
+
+
+def test_word_evidence_is_sharpness_and_focus_share():
+    from grounding.models.relation import word_evidence
+
+    grounding = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]]])  # a sharp word, an even one
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    focus = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # the focus sits on the sharp word's clip
+    ev = word_evidence(grounding, mask, focus)
+    assert ev[0, :, 0].tolist() == pytest.approx([math.log(4.0), 0.0])  # log(max * T)
+    assert ev[0, :, 1].tolist() == pytest.approx([4.0, 1.0])  # focus mass over the focus's mean
+    assert word_evidence(grounding, mask, None)[0, :, 1].tolist() == pytest.approx([1.0, 1.0])

@@ -31,6 +31,12 @@ reference: it works as a second, shared-space detector of the named event (bound
 the occurrence of a relational query is still chosen about as well as without it. Versions that keep the
 reference off the target (``loss.reference_off_target``, a context that avoids the focused moment's
 words) did not find the reference either within 6 epochs.
+
+``WordRelations`` (``model.word_relations``, below) finds it: words grounded one by one by a
+multiple-instance loss, a selection that can only choose words (and, for its first head, only from
+evidence: sharp words away from the coarse focus), and the reference's side features into the fine stage's
+tokens and logits. Its reference peaks on the reference event; the occurrence choice moves a little
+(docs/model.md, "Word relations").
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ class ReferenceOffTarget(Loss):
         return torch.stack(terms).mean() if terms else output.sentence.sum() * 0
 
 
-
 @LOSSES.register("word_grounding")
 class WordGroundingMIL(Loss):
     """Multiple-instance contrast of every word with the batch's videos: a word's score for a video is its

@@ -10,7 +10,7 @@ and windowed clip-clip attention), focused on where the coarse stage put the mom
 act on the unimodal encodings through the shared embedding space (``grounding/models/embedding.py``).
 
 Ablations swap a part for one that passes its input through (``model.stages``, ``model.focus``,
-``model.relation_cue``), so ``CCMAN.forward`` is the same cascade for every variant.
+``model.relation_cue``, ``model.word_relations``), so ``CCMAN.forward`` is the same cascade for every variant.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class CCMANConfig(EncoderSettings):
     focus: bool = True  # coarse-to-fine focusing (off = plain cascade of features)
     focus_source: str = "both"  # span | relevance | both
     relation_cue: bool = False  # the reference event's position as a fine-stage cue (grounding.models.relation)
-    word_relations: bool = False  # clip-word attention that knows where each word is (grounding.models.relation)
+    word_relations: bool = False  # the reference read from words grounded one by one (grounding.models.relation)
     embed_dim: int = 128
     temperature: float = 0.07
 
@@ -57,7 +57,8 @@ class CascadeState:
     sentence: torch.Tensor  # (B, D)
     focus: torch.Tensor | None = None  # (B, T) where the previous stage put the moment, in [0, 1]
     span: torch.Tensor | None = None  # (B, 2) the previous stage's span
-    reference: torch.Tensor | None = None  # (B, T) where the sentence's reference event is (relation cue), in [0, 1]
+    reference: torch.Tensor | None = None  # (B, T) where the sentence's reference event is (relation cue, or word
+    # relations when on: their first head's distribution)
     logit_bias: torch.Tensor | None = None  # (B, T, 3) added to the next stage's start/end/inside logits (word relations)
 
 

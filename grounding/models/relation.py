@@ -114,8 +114,6 @@ class NoRelationCue(nn.Module):
         return state
 
 
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Word relations: every word grounded on its own, and each clip told where each word is relative to itself.
 
@@ -269,6 +267,5 @@ class NoWordRelations(nn.Module):
         return state, None
 
 
-__all__ = ["DEFAULT_SCALES", "EVIDENCE_PRIOR", "WORD_SCALES", "NoRelationCue", "NoWordRelations", "RelationCue", "WordGrounding",
-           "WordRelations", "side_mass", "word_evidence",
-           "word_side_features"]
+__all__ = ["DEFAULT_SCALES", "EVIDENCE_PRIOR", "WORD_SCALES", "NoRelationCue", "NoWordRelations", "RelationCue",
+           "WordGrounding", "WordRelations", "side_mass", "word_evidence", "word_side_features"]

@@ -41,6 +41,7 @@ def _inputs(b=3, t=10, n_words=6, seed=0):
 
 VARIANTS = [("ccman", {}), ("ccman", {"query_context": "lstm"}), ("ccman", {"stages": ["coarse"]}),
             ("ccman", {"stages": ["fine"]}), ("ccman", {"focus": False}), ("ccman", {"relation_cue": True}),
+            ("ccman", {"word_relations": True}),
             ("baseline", {})]
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from grounding.models.relation import side_mass
-from tests.test_models import _batch, _model
+from tests.test_models import SMALL, _batch, _model
 
 
 def test_side_mass_is_the_decayed_reference_before_and_after_each_clip():
@@ -63,3 +63,81 @@ def test_the_reference_is_pushed_off_the_target_and_costs_nothing_without_a_cue(
     assert float(value.detach()) > 0
     value.backward()
     assert on.relation.context.proj.weight.grad.abs().sum() > 0
+
+
+def test_word_side_features_are_each_words_mass_before_after_and_at_each_clip():
+    from grounding.models.relation import word_side_features
+
+    grounding = torch.zeros(1, 2, 10)
+    grounding[0, 0, 5] = 1.0  # word 0 sits at clip 5
+    grounding[0, 1] = 0.1  # word 1 is everywhere
+    mask = torch.ones(1, 10, dtype=torch.bool)
+    f = word_side_features(grounding, mask, scales=(0.1,))  # (1, 10, 2, 5): decayed before, all before, after.., at
+    assert f.shape == (1, 10, 2, 5)
+    assert f[0, 7, 0].tolist() == pytest.approx([math.exp(-2), 1.0, 0.0, 0.0, 0.0])  # word 0 lies 2 clips before 7
+    assert f[0, 3, 0].tolist() == pytest.approx([0.0, 0.0, math.exp(-2), 1.0, 0.0])  # and 2 clips after 3
+    assert f[0, 5, 0].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0, 10.0])  # at 5: mass times the 10 clips
+    assert f[0, 0, 1, 1] == pytest.approx(0.0) and f[0, 0, 1, 3] == pytest.approx(0.9)  # evenly spread: position
+    assert f[0, :, 1, 4].tolist() == pytest.approx([1.0] * 10)
+
+
+def test_word_relations_ground_each_word_reach_the_fine_stage_and_off_cost_nothing(tmp_path):
+    from grounding.inference.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
+    from grounding.losses.relation import WordGroundingMIL
+    from grounding.models import build_model
+
+    batch = _batch()
+    on = _model(word_relations=True).train()
+    out = on(batch)
+    g = out.word_grounding
+    assert g.words.shape[:2] == batch.words.shape[:2] and g.clips.shape[:2] == batch.clip_mask.shape
+    assert torch.allclose(g.words.norm(dim=-1), torch.ones(g.words.shape[:2]))
+    loss = WordGroundingMIL()(out, batch)
+    (loss + out.stages["fine"].start_logits.sum()).backward()  # both the loss and the fine stage train every part
+    for part in (on.word_relations.word_proj, on.word_relations.select, on.word_relations.embed, on.word_relations.gate):
+        assert part.weight.grad is not None and part.weight.grad.abs().sum() > 0, part
+
+    # off: no parameters, no grounding, and a checkpoint whose config predates the flag loads and answers the same
+    off = _model()
+    assert not any(name.startswith("word_relations.") for name in off.state_dict())
+    with torch.no_grad():
+        before = off(batch)
+        assert before.word_grounding is None and float(WordGroundingMIL()(before, batch)) == 0.0
+    old_cfg = {"name": "ccman", **{k: v for k, v in SMALL.items()}}  # no word_relations key: an older config
+    path = save_checkpoint(Checkpoint(off.state_dict(), {"model": old_cfg}), tmp_path / "old.pt")
+    loaded = build_model(read_checkpoint(path).config["model"], vocab_size=30).eval()
+    loaded.load_state_dict(read_checkpoint(path).model)  # strict: the same parameters, nothing new
+    with torch.no_grad():
+        again = loaded(batch)
+    for name in ("start_logits", "end_logits", "inside_logits"):
+        assert torch.equal(getattr(again.stages["fine"], name), getattr(before.stages["fine"], name))
+
+
+def test_word_grounding_loss_is_the_words_infonce_over_distinct_videos():
+    from types import SimpleNamespace
+
+    from grounding.losses.relation import WordGroundingMIL
+    from grounding.models.relation import WordGrounding
+
+    clips = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]])  # (3, 2, 2)
+    words = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]], [[0.0, 1.0]]])  # one word per query
+    vid = torch.tensor([0, 1, 1])  # queries 1 and 2 ask about the same video: one negative video each side
+    g = WordGrounding(words, clips, torch.ones(3, 1, dtype=torch.bool), torch.ones(3, 2, dtype=torch.bool), vid,
+                      torch.tensor(2.0))
+    value = float(WordGroundingMIL()(SimpleNamespace(word_grounding=g), None))
+    # query 0: best cosines 1 (own video) and 0 (video 1) -> -log(e^2 / (e^2 + 1));
+    # queries 1, 2: the word's best cosine is 1 in both videos -> log 2
+    expected = (math.log1p(math.exp(-2.0)) + 2 * math.log(2.0)) / 3
+    assert value == pytest.approx(expected, rel=1e-6)
+
+
+def test_word_evidence_is_sharpness_and_focus_share():
+    from grounding.models.relation import word_evidence
+
+    grounding = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]]])  # a sharp word, an even one
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    focus = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # the focus sits on the sharp word's clip
+    ev = word_evidence(grounding, mask, focus)
+    assert ev[0, :, 0].tolist() == pytest.approx([math.log(4.0), 0.0])  # log(max * T)
+    assert ev[0, :, 1].tolist() == pytest.approx([4.0, 1.0])  # focus mass over the focus's mean
+    assert word_evidence(grounding, mask, None)[0, :, 1].tolist() == pytest.approx([1.0, 1.0])

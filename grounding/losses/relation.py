@@ -29,4 +29,28 @@ class ReferenceOffTarget(Loss):
         return torch.stack(terms).mean() if terms else output.sentence.sum() * 0
 
 
-__all__ = ["ReferenceOffTarget"]
+@LOSSES.register("word_grounding")
+class WordGroundingMIL(Loss):
+    """Multiple-instance contrast of every word with the batch's videos: a word's score for a video is its
+    best cosine with one of the video's clips, and its own video must win (InfoNCE over the batch's
+    distinct videos, mean over real words). Needs only the sentence-video pairing, so it applies to any
+    dataset; words every video shows ("a", "person") cannot win and keep a flat loss. Zero for a model
+    without word relations (``model.word_relations``)."""
+
+    def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
+        g = output.word_grounding
+        if g is None:
+            return output.sentence.sum() * 0
+        cos = torch.einsum("ble,cte->blct", g.words, g.clips).float()  # (B, L, B, T)
+        best = cos.masked_fill(~g.clip_mask[None, None], -2.0).amax(-1)  # (B, L, B): best clip of each row's video
+        rows = torch.arange(len(g.vid_index), device=cos.device)
+        same = g.vid_index[:, None] == g.vid_index[None, :]
+        first = ~(same & (rows[None, :] < rows[:, None])).any(1)  # the first row of each distinct video
+        keep = (rows[:, None] == rows[None, :]) | (~same & first[None, :])  # own row, one row per other video
+        logits = (best * g.scale).masked_fill(~keep[:, None, :], torch.finfo(torch.float32).min)
+        nll = -torch.log_softmax(logits, dim=-1)[rows, :, rows]  # (B, L)
+        mask = g.word_mask.float()
+        return (nll * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+__all__ = ["ReferenceOffTarget", "WordGroundingMIL"]

@@ -10,7 +10,7 @@ and windowed clip-clip attention), focused on where the coarse stage put the mom
 act on the unimodal encodings through the shared embedding space (``grounding/models/embedding.py``).
 
 Ablations swap a part for one that passes its input through (``model.stages``, ``model.focus``,
-``model.relation_cue``), so ``CCMAN.forward`` is the same cascade for every variant.
+``model.relation_cue``, ``model.word_relations``), so ``CCMAN.forward`` is the same cascade for every variant.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from grounding.models.existence import ExistenceHead
 from grounding.models.heads import BoundaryHeads, SaliencyHead, expected_span, inside_probability
 from grounding.models.layers import MLP, AttentionBlock, AttentivePooling, BandBias, GlobalFusion
 from grounding.models.outputs import GroundingOutput, SpaceOutput, StageOutput
-from grounding.models.relation import NoRelationCue, RelationCue
+from grounding.models.relation import NoRelationCue, NoWordRelations, RelationCue, WordRelations
 from grounding.models.shared_space import SharedSpaceEncoders
 
 
@@ -41,6 +41,7 @@ class CCMANConfig(EncoderSettings):
     focus: bool = True  # coarse-to-fine focusing (off = plain cascade of features)
     focus_source: str = "both"  # span | relevance | both
     relation_cue: bool = False  # the reference event's position as a fine-stage cue (grounding.models.relation)
+    word_relations: bool = False  # the reference read from words grounded one by one (grounding.models.relation)
     embed_dim: int = 128
     temperature: float = 0.07
 
@@ -56,7 +57,9 @@ class CascadeState:
     sentence: torch.Tensor  # (B, D)
     focus: torch.Tensor | None = None  # (B, T) where the previous stage put the moment, in [0, 1]
     span: torch.Tensor | None = None  # (B, 2) the previous stage's span
-    reference: torch.Tensor | None = None  # (B, T) where the sentence's reference event is (relation cue), in [0, 1]
+    reference: torch.Tensor | None = None  # (B, T) where the sentence's reference event is (relation cue, or word
+    # relations when on: their first head's distribution)
+    logit_bias: torch.Tensor | None = None  # (B, T, 3) added to the next stage's start/end/inside logits (word relations)
 
 
 class PassThrough(nn.Module):
@@ -146,6 +149,9 @@ class FineStage(nn.Module):
             v = local(v, v_mask, bias=bias)
         v = v * v_mask.unsqueeze(-1).to(v.dtype)
         logits = self.heads(v, v_mask)
+        if state.logit_bias is not None:  # padded clips keep their float32-minimum logits
+            bias = state.logit_bias.to(logits[0].dtype) * v_mask.unsqueeze(-1).to(logits[0].dtype)
+            logits = tuple(logit + bias[..., i] for i, logit in enumerate(logits))
         span = expected_span(logits[0], logits[1], v_mask)
         # the refinement regresses a correction of the previous stage's span (or of its own, detached)
         base = state.span if state.span is not None else span.detach()
@@ -169,6 +175,7 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
         self.coarse = CoarseStage(cfg) if "coarse" in cfg.stages else PassThrough()
         self.focus = Focus(cfg.focus_source) if cfg.focus else NoFocus()
         self.relation = RelationCue(cfg.dim) if cfg.relation_cue else NoRelationCue()
+        self.word_relations = WordRelations(cfg.dim, cfg.embed_dim) if cfg.word_relations else NoWordRelations()
         self.fine = FineStage(cfg) if "fine" in cfg.stages else PassThrough()
         self.embedding = SharedEmbeddingSpace(cfg.dim, cfg.dim, cfg.embed_dim, cfg.temperature)
         # on the cascade's final clip tokens; without it saliency comes from the inside scores
@@ -179,9 +186,12 @@ class CCMAN(SharedSpaceEncoders, nn.Module):
         clips, words, sentence, word_attn = encode_batch(self.video_encoder, self.query_encoder, batch)
         state, coarse = self.coarse(CascadeState(clips, batch.clip_mask, words, batch.word_mask, sentence))
         state = self.relation(self.focus(state, coarse), clips, words, word_attn, self.embedding)
+        lexical = self.query_encoder.lexical(batch.words) if self.cfg.word_relations else None
+        state, word_grounding = self.word_relations(state, clips, words, lexical, batch.vid_index)
         state, fine = self.fine(state)
         stages = {name: out for name, out in (("coarse", coarse), ("fine", fine)) if out is not None}
         space = SpaceOutput.project(self.embedding, clips, sentence)
         return GroundingOutput(batch.clip_mask, clips, sentence, word_attn, space, stages, final=list(stages)[-1],
                                saliency=None if self.saliency_head is None else self.saliency_head(state.clips, batch.clip_mask),
-                               existence=None if self.existence is None else self.existence(space, batch.clip_mask, batch.vid_index))
+                               existence=None if self.existence is None else self.existence(space, batch.clip_mask, batch.vid_index),
+                               word_grounding=word_grounding)

@@ -74,8 +74,13 @@ class QueryEncoder(nn.Module):
             raise ValueError(f"model.query_context must be 'lstm' or 'transformer', not '{context}'")
         self.pool = AttentivePooling(dim)
 
+    def lexical(self, words: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) the words projected but not yet contextualised: what each word means on its own
+        (``grounding.models.relation.WordRelations`` grounds them one by one)."""
+        return self.proj(self.embed(words) if self.embed is not None else words)
+
     def forward(self, words: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.proj(self.embed(words) if self.embed is not None else words)
+        x = self.lexical(words)
         if self.context_kind == "lstm":
             lengths = mask.sum(1).clamp_min(1).cpu()
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)

@@ -34,6 +34,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -110,6 +111,7 @@ class GroundingOutput:
     existence: ExistenceOutput | None = None
     moments: MomentSet | None = None
     negative_saliency: torch.Tensor | None = None
+    word_grounding: Any = None  # grounding.models.relation.WordGrounding (CCMAN's word relations) or None
 
     @property
     def decoded(self) -> StageOutput:

@@ -31,18 +31,26 @@ reference: it works as a second, shared-space detector of the named event (bound
 the occurrence of a relational query is still chosen about as well as without it. Versions that keep the
 reference off the target (``loss.reference_off_target``, a context that avoids the focused moment's
 words) did not find the reference either within 6 epochs.
+
+``WordRelations`` (``model.word_relations``, below) finds it: words grounded one by one by a
+multiple-instance loss, a selection that can only choose words (and, for its first head, only from
+evidence: sharp words away from the coarse focus), and the reference's side features into the fine stage's
+tokens and logits. Its reference peaks on the reference event; the occurrence choice moves a little
+(docs/model.md, "Word relations").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from grounding.models.layers import AttentivePooling
+from grounding.models.layers import AttentivePooling, masked_softmax
 
 DEFAULT_SCALES = (0.02, 0.06, 0.2)  # decay lengths, as fractions of the video's clips
 
@@ -106,4 +114,158 @@ class NoRelationCue(nn.Module):
         return state
 
 
-__all__ = ["DEFAULT_SCALES", "NoRelationCue", "RelationCue", "side_mass"]
+# ---------------------------------------------------------------------------------------------------------
+# Word relations: every word grounded on its own, and each clip told where each word is relative to itself.
+
+WORD_SCALES = (0.03, 0.1, 0.3)  # decay lengths of the word-position features, as fractions of the video
+EVIDENCE_PRIOR = (2.0, -3.0)  # the first selection head's initial weights on a word's sharpness and focus share
+
+
+@dataclass
+class WordGrounding:
+    """Lexical word embeddings and unimodal clip embeddings in the word-grounding space (unit norm), for
+    the multiple-instance loss ``loss.word_grounding`` (``grounding.losses.relation``)."""
+
+    words: torch.Tensor  # (B, L, E)
+    clips: torch.Tensor  # (B, T, E)
+    word_mask: torch.Tensor  # (B, L)
+    clip_mask: torch.Tensor  # (B, T)
+    vid_index: torch.Tensor  # (B,)
+    scale: torch.Tensor  # () inverse temperature of the cosines
+
+
+def word_side_features(grounding: torch.Tensor, mask: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
+    """(B, L, T) L distributions over the clips (words, or references) -> (B, T, L, 2K + 3): for clip t and
+    distribution j its mass strictly before t decayed at each scale, all of it before t, the same two after
+    t, and at t (times the number of valid clips, so a distribution spread evenly reads 1 everywhere)."""
+    t = grounding.shape[-1]
+    pos = torch.arange(t, device=grounding.device, dtype=grounding.dtype)
+    gap = pos[None, :] - pos[:, None]  # (T, T): u - t
+    lengths = mask.sum(1).clamp_min(1).to(grounding.dtype)  # (B,)
+    earlier, later = (gap < 0).to(grounding.dtype), (gap > 0).to(grounding.dtype)
+    before, after = [], []
+    for scale in (*scales, None):
+        if scale is None:  # every clip before / after, undecayed
+            decay = torch.ones_like(gap)[None].expand(len(lengths), t, t)
+        else:
+            decay = torch.exp(-gap.abs()[None] / (scale * lengths)[:, None, None])  # (B, T, T)
+        before.append(torch.einsum("btu,blu->btl", decay * earlier, grounding))
+        after.append(torch.einsum("btu,blu->btl", decay * later, grounding))
+    at = grounding.transpose(1, 2) * lengths[:, None, None]
+    return torch.stack(before + after + [at], dim=-1)
+
+
+def word_evidence(grounding: torch.Tensor, mask: torch.Tensor, focus: torch.Tensor | None) -> torch.Tensor:
+    """(B, L, T) word groundings -> (B, L, 2): how sharply each word is grounded, ``log(max_t g · T)`` (0 for
+    a word spread evenly, such as "a" or "person"), and how much of it lies in the focus relative to an even
+    spread, ``Σ_t g_t f_t / mean_t f_t`` (1 without a focus). The named event's words lie in the focus (the
+    coarse stage finds every occurrence of it); the reference's words are sharp and lie elsewhere."""
+    lengths = mask.sum(1).clamp_min(1).to(grounding.dtype)  # (B,)
+    sharp = torch.log((grounding.amax(-1) * lengths[:, None]).clamp_min(1e-6))
+    if focus is None:
+        share = torch.ones_like(sharp)
+    else:
+        f = (focus.detach() * mask).to(grounding.dtype)
+        share = (grounding * f[:, None, :]).sum(-1) / (f.sum(1) / lengths).clamp_min(1e-6)[:, None]
+    return torch.stack([sharp, share], dim=-1)
+
+
+class WordRelations(nn.Module):
+    """Where the sentence's other phrase is, read from words grounded one by one, for every clip.
+
+    1. Each word is grounded on its own: the cosine of its *lexical* embedding (before the query encoder's
+       context layer, so "window" means a window whatever surrounds it) with every unimodal clip, a softmax
+       over clips. ``loss.word_grounding`` trains this by multiple-instance learning (a word of a sentence is
+       shown somewhere in its video, not in the batch's other videos), so plain queries teach every word.
+    2. ``heads`` learned word selections (attention over the *contextual* words, conditioned on the
+       sentence: which words are the reference depends on the words around them, e.g. the one after a
+       relation word) mix those groundings into ``heads`` reference distributions over the clips. The end
+       task only chooses words; it does not reshape where a word is (the groundings enter detached), so a
+       selection cannot turn into a second detector of the target, as the relation cue's did. The first
+       head selects from ``word_evidence`` alone: words grounded sharply and away from the coarse focus
+       (the coarse stage finds every occurrence of the named event, not the reference).
+    3. For each clip and reference, ``word_side_features``: its mass just before / just after the clip at a
+       few scales, at all, and at the clip. Embedded and gated by a relation vector (a pooling of the
+       contextual words: "before" or "after" decides which side counts) and added to the clip tokens that
+       enter the fine stage (the fine stage: which occurrence, and its boundaries); and, weighted by the
+       same relation vector, added to the fine stage's start/end/inside logits (a direct, bilinear path).
+
+    No parser and no word list: which words are the reference and which side matters is learnt.
+    """
+
+    def __init__(self, dim: int, embed_dim: int, heads: int = 2, scales: Sequence[float] = WORD_SCALES) -> None:
+        super().__init__()
+        self.heads, self.scales = heads, tuple(scales)
+        self.word_proj = nn.Linear(dim, embed_dim)
+        self.clip_proj = nn.Linear(dim, embed_dim)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # cosine -> grounding logit
+        self.select_words = nn.Linear(dim, dim)
+        self.select_sentence = nn.Linear(dim, dim)
+        self.select = nn.Linear(dim, heads)
+        # (2, H): how each head weighs a word's sharpness and its share of the focus (``word_evidence``)
+        prior = torch.zeros(2, heads)
+        prior[:, 0] = torch.tensor(EVIDENCE_PRIOR)
+        self.evidence_weight = nn.Parameter(prior)
+        # the end task pulls a content-reading selection onto the target's words (docs/model.md), so the
+        # first head selects from the evidence alone
+        self.register_buffer("reads_content", (torch.arange(heads) > 0).float(), persistent=False)
+        self.relation = AttentivePooling(dim, cond_dim=dim)
+        features = heads * (2 * (len(self.scales) + 1) + 1)
+        self.embed = nn.Linear(features, dim)
+        self.gate = nn.Linear(dim, dim)
+        # a direct path to the fine stage's start/end/inside logits: the features weighted by the relation
+        # vector (bilinear), zero at the start so training begins from the cascade without it
+        self.readout = nn.Linear(dim, 3 * features)
+        nn.init.zeros_(self.readout.weight)
+        nn.init.zeros_(self.readout.bias)
+
+    def ground(self, clips: torch.Tensor, lexical: torch.Tensor, clip_mask: torch.Tensor, word_mask: torch.Tensor,
+               vid_index: torch.Tensor) -> tuple[torch.Tensor, WordGrounding]:
+        """(B, L, T) each word's distribution over the clips, and the embeddings for the loss."""
+        words = F.normalize(self.word_proj(lexical), dim=-1)
+        video = F.normalize(self.clip_proj(clips), dim=-1)
+        scale = self.log_scale.exp().clamp(1.0, 100.0)
+        logits = torch.einsum("ble,bte->blt", words, video).float() * scale
+        grounding = masked_softmax(logits, clip_mask[:, None, :].expand_as(logits))
+        return grounding, WordGrounding(words, video, word_mask, clip_mask, vid_index, scale)
+
+    def selection(self, words: torch.Tensor, word_mask: torch.Tensor, sentence: torch.Tensor,
+                  evidence: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, L): each head's weights over the real words; ``evidence`` (B, L, 2) from ``word_evidence``
+        enters each head's logits with learned weights. The first head reads the evidence only and starts
+        out preferring words grounded sharply and away from the focus; the others also read the words."""
+        hidden = torch.tanh(self.select_words(words) + self.select_sentence(sentence).unsqueeze(1))
+        logits = self.select(hidden) * self.reads_content  # (B, L, H); the first head reads the evidence only
+        if evidence is not None:
+            logits = logits + evidence.to(logits.dtype) @ self.evidence_weight
+        logits = logits.transpose(1, 2)
+        return masked_softmax(logits, word_mask[:, None, :].expand_as(logits))
+
+    def forward(self, state: Any, clips: torch.Tensor, words: torch.Tensor, lexical: torch.Tensor,
+                vid_index: torch.Tensor) -> tuple[Any, WordGrounding]:
+        """``clips`` (B, T, D) unimodal clip tokens, ``words`` (B, L, D) contextual word tokens, ``lexical``
+        (B, L, D) the words before their context layer; the cue is added to ``state.clips``."""
+        c_mask, w_mask = state.clip_mask, state.word_mask
+        grounding, out = self.ground(clips, lexical, c_mask, w_mask, vid_index)
+        select = self.selection(words, w_mask, state.sentence, word_evidence(grounding.detach(), c_mask, state.focus))
+        reference = select.float() @ grounding.detach()  # (B, H, T): each head's reference over the clips
+        feats = word_side_features(reference, c_mask, self.scales)  # (B, T, H, F)
+        relation, _ = self.relation(words, w_mask, state.sentence)
+        flat = feats.flatten(2).to(state.clips.dtype)  # (B, T, H F)
+        cue = self.embed(flat) * torch.sigmoid(self.gate(relation)).unsqueeze(1)
+        bias = torch.einsum("btf,bfk->btk", flat, self.readout(relation).view(len(flat), flat.shape[-1], 3))
+        # the first head's reference is what figures and analyses draw as the stage's "reference"
+        return replace(state, clips=state.clips + cue * c_mask.unsqueeze(-1).to(cue.dtype),
+                       reference=reference[:, 0], logit_bias=bias), out
+
+
+class NoWordRelations(nn.Module):
+    """The switched-off word relations: the state goes on unchanged and nothing is grounded."""
+
+    def forward(self, state: Any, clips: torch.Tensor, words: torch.Tensor, lexical: torch.Tensor | None,
+                vid_index: torch.Tensor) -> tuple[Any, None]:
+        return state, None
+
+
+__all__ = ["DEFAULT_SCALES", "EVIDENCE_PRIOR", "WORD_SCALES", "NoRelationCue", "NoWordRelations", "RelationCue",
+           "WordGrounding", "WordRelations", "side_mass", "word_evidence", "word_side_features"]

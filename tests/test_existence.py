@@ -13,7 +13,8 @@ from grounding.models.existence import ExistenceHead, proposal_masks
 from grounding.models.outputs import SpaceOutput
 
 
-def test_proposals_are_the_search_index_windows_and_never_empty():
+def test_proposals_are_the_earlier_search_index_windows_and_never_empty():
+    from grounding.models.existence import SCALES
     from grounding.search.embed import Granularity, windows_for
 
     mask = torch.zeros(3, 32, dtype=torch.bool)
@@ -22,7 +23,7 @@ def test_proposals_are_the_search_index_windows_and_never_empty():
     props = proposal_masks(mask)  # (3, P, 32)
     for row, n in enumerate((32, 20)):
         got = {(int(m.nonzero().min()), int(m.nonzero().max())) for m in props[row]}
-        assert got == {tuple(w) for w in windows_for(n, Granularity()).tolist()}
+        assert got == {tuple(w) for w in windows_for(n, Granularity("proposals", list(SCALES))).tolist()}
     assert props.any(-1).all() and not props[:, :, 3:][2].any()  # every window holds a clip, none past the video
 
 

@@ -44,7 +44,7 @@ STRIDE = 0.5  # proposal stride as a fraction of its length
 def proposal_windows(num_clips: int, scales: Sequence[float] = SCALES, stride: float = STRIDE) -> np.ndarray:
     """Multi-scale sliding windows (P, 2) as first and last clip (inclusive) of a video of ``num_clips``
     clips: lengths ``scales`` x the video at a stride of ``stride`` x the length, the end always covered.
-    The search index's proposal entries are these windows (``grounding.search.embed``)."""
+    The search index used these windows until it added 1/16 of the video (``grounding.search.embed``)."""
     out: list[tuple[int, int]] = []
     for scale in scales:
         length = max(1, round(scale * num_clips))

@@ -37,7 +37,7 @@ class FakeModel:
 
 
 def library(n: int, seed: int = 0) -> tuple[list[LibraryVideo], dict[str, np.ndarray]]:
-    """``n`` videos of 16 random clips, 32 s each (26 proposal entries apiece)."""
+    """``n`` videos of 16 random clips, 32 s each (42 proposal entries apiece)."""
     rng = np.random.default_rng(seed)
     feats = {f"v{i:03d}": rng.normal(size=(16, FEAT)).astype(np.float32) for i in range(n)}
     return [LibraryVideo(v, 32.0) for v in feats], feats

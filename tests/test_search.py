@@ -238,13 +238,13 @@ def test_backfill_keeps_a_mixed_index_answering_and_resumes(old, index, library,
         upgrade.backfill(work, new, "uncertainty", fraction=0.5, chunk_videos=1, progress=False)
     monkeypatch.setattr(SearchModel, "embed_videos", real)
     mid = MomentIndex.open(work)
-    assert sorted(mid.live_models().values()) == [3 * 26, (len(mid.videos()) - 3) * 26]  # 3 videos committed
+    assert sorted(mid.live_models().values()) == [3 * 42, (len(mid.videos()) - 3) * 42]  # 3 videos committed
     report = upgrade.backfill(work, new, "uncertainty", fraction=0.5, chunk_videos=2, progress=False)
     total = len(mid.videos())
     assert (report.done, report.total) == (round(0.5 * total), total)
     mixed = MomentIndex.open(work)
     models = {mixed.models[m]["fingerprint"]: n for m, n in mixed.live_models().items()}
-    assert models == {SearchModel.load(old, "cpu").fingerprint: (total - report.done) * 26, new.fingerprint: report.done * 26}
+    assert models == {SearchModel.load(old, "cpu").fingerprint: (total - report.done) * 42, new.fingerprint: report.done * 42}
     assert sorted(mixed.videos()) == sorted(MomentIndex.open(index).videos())  # every video exactly once
     after = Searcher(mixed, new).search(queries, rerank=0, top_k=10)
     for a, b in zip(before, after, strict=True):  # same space, so the mixed index answers as before
@@ -379,13 +379,13 @@ def test_cli_indexes_a_feature_folder_skipping_bad_files(old, plain, library, tm
 @pytest.mark.slow
 def test_ivf_recall_on_real_query_embeddings(index, library):
     """``bench_search --recall-index``: scanning every inverted list, the approximate structure finds the
-    exact best entry of real sentences (8-bit codes aside); scanning one list of 16, it misses some."""
+    exact best entry of real sentences (8-bit codes aside); scanning one list of 25, it misses some."""
     from grounding.search.bench import recall_on_queries
 
     _, records, _, _ = library
     sentences = [r.query for r in records]
     full = recall_on_queries(index, sentences, nprobe=64)
     one = recall_on_queries(index, sentences, nprobe=1)
-    assert full["nlist"] == 16 and full["entries"] == 24 * 26 and full["queries"] == len(records)
+    assert full["nlist"] == 25 and full["entries"] == 24 * 42 and full["queries"] == len(records)
     assert full["recall@1"] >= 0.9 and full["recall@10"] >= 0.9 and full["same_top_video"] >= full["recall@1"]
     assert one["recall@10"] < full["recall@10"]

@@ -31,13 +31,13 @@ from tests.index_fakes import DIM, FakeModel, library
 
 pytestmark = pytest.mark.slow  # each test runs a backfill as a subprocess
 
-VIDEOS, ENTRIES = 24, 26  # 16 clips of 32 s: 26 proposal entries per video
+VIDEOS, ENTRIES = 24, 42  # 16 clips of 32 s: 42 proposal entries per video
 OLD, NEW = "fake0", f"fake{backfill_worker.NEW_MODEL_SEED}"
 
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, dict[str, np.ndarray]]:
-    """Every video's entries as each model embeds them: ``{fingerprint: {vid: (26, E)}}``."""
+    """Every video's entries as each model embeds them: ``{fingerprint: {vid: (42, E)}}``."""
     videos, feats = library(VIDEOS)
     out = {}
     for seed in (0, backfill_worker.NEW_MODEL_SEED):

@@ -352,6 +352,7 @@ def test_ccman_compatibility_study_end_to_end(plain, tmp_path, capsys):
     assert [c["fraction"] for c in curve] == [0.0, 0.5, 1.0]
     l2 = result["methods"][1]
     assert curve[-1]["VCMR-R1@0.5"] == pytest.approx(l2["self"])  # fully backfilled = the new model's own index
+    assert curve[-1]["VCMR-R10@0.5"] == pytest.approx(l2["self_R10"]) and curve[0]["NFR_R10"] == pytest.approx(l2["nfr_cross_R10"])
     assert read_checkpoint(work / "new_l2" / "checkpoints" / "last.pt").compatible_with
     assert "hot refresh" in (work / "ccman_summary.md").read_text() and "| l2 |" in capsys.readouterr().out
 

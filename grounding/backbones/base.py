@@ -14,6 +14,31 @@ from grounding.backbones.transforms import FramePreprocess
 from grounding.errors import GroundingError
 from grounding.registry import Registry
 
+# key fragment -> the network whose state dicts hold it, first match wins (error messages name the file's network)
+KNOWN_WEIGHTS = (
+    ("pathway0_stem", "a SlowFast network (PySlowFast)"),
+    ("multipathway_blocks", "a SlowFast network (PyTorchVideo)"),
+    ("blocks.0.", "a PyTorchVideo network"),
+    ("Conv3d_1a_7x7", "an I3D (Inception-v1 3D) network"),
+    ("Mixed_5c", "an I3D (Inception-v1 3D) network"),
+    ("conv1a.", "C3D"),
+    ("conv3a.", "C3D"),
+    ("visual.", "a CLIP model"),
+    ("vision_model.", "a CLIP model"),
+    ("patch_embed", "a vision transformer (ViT / VideoMAE)"),
+    ("layer1.0.", "a 2D ResNet"),
+    ("features.0.", "VGG"),
+)
+
+
+def describe_weights(keys: list[str]) -> str:
+    """A short guess at which network a state dict with these keys belongs to, for error messages."""
+    for fragment, name in KNOWN_WEIGHTS:
+        if any(fragment in k for k in keys):
+            return name
+    shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+    return f"an unknown network (keys {shown})" if keys else "an empty state dict"
+
 
 class Backbone(nn.Module):
     """Maps clips of preprocessed frames ``(B, N, 3, h, w)`` to one feature per clip ``(B, D)``.

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grounding.backbones.base import describe_weights
 from grounding.errors import GroundingError
 
 _Triple = tuple[int, int, int]
@@ -159,29 +160,6 @@ class InceptionI3D(nn.Module):
 
 
 # Key fragments of other networks' checkpoints, to name what a wrong weights file holds.
-_OTHER_ARCHITECTURES = (
-    ("pathway0_stem", "a SlowFast network (PySlowFast)"),
-    ("multipathway_blocks", "a SlowFast network (PyTorchVideo)"),
-    ("blocks.0.", "a PyTorchVideo network"),
-    ("conv1a.", "C3D"),
-    ("conv3a.", "C3D"),
-    ("visual.", "CLIP"),
-    ("vision_model.", "CLIP (transformers)"),
-    ("patch_embed", "a vision transformer (ViT / VideoMAE)"),
-    ("layer1.0.", "a ResNet"),
-    ("features.0.", "VGG"),
-)
-
-
-def describe_state_dict(keys: list[str]) -> str:
-    """A short guess at which network a state dict belongs to, for error messages."""
-    for fragment, name in _OTHER_ARCHITECTURES:
-        if any(fragment in k for k in keys):
-            return name
-    shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
-    return f"an unknown network (keys {shown})" if keys else "an empty state dict"
-
-
 _NEED = "InceptionV1-I3D RGB weights (pytorch-i3d rgb_imagenet.pt or rgb_charades.pt)"
 
 
@@ -219,7 +197,7 @@ def load_i3d(path: str | Path, width: float | None = None) -> InceptionI3D:
     state = _read_state_dict(path)
     state = {k: v for k, v in state.items() if not k.startswith("logits.")}
     if "Conv3d_1a_7x7.conv3d.weight" not in state:
-        raise GroundingError(f"{path} holds the weights of {describe_state_dict(list(state))}, not {_NEED}; "
+        raise GroundingError(f"{path} holds the weights of {describe_weights(list(state))}, not {_NEED}; "
                              "pass the right file with --weights")
     stem = state["Conv3d_1a_7x7.conv3d.weight"]
     if stem.ndim != 5:

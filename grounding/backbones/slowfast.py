@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from grounding.backbones.base import describe_weights
 from grounding.errors import GroundingError
 
 # temporal kernel sizes of (stem, res2, res3, res4, res5) per pathway: SlowFast's "slow" and "fast"
@@ -272,15 +273,9 @@ def identify(state: Mapping[str, Any]) -> str:
         stem = state.get("s1.pathway0_stem.conv.weight")
         width = int(stem.shape[0]) if hasattr(stem, "shape") else 64
         return SlowFastConfig(blocks=blocks, width=width).name if all(blocks) else "a SlowFast network"
-    if "Conv3d_1a_7x7" in text or "Mixed_5c" in text:
-        return "an I3D (Inception-v1 3D) network"
-    if "vision_model." in text or "visual.transformer" in text:
-        return "a CLIP model"
     if "pathway0_res" in text:
         return "a single-pathway PySlowFast network (Slow-only/I3D/C2D)"
-    if "layer1.0.conv1.weight" in text:
-        return "a 2D ResNet"
-    return f"an unknown network (first keys: {', '.join(keys[:3])})"
+    return describe_weights(keys)
 
 
 def load_slowfast(path: str | Path, cfg: SlowFastConfig | None = None) -> SlowFast:

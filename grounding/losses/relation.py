@@ -53,4 +53,21 @@ class WordGroundingMIL(Loss):
         return (nll * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-__all__ = ["ReferenceOffTarget", "WordGroundingMIL"]
+@LOSSES.register("word_reference_off_target")
+class WordReferenceOffTarget(Loss):
+    """Mean over queries and selection heads of ``-log(1 - m)``, ``m`` the head's reference mass inside the
+    ground-truth moment(s). A reference is a distribution over the clips (a mix of grounded words), so it
+    cannot switch off: pushed off the target it must select words shown elsewhere, the other phrase of a
+    relational query, or words every clip shows alike (a flat reference, no cue) for a plain one. Needs only
+    the ground-truth window, so it applies to any dataset; zero without word relations."""
+
+    def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
+        g = output.word_grounding
+        if g is None or g.references is None:
+            return output.sentence.sum() * 0
+        inside = (batch.inside.float() * g.clip_mask.float())[:, None, :]  # (B, 1, T)
+        mass = (g.references.float() * inside).sum(-1)  # (B, H)
+        return -torch.log1p(-mass.clamp(max=1 - 1e-4)).mean()
+
+
+__all__ = ["ReferenceOffTarget", "WordGroundingMIL", "WordReferenceOffTarget"]

@@ -132,6 +132,7 @@ class WordGrounding:
     clip_mask: torch.Tensor  # (B, T)
     vid_index: torch.Tensor  # (B,)
     scale: torch.Tensor  # () inverse temperature of the cosines
+    references: torch.Tensor | None = None  # (B, H, T) each selection head's reference distribution over the clips
 
 
 def word_side_features(grounding: torch.Tensor, mask: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
@@ -199,6 +200,7 @@ class WordRelations(nn.Module):
         self.word_proj = nn.Linear(dim, embed_dim)
         self.clip_proj = nn.Linear(dim, embed_dim)
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # cosine -> grounding logit
+        self.log_sharpen = nn.Parameter(torch.tensor(0.0))  # a phrase's mean cosine is flatter than one word's
         self.select_words = nn.Linear(dim, dim)
         self.select_sentence = nn.Linear(dim, dim)
         self.select = nn.Linear(dim, heads)
@@ -241,6 +243,16 @@ class WordRelations(nn.Module):
         logits = logits.transpose(1, 2)
         return masked_softmax(logits, word_mask[:, None, :].expand_as(logits))
 
+    def phrase_grounding(self, select: torch.Tensor, out: WordGrounding) -> torch.Tensor:
+        """(B, H, T): each head's selected words grounded *together*: the selection-weighted mean of the
+        words' unit vectors against every clip, a softmax over clips. A clip must match every selected word
+        to win (a conjunction), so a decoy that shares one word with the reference loses to the reference,
+        and a word every clip matches alike ("a", "person") only adds a constant. The words enter detached:
+        the end task chooses words, it cannot move where a word is."""
+        phrase = select.to(out.words.dtype) @ out.words.detach()  # (B, H, E)
+        logits = torch.einsum("bhe,bte->bht", phrase, out.clips.detach()).float() * out.scale.detach()
+        return masked_softmax(logits * self.log_sharpen.exp(), out.clip_mask[:, None, :].expand_as(logits))
+
     def forward(self, state: Any, clips: torch.Tensor, words: torch.Tensor, lexical: torch.Tensor,
                 vid_index: torch.Tensor) -> tuple[Any, WordGrounding]:
         """``clips`` (B, T, D) unimodal clip tokens, ``words`` (B, L, D) contextual word tokens, ``lexical``
@@ -248,7 +260,7 @@ class WordRelations(nn.Module):
         c_mask, w_mask = state.clip_mask, state.word_mask
         grounding, out = self.ground(clips, lexical, c_mask, w_mask, vid_index)
         select = self.selection(words, w_mask, state.sentence, word_evidence(grounding.detach(), c_mask, state.focus))
-        reference = select.float() @ grounding.detach()  # (B, H, T): each head's reference over the clips
+        reference = self.phrase_grounding(select, out)  # (B, H, T): each head's reference over the clips
         feats = word_side_features(reference, c_mask, self.scales)  # (B, T, H, F)
         relation, _ = self.relation(words, w_mask, state.sentence)
         flat = feats.flatten(2).to(state.clips.dtype)  # (B, T, H F)
@@ -256,7 +268,7 @@ class WordRelations(nn.Module):
         bias = torch.einsum("btf,bfk->btk", flat, self.readout(relation).view(len(flat), flat.shape[-1], 3))
         # the first head's reference is what figures and analyses draw as the stage's "reference"
         return replace(state, clips=state.clips + cue * c_mask.unsqueeze(-1).to(cue.dtype),
-                       reference=reference[:, 0], logit_bias=bias), out
+                       reference=reference[:, 0], logit_bias=bias), replace(out, references=reference)
 
 
 class NoWordRelations(nn.Module):

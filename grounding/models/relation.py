@@ -198,6 +198,11 @@ class WordRelations(nn.Module):
         super().__init__()
         self.heads, self.scales = heads, tuple(scales)
         self.word_proj = nn.Linear(dim, embed_dim)
+        # each word grounded with its neighbours (a verb and its object are two words apart in "carrying a
+        # towel"): a local phrase, so a decoy sharing one word with the phrase does not match it
+        self.phrase = nn.Conv1d(dim, dim, kernel_size=5, padding=2)
+        nn.init.zeros_(self.phrase.weight)
+        nn.init.zeros_(self.phrase.bias)
         self.clip_proj = nn.Linear(dim, embed_dim)
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # cosine -> grounding logit
         self.log_sharpen = nn.Parameter(torch.tensor(0.0))  # a phrase's mean cosine is flatter than one word's
@@ -205,7 +210,7 @@ class WordRelations(nn.Module):
         self.select_sentence = nn.Linear(dim, dim)
         self.select = nn.Linear(dim, heads)
         # (2, H): how each head weighs a word's sharpness and its share of the focus (``word_evidence``)
-        prior = torch.zeros(2, heads)
+        prior = torch.zeros(len(EVIDENCE_PRIOR), heads)
         prior[:, 0] = torch.tensor(EVIDENCE_PRIOR)
         self.evidence_weight = nn.Parameter(prior)
         # the end task pulls a content-reading selection onto the target's words (docs/model.md), so the
@@ -224,7 +229,9 @@ class WordRelations(nn.Module):
     def ground(self, clips: torch.Tensor, lexical: torch.Tensor, clip_mask: torch.Tensor, word_mask: torch.Tensor,
                vid_index: torch.Tensor) -> tuple[torch.Tensor, WordGrounding]:
         """(B, L, T) each word's distribution over the clips, and the embeddings for the loss."""
-        words = F.normalize(self.word_proj(lexical), dim=-1)
+        local = lexical * word_mask.unsqueeze(-1).to(lexical.dtype)
+        local = local + self.phrase(local.transpose(1, 2)).transpose(1, 2)
+        words = F.normalize(self.word_proj(local), dim=-1)
         video = F.normalize(self.clip_proj(clips), dim=-1)
         scale = self.log_scale.exp().clamp(1.0, 100.0)
         logits = torch.einsum("ble,bte->blt", words, video).float() * scale

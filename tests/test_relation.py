@@ -83,7 +83,7 @@ def test_word_side_features_are_each_words_mass_before_after_and_at_each_clip():
 
 def test_word_relations_ground_each_word_reach_the_fine_stage_and_off_cost_nothing(tmp_path):
     from grounding.inference.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
-    from grounding.losses.relation import WordGroundingMIL
+    from grounding.losses.relation import WordGroundingMIL, WordReferenceOffTarget
     from grounding.models import build_model
 
     batch = _batch()
@@ -92,9 +92,12 @@ def test_word_relations_ground_each_word_reach_the_fine_stage_and_off_cost_nothi
     g = out.word_grounding
     assert g.words.shape[:2] == batch.words.shape[:2] and g.clips.shape[:2] == batch.clip_mask.shape
     assert torch.allclose(g.words.norm(dim=-1), torch.ones(g.words.shape[:2]))
-    loss = WordGroundingMIL()(out, batch)
-    (loss + out.stages["fine"].start_logits.sum()).backward()  # both the loss and the fine stage train every part
-    for part in (on.word_relations.word_proj, on.word_relations.select, on.word_relations.embed, on.word_relations.gate):
+    out.stages["fine"].start_logits.sum().backward(retain_graph=True)  # the end task trains the readout ...
+    for part in (on.word_relations.embed, on.word_relations.gate, on.word_relations.relation.proj):
+        assert part.weight.grad is not None and part.weight.grad.abs().sum() > 0, part
+    assert on.word_relations.select.weight.grad is None  # ... but does not choose the reference's words
+    (WordGroundingMIL()(out, batch) + WordReferenceOffTarget()(out, batch)).backward()  # the two losses do
+    for part in (on.word_relations.word_proj, on.word_relations.phrase, on.word_relations.select):
         assert part.weight.grad is not None and part.weight.grad.abs().sum() > 0, part
 
     # off: no parameters, no grounding, and a checkpoint whose config predates the flag loads and answers the same
@@ -141,3 +144,63 @@ def test_word_evidence_is_sharpness_and_focus_share():
     assert ev[0, :, 0].tolist() == pytest.approx([math.log(4.0), 0.0])  # log(max * T)
     assert ev[0, :, 1].tolist() == pytest.approx([4.0, 1.0])  # focus mass over the focus's mean
     assert word_evidence(grounding, mask, None)[0, :, 1].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_the_reference_is_the_selected_words_grounded_together():
+    """A clip must match every selected word to win (a conjunction): the decoy that shares one word with the
+    reference loses to the reference, and a word every clip matches alike changes nothing but the sharpness."""
+    from grounding.models.relation import WordGrounding, WordRelations
+
+    part = WordRelations(8, 4, heads=1)
+    words = torch.eye(4)[[0, 1, 3]].unsqueeze(0)  # "carrying", "towel", "a" (which every clip shows alike)
+    clips = torch.tensor([[[1.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0],
+                           [0.0, 0.0, 2 ** 0.5, 1.0]]]) / 3 ** 0.5  # Y, a decoy sharing each word, a gap
+    g = WordGrounding(words, clips, torch.ones(1, 3, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool),
+                      torch.zeros(1, dtype=torch.long), torch.tensor(10.0))
+    with torch.no_grad():
+        both, one, with_a = (part.phrase_grounding(torch.tensor([[weights]]), g)[0, 0]
+                             for weights in ([0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.25, 0.25, 0.5]))
+    assert int(both.argmax()) == 0 and float(both[1]) == pytest.approx(float(both[2]))  # Y beats each decoy
+    assert float(one[0]) == pytest.approx(float(one[1]), rel=1e-5)  # one word alone cannot tell Y from its decoy
+    # "a" adds one cosine to every clip: half the weight on it halves the logits, the order stays
+    assert torch.allclose(with_a, torch.softmax(torch.log(both) / 2, 0), atol=1e-6)
+
+
+def test_a_word_is_grounded_with_its_neighbours_and_not_with_padding():
+    from grounding.models.relation import WordRelations
+
+    torch.manual_seed(0)
+    part = WordRelations(8, 4)
+    torch.nn.init.normal_(part.phrase.weight)  # a trained convolution (it starts at zero: words alone)
+    lexical = torch.randn(1, 9, 8)
+    clips, clip_mask, vid = torch.randn(1, 5, 8), torch.ones(1, 5, dtype=torch.bool), torch.zeros(1, dtype=torch.long)
+    word_mask = torch.ones(1, 9, dtype=torch.bool)
+    word_mask[0, 7:] = False  # two padded words
+    base = part.ground(clips, lexical, clip_mask, word_mask, vid)[1].words
+    changed = lexical.clone()
+    changed[0, 4] += 1.0  # another word in the middle
+    moved = (part.ground(clips, changed, clip_mask, word_mask, vid)[1].words - base).abs().sum(-1)[0]
+    assert (moved[2:7] > 0).all() and (moved[:2] == 0).all()  # two words on each side see it, farther ones do not
+    padded = lexical.clone()
+    padded[0, 7:] = 100.0  # what padding holds does not reach the real words
+    same = part.ground(clips, padded, clip_mask, word_mask, vid)[1].words
+    assert torch.allclose(same[0, :7], base[0, :7])
+
+
+def test_word_references_are_pushed_off_the_target_and_cost_nothing_without_word_relations():
+    from types import SimpleNamespace
+
+    from grounding.losses.relation import WordReferenceOffTarget
+
+    refs = torch.tensor([[[0.5, 0.25, 0.25, 0.0], [0.0, 0.0, 0.5, 0.5]]])  # (1, 2 heads, 4 clips)
+    g = SimpleNamespace(references=refs, clip_mask=torch.ones(1, 4, dtype=torch.bool))
+    batch = SimpleNamespace(inside=torch.tensor([[1.0, 1.0, 0.0, 0.0]]))  # the moment is clips 0-1
+    value = float(WordReferenceOffTarget()(SimpleNamespace(word_grounding=g, sentence=torch.zeros(1, 2)), batch))
+    assert value == pytest.approx((-math.log(0.25) + 0.0) / 2)  # head 0 has 0.75 inside, head 1 none
+    batch = _batch()
+    with torch.no_grad():
+        assert float(WordReferenceOffTarget()(_model()(batch), batch)) == 0.0
+    on = _model(word_relations=True).train()
+    loss = WordReferenceOffTarget()(on(batch), batch)
+    loss.backward()  # it trains the selection (the groundings enter detached)
+    assert on.word_relations.evidence_weight.grad.abs().sum() > 0

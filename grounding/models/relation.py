@@ -268,7 +268,8 @@ class WordRelations(nn.Module):
         grounding, out = self.ground(clips, lexical, c_mask, w_mask, vid_index)
         select = self.selection(words, w_mask, state.sentence, word_evidence(grounding.detach(), c_mask, state.focus))
         reference = self.phrase_grounding(select, out)  # (B, H, T): each head's reference over the clips
-        feats = word_side_features(reference, c_mask, self.scales)  # (B, T, H, F)
+        # the end task reads the references but does not choose their words: only the reference's own loss does
+        feats = word_side_features(reference.detach(), c_mask, self.scales)  # (B, T, H, F)
         relation, _ = self.relation(words, w_mask, state.sentence)
         flat = feats.flatten(2).to(state.clips.dtype)  # (B, T, H F)
         cue = self.embed(flat) * torch.sigmoid(self.gate(relation)).unsqueeze(1)

@@ -28,10 +28,14 @@ def test_each_variant_changes_one_thing_and_single_stages_keep_the_loss_balance(
     full = variant_config(CONFIG, "full", tiny_overrides(tiny_synthetic))
     for name in VARIANTS:
         cfg = variant_config(CONFIG, name, tiny_overrides(tiny_synthetic))
-        if name.startswith("no_") and name != "no_focus":
+        if name.startswith("no_"):
             term = name[3:]
-            assert cfg.loss[term].weight == 0
-            assert all(cfg.loss[t].weight == full.loss[t].weight for t in cfg.loss if t not in (term, "stage_weights"))
+            if term in cfg.loss:  # a loss term switched off, every other weight kept
+                assert cfg.loss[term].weight == 0
+                assert all(cfg.loss[t].weight == full.loss[t].weight for t in cfg.loss if t not in (term, "stage_weights"))
+            else:  # a model part switched off, the rest of the model and the loss kept
+                assert cfg.model[term] is False and cfg.loss == full.loss
+                assert {k: v for k, v in cfg.model.items() if k != term} == {k: v for k, v in full.model.items() if k != term}
     coarse = variant_config(CONFIG, "coarse_only", tiny_overrides(tiny_synthetic))
     assert list(coarse.model.stages) == ["coarse"]
     assert coarse.loss.stage_weights.coarse == full.loss.stage_weights.coarse + full.loss.stage_weights.fine

@@ -266,7 +266,10 @@ class WordRelations(nn.Module):
         (B, L, D) the words before their context layer; the cue is added to ``state.clips``."""
         c_mask, w_mask = state.clip_mask, state.word_mask
         grounding, out = self.ground(clips, lexical, c_mask, w_mask, vid_index)
-        select = self.selection(words, w_mask, state.sentence, word_evidence(grounding.detach(), c_mask, state.focus))
+        # where the named event is: the relation cue's shared-space score when the cue is on (it detects the
+        # named event, docs/model.md), else the coarse focus; the named event's words lie there, the reference's not
+        named = state.reference if state.reference is not None else state.focus
+        select = self.selection(words, w_mask, state.sentence, word_evidence(grounding.detach(), c_mask, named))
         reference = self.phrase_grounding(select, out)  # (B, H, T): each head's reference over the clips
         # the end task reads the references but does not choose their words: only the reference's own loss does
         feats = word_side_features(reference.detach(), c_mask, self.scales)  # (B, T, H, F)

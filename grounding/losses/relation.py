@@ -10,6 +10,8 @@ ground-truth window, so it applies to any dataset, and is zero for a model witho
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from grounding.data.batch import Batch
@@ -61,13 +63,22 @@ class WordReferenceOffTarget(Loss):
     relational query, or words every clip shows alike (a flat reference, no cue) for a plain one. Needs only
     the ground-truth window, so it applies to any dataset; zero without word relations."""
 
+    def __init__(self, weight: float = 1.0, sharpness: float = 0.0, **_: Any) -> None:
+        super().__init__(weight)
+        self.sharpness = float(sharpness)
+
     def forward(self, output: GroundingOutput, batch: Batch) -> torch.Tensor:
         g = output.word_grounding
         if g is None or g.references is None:
             return output.sentence.sum() * 0
-        inside = (batch.inside.float() * g.clip_mask.float())[:, None, :]  # (B, 1, T)
-        mass = (g.references.float() * inside).sum(-1)  # (B, H)
-        return -torch.log1p(-mass.clamp(max=1 - 1e-4)).mean()
+        clip_mask = g.clip_mask.float()[:, None, :]  # (B, 1, T)
+        refs = g.references.float()
+        mass = (refs * batch.inside.float()[:, None, :] * clip_mask).sum(-1)  # (B, H)
+        loss = -torch.log1p(-mass.clamp(max=1 - 1e-4)).mean()
+        if self.sharpness > 0:  # entropy / log(clips): 1 for a flat reference, 0 for a single clip
+            entropy = -(refs * torch.log(refs.clamp_min(1e-12)) * clip_mask).sum(-1)
+            loss = loss + self.sharpness * (entropy / torch.log(clip_mask.sum(-1).clamp_min(2.0))).mean()
+        return loss
 
 
 __all__ = ["ReferenceOffTarget", "WordGroundingMIL", "WordReferenceOffTarget"]

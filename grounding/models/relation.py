@@ -205,7 +205,6 @@ class WordRelations(nn.Module):
         nn.init.zeros_(self.phrase.bias)
         self.clip_proj = nn.Linear(dim, embed_dim)
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # cosine -> grounding logit
-        self.log_sharpen = nn.Parameter(torch.tensor(0.0))  # a phrase's mean cosine is flatter than one word's
         self.select_words = nn.Linear(dim, dim)
         self.select_sentence = nn.Linear(dim, dim)
         self.select = nn.Linear(dim, heads)
@@ -258,7 +257,7 @@ class WordRelations(nn.Module):
         the end task chooses words, it cannot move where a word is."""
         phrase = select.to(out.words.dtype) @ out.words.detach()  # (B, H, E)
         logits = torch.einsum("bhe,bte->bht", phrase, out.clips.detach()).float() * out.scale.detach()
-        return masked_softmax(logits * self.log_sharpen.exp(), out.clip_mask[:, None, :].expand_as(logits))
+        return masked_softmax(logits, out.clip_mask[:, None, :].expand_as(logits))
 
     def forward(self, state: Any, clips: torch.Tensor, words: torch.Tensor, lexical: torch.Tensor,
                 vid_index: torch.Tensor) -> tuple[Any, WordGrounding]:

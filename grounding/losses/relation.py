@@ -1,4 +1,5 @@
-"""The relation cue's training signal: the reference is another event than the target.
+"""The training signals of the relation parts: the reference is another event than the target, and each
+word is shown in its own video.
 
 ``RelationCue`` (``grounding.models.relation``) puts a distribution over the clips where the sentence's
 reference event is; left to the end task alone, its earlier versions learnt to find the *target* event
@@ -57,11 +58,15 @@ class WordGroundingMIL(Loss):
 
 @LOSSES.register("word_reference_off_target")
 class WordReferenceOffTarget(Loss):
-    """Mean over queries and selection heads of ``-log(1 - m)``, ``m`` the head's reference mass inside the
-    ground-truth moment(s). A reference is a distribution over the clips (a mix of grounded words), so it
-    cannot switch off: pushed off the target it must select words shown elsewhere, the other phrase of a
-    relational query, or words every clip shows alike (a flat reference, no cue) for a plain one. Needs only
-    the ground-truth window, so it applies to any dataset; zero without word relations."""
+    """What trains word relations' selections (the end task does not): mean over queries and heads of
+    ``-log(1 - m)``, ``m`` the head's reference mass inside the ground-truth moment(s), plus ``sharpness``
+    times its entropy over the clips (divided by log T: 1 for an even spread). A reference is a distribution
+    over the clips (the selected words grounded together), so it cannot switch off: pushed off the target
+    and onto one event, it must select the words of the sentence's other phrase, which one event shows
+    (the named event's words lie on every occurrence of it, one of them the target). A plain query has no
+    other phrase: its reference lands on a look-alike or spreads, and the gate of ``WordRelations`` learns
+    that a sentence without a relation needs no cue. Needs only the ground-truth window, so it applies to any
+    dataset; zero without word relations."""
 
     def __init__(self, weight: float = 1.0, sharpness: float = 0.0, **_: Any) -> None:
         super().__init__(weight)

@@ -32,11 +32,10 @@ the occurrence of a relational query is still chosen about as well as without it
 reference off the target (``loss.reference_off_target``, a context that avoids the focused moment's
 words) did not find the reference either within 6 epochs.
 
-``WordRelations`` (``model.word_relations``, below) finds it: words grounded one by one by a
-multiple-instance loss, a selection that can only choose words (and, for its first head, only from
-evidence: sharp words away from the coarse focus), and the reference's side features into the fine stage's
-tokens and logits. Its reference peaks on the reference event; the occurrence choice moves a little
-(docs/model.md, "Word relations").
+``WordRelations`` (``model.word_relations``, below) finds it: words grounded with their neighbours by a
+multiple-instance loss, selections that can only choose words and are trained by their own loss (never by
+the end task), grounded together, and the reference's side features into the fine stage's tokens and
+logits (docs/model.md, "Word relations" and "Phrases grounded together").
 """
 
 from __future__ import annotations
@@ -118,7 +117,7 @@ class NoRelationCue(nn.Module):
 # Word relations: every word grounded on its own, and each clip told where each word is relative to itself.
 
 WORD_SCALES = (0.03, 0.1, 0.3)  # decay lengths of the word-position features, as fractions of the video
-EVIDENCE_PRIOR = (2.0, -3.0)  # the first selection head's initial weights on a word's sharpness and focus share
+EVIDENCE_PRIOR = (2.0, -3.0)  # every selection head's initial weights on a word's sharpness and named-event share
 
 
 @dataclass
@@ -172,19 +171,21 @@ def word_evidence(grounding: torch.Tensor, mask: torch.Tensor, focus: torch.Tens
 
 
 class WordRelations(nn.Module):
-    """Where the sentence's other phrase is, read from words grounded one by one, for every clip.
+    """Where the sentence's other phrase is, read from its words grounded in the video, for every clip.
 
-    1. Each word is grounded on its own: the cosine of its *lexical* embedding (before the query encoder's
-       context layer, so "window" means a window whatever surrounds it) with every unimodal clip, a softmax
-       over clips. ``loss.word_grounding`` trains this by multiple-instance learning (a word of a sentence is
-       shown somewhere in its video, not in the batch's other videos), so plain queries teach every word.
-    2. ``heads`` learned word selections (attention over the *contextual* words, conditioned on the
-       sentence: which words are the reference depends on the words around them, e.g. the one after a
-       relation word) mix those groundings into ``heads`` reference distributions over the clips. The end
-       task only chooses words; it does not reshape where a word is (the groundings enter detached), so a
-       selection cannot turn into a second detector of the target, as the relation cue's did. The first
-       head selects from ``word_evidence`` alone: words grounded sharply and away from the coarse focus
-       (the coarse stage finds every occurrence of the named event, not the reference).
+    1. Each word is grounded *with its neighbours*: its *lexical* embedding (before the query encoder's
+       context layer, so "window" means a window whatever the sentence says elsewhere) plus a convolution
+       over the two lexical words on each side (a local phrase: "carrying a towel" is one unit, which a
+       decoy sharing one of its words does not match), against every unimodal clip, a softmax over clips.
+       ``loss.word_grounding`` trains this by multiple-instance learning (a word of a sentence is shown
+       somewhere in its video, not in the batch's other videos), so plain queries teach every word.
+    2. ``heads`` learned word selections (the first reads only ``word_evidence``: words grounded sharply and
+       away from where the named event is; the others also read the contextual words) are grounded
+       *together* (``phrase_grounding``: the selection-weighted mean of the word vectors, so a clip must
+       match every selected word) into ``heads`` reference distributions over the clips. The selections are
+       trained by ``loss.word_reference_off_target`` alone (a reference lies off the ground-truth moment and
+       on one event), never by the end task: a selection the end task trains turns into a second detector
+       of the target (docs/model.md).
     3. For each clip and reference, ``word_side_features``: its mass just before / just after the clip at a
        few scales, at all, and at the clip. Embedded and gated by a relation vector (a pooling of the
        contextual words: "before" or "after" decides which side counts) and added to the clip tokens that
@@ -210,7 +211,7 @@ class WordRelations(nn.Module):
         self.select = nn.Linear(dim, heads)
         # (2, H): how each head weighs a word's sharpness and its share of the focus (``word_evidence``)
         prior = torch.zeros(len(EVIDENCE_PRIOR), heads)
-        prior[:, 0] = torch.tensor(EVIDENCE_PRIOR)
+        prior[:] = torch.tensor(EVIDENCE_PRIOR)[:, None]  # every head starts from the evidence; content refines it
         self.evidence_weight = nn.Parameter(prior)
         # the end task pulls a content-reading selection onto the target's words (docs/model.md), so the
         # first head selects from the evidence alone

@@ -32,3 +32,13 @@ def test_every_relational_query_gets_its_reference_events_spans(tiny_synthetic):
     assert len(spans[(rec.vid, rec.query.strip())]) == 1  # the reference happens once
     (s, e), = spans[(rec.vid, rec.query.strip())]
     assert not any(min(e, t_e) - max(s, t_s) > 0 for t_s, t_e in rec.windows)  # and never overlaps the target
+
+
+def test_the_bound_refuses_a_model_without_word_relations(tiny_synthetic, capsys):
+    from grounding.studies.oracle_reference import main
+    from tests.conftest import REPO, tiny_overrides
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(REPO / "configs" / "synthetic.yaml"), "--work-dir", "unused",
+              *tiny_overrides(tiny_synthetic), "model.word_relations=false"])
+    assert exit_.value.code == 2 and "model.word_relations=true" in capsys.readouterr().err

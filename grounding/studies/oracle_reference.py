@@ -23,7 +23,7 @@ from unittest import mock
 
 import torch
 
-from grounding.errors import GroundingError
+from grounding.errors import GroundingError, exit_cleanly_on_user_errors
 
 Spans = list[tuple[float, float]]
 
@@ -89,11 +89,13 @@ def oracle_reference(root: str | Path) -> Iterator[None]:
         yield
 
 
+@exit_cleanly_on_user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    from grounding.cli.train_grounding import main as train
     from grounding.config import load_config
+    from grounding.engine.trainer import run_training
+    from grounding.synthetic.prepare import prepare_data
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--work-dir", required=True)
     parser.add_argument("overrides", nargs="*")
@@ -101,8 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(args.config, args.overrides)
     if not cfg.model.get("word_relations"):
         raise GroundingError("the bound replaces a word-relations head: add model.word_relations=true")
+    prepare_data(cfg)
     with oracle_reference(cfg.data.root):
-        return train(["--config", args.config, "--work-dir", args.work_dir, *args.overrides])
+        run_training(cfg, args.work_dir)
+    return 0
 
 
 if __name__ == "__main__":

@@ -186,7 +186,8 @@ def test_trained_on_recipe_features_grounds_the_raw_clip(qvh_recipe_run, tmp_pat
                    *[f"--recipe-weights={k}={v}" for k, v in weights.items()]])
     assert code == 0
     pred = json.loads(out.read_text())[0]
-    assert pred["vid"] == "kitchen" and 0 <= pred["pred_relevant_windows"][0][0] < pred["pred_relevant_windows"][0][1] <= 4.0
+    assert pred["vid"] == "kitchen" and pred["duration"] == pytest.approx(4.0, abs=0.01)  # the clip lasts 4.004 s
+    assert 0 <= pred["pred_relevant_windows"][0][0] < pred["pred_relevant_windows"][0][1] <= pred["duration"]
     assert "someone holds a cup" in page.read_text()
 
 

@@ -209,7 +209,7 @@ class WordRelations(nn.Module):
         self.select_words = nn.Linear(dim, dim)
         self.select_sentence = nn.Linear(dim, dim)
         self.select = nn.Linear(dim, heads)
-        # (2, H): how each head weighs a word's sharpness and its share of the focus (``word_evidence``)
+        # (2, H): how each head weighs a word's sharpness and its share of the named event's map (``word_evidence``)
         prior = torch.zeros(len(EVIDENCE_PRIOR), heads)
         prior[:] = torch.tensor(EVIDENCE_PRIOR)[:, None]  # every head starts from the evidence; content refines it
         self.evidence_weight = nn.Parameter(prior)

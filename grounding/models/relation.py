@@ -155,18 +155,19 @@ def word_side_features(grounding: torch.Tensor, mask: torch.Tensor, scales: Sequ
     return torch.stack(before + after + [at], dim=-1)
 
 
-def word_evidence(grounding: torch.Tensor, mask: torch.Tensor, focus: torch.Tensor | None) -> torch.Tensor:
+def word_evidence(grounding: torch.Tensor, mask: torch.Tensor, named: torch.Tensor | None) -> torch.Tensor:
     """(B, L, T) word groundings -> (B, L, 2): how sharply each word is grounded, ``log(max_t g · T)`` (0 for
-    a word spread evenly, such as "a" or "person"), and how much of it lies in the focus relative to an even
-    spread, ``Σ_t g_t f_t / mean_t f_t`` (1 without a focus). The named event's words lie in the focus (the
-    coarse stage finds every occurrence of it); the reference's words are sharp and lie elsewhere."""
+    a word spread evenly, such as "a" or "person"), and how much of it lies where the named event is
+    (``named`` (B, T): the relation cue's score, else the coarse focus) relative to an even spread,
+    ``Σ_t g_t n_t / mean_t n_t`` (1 without a map). The named event's words lie on every occurrence of it;
+    the reference's words are sharp and lie elsewhere."""
     lengths = mask.sum(1).clamp_min(1).to(grounding.dtype)  # (B,)
     sharp = torch.log((grounding.amax(-1) * lengths[:, None]).clamp_min(1e-6))
-    if focus is None:
+    if named is None:
         share = torch.ones_like(sharp)
     else:
-        f = (focus.detach() * mask).to(grounding.dtype)
-        share = (grounding * f[:, None, :]).sum(-1) / (f.sum(1) / lengths).clamp_min(1e-6)[:, None]
+        n = (named.detach() * mask).to(grounding.dtype)
+        share = (grounding * n[:, None, :]).sum(-1) / (n.sum(1) / lengths).clamp_min(1e-6)[:, None]
     return torch.stack([sharp, share], dim=-1)
 
 
@@ -241,8 +242,8 @@ class WordRelations(nn.Module):
     def selection(self, words: torch.Tensor, word_mask: torch.Tensor, sentence: torch.Tensor,
                   evidence: torch.Tensor | None = None) -> torch.Tensor:
         """(B, H, L): each head's weights over the real words; ``evidence`` (B, L, 2) from ``word_evidence``
-        enters each head's logits with learned weights. The first head reads the evidence only and starts
-        out preferring words grounded sharply and away from the focus; the others also read the words."""
+        enters each head's logits with learned weights. Every head starts out preferring words grounded
+        sharply and away from the named event; the first reads the evidence only, the others also the words."""
         hidden = torch.tanh(self.select_words(words) + self.select_sentence(sentence).unsqueeze(1))
         logits = self.select(hidden) * self.reads_content  # (B, L, H); the first head reads the evidence only
         if evidence is not None:

@@ -39,8 +39,7 @@ VARIANTS: dict[str, list[str]] = {
     "no_focus": ["model.focus=false"],
     "no_word_relations": ["model.word_relations=false"],
     "no_relation_cue": ["model.relation_cue=false"],
-    # the parts that are off by default since they tied (docs/model.md), switched back on
-    "with_focus": ["model.focus=true"],
+    # a part that is off by default since it tied (docs/model.md), switched back on
     "with_attention_guidance": ["loss.attention_guidance.weight=0.2"],
     "coarse_only": ["model.stages=[coarse]", "loss.stage_weights.coarse=1.5"],
     "fine_only": ["model.stages=[fine]", "loss.stage_weights.fine=1.5"],
